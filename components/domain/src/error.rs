@@ -1,0 +1,218 @@
+//! The one error type of the API and its one mapping to HTTP.
+//!
+//! Every refusal the service can give is a variant here; [`Error::status`] and [`Error::code`]
+//! are the only place that decides how it is answered. Internal faults carry a *kind* that is
+//! logged, never a value: nothing that reaches this type may contain secret material.
+
+use std::fmt;
+
+/// Why a token was refused. Logged by kind; the client only ever sees "invalid token".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    MissingHeader,
+    NotBearer,
+    Malformed,
+    UnsupportedAlgorithm,
+    UnknownKey,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    WrongIssuer,
+    WrongAudience,
+    MissingExpiry,
+    MissingTenant,
+    InvalidTenant,
+    InvalidScopeClaim,
+    /// The verifier's own configuration (`auth_jwks`, ...) is missing or unusable.
+    Misconfigured,
+}
+
+/// A fault of the platform underneath (store, configuration, randomness, crypto).
+/// Answered with a generic 500; its `Display` is what gets logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Internal {
+    /// The key-value store failed; the string is the store's error *kind*, never a key or value.
+    Store(String),
+    /// A stored value could not be decoded (corruption or a foreign writer).
+    CorruptRecord,
+    /// A required configuration value (Spin variable) is missing or malformed; names the variable.
+    Config(&'static str),
+    /// Encryption or decryption failed (wrong key, tampered value, no key with that id).
+    Crypto(&'static str),
+    /// The tenant's write lock could not be taken in time.
+    LockTimeout,
+    /// Anything else the adapter met (e.g. service chaining failed); a short static description.
+    Platform(&'static str),
+}
+
+impl fmt::Display for Internal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Internal::Store(kind) => write!(f, "key-value store error: {kind}"),
+            Internal::CorruptRecord => f.write_str("stored record could not be decoded"),
+            Internal::Config(variable) => write!(f, "configuration variable `{variable}` is missing or malformed"),
+            Internal::Crypto(what) => write!(f, "encryption error: {what}"),
+            Internal::LockTimeout => f.write_str("tenant write lock not acquired in time"),
+            Internal::Platform(what) => write!(f, "platform error: {what}"),
+        }
+    }
+}
+
+/// One entry of the error body's `details` array.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Detail {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    // 400
+    InvalidSecretName(String),
+    InvalidDockerConfig(String),
+    /// The body is not what the endpoint takes (bad JSON, wrong field types, both forms mixed).
+    InvalidRequest(String),
+    /// A PATCH body names another secret than its path.
+    NameMismatch,
+    /// `$top`, `$skip`, `$count`, `$search` or another query parameter is malformed.
+    InvalidQuery(String),
+    /// A tenant id in an operator path is not a valid tenant id.
+    InvalidTenant(String),
+    /// An operator's quota limit is out of range.
+    InvalidQuota(String),
+    // 401
+    Unauthenticated(AuthFailure),
+    // 403
+    Forbidden,
+    QuotaExceeded { limit: u32, used: u32 },
+    UpdateManagedSecretNotAllowed,
+    DeleteManagedSecretNotAllowed,
+    // 404
+    SecretNotFound,
+    RouteNotFound,
+    // 405
+    MethodNotAllowed { allow: &'static str },
+    // 409
+    SecretNameExists,
+    // 412
+    PreconditionFailed,
+    // 413
+    PayloadTooLarge { limit: usize },
+    // 415
+    UnsupportedMediaType,
+    // 500
+    Internal(Internal),
+}
+
+impl Error {
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::InvalidSecretName(_)
+            | Error::InvalidDockerConfig(_)
+            | Error::InvalidRequest(_)
+            | Error::NameMismatch
+            | Error::InvalidQuery(_)
+            | Error::InvalidTenant(_)
+            | Error::InvalidQuota(_) => 400,
+            Error::Unauthenticated(_) => 401,
+            Error::Forbidden
+            | Error::QuotaExceeded { .. }
+            | Error::UpdateManagedSecretNotAllowed
+            | Error::DeleteManagedSecretNotAllowed => 403,
+            Error::SecretNotFound | Error::RouteNotFound => 404,
+            Error::MethodNotAllowed { .. } => 405,
+            Error::SecretNameExists => 409,
+            Error::PreconditionFailed => 412,
+            Error::PayloadTooLarge { .. } => 413,
+            Error::UnsupportedMediaType => 415,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidSecretName(_) => "InvalidSecretName",
+            Error::InvalidDockerConfig(_) => "InvalidDockerConfig",
+            Error::InvalidRequest(_) => "InvalidRequest",
+            Error::NameMismatch => "SecretNameMismatch",
+            Error::InvalidQuery(_) => "InvalidQueryParameter",
+            Error::InvalidTenant(_) => "InvalidTenantId",
+            Error::InvalidQuota(_) => "InvalidQuota",
+            Error::Unauthenticated(_) => "Unauthorized",
+            Error::Forbidden => "Forbidden",
+            Error::QuotaExceeded { .. } => "QuotaExceeded",
+            Error::UpdateManagedSecretNotAllowed => "UpdateManagedSecretNotAllowed",
+            Error::DeleteManagedSecretNotAllowed => "DeleteManagedSecretNotAllowed",
+            Error::SecretNotFound => "SecretNotFound",
+            Error::RouteNotFound => "NotFound",
+            Error::MethodNotAllowed { .. } => "MethodNotAllowed",
+            Error::SecretNameExists => "SecretNameExists",
+            Error::PreconditionFailed => "PreconditionFailed",
+            Error::PayloadTooLarge { .. } => "PayloadTooLarge",
+            Error::UnsupportedMediaType => "UnsupportedMediaType",
+            Error::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The message a client sees. Never includes the reason of a 401 or the kind of a 500.
+    pub fn message(&self) -> String {
+        match self {
+            Error::InvalidSecretName(why)
+            | Error::InvalidDockerConfig(why)
+            | Error::InvalidRequest(why)
+            | Error::InvalidQuery(why)
+            | Error::InvalidTenant(why)
+            | Error::InvalidQuota(why) => why.clone(),
+            Error::NameMismatch => "The name in the body differs from the name in the path; a secret cannot be renamed".into(),
+            Error::Unauthenticated(_) => "The bearer token is missing or invalid".into(),
+            Error::Forbidden => "The token does not grant the scope this call needs".into(),
+            Error::QuotaExceeded { limit, used } => {
+                format!("The tenant holds {used} of at most {limit} Docker registry secrets; delete one or ask the platform operator to raise the limit")
+            }
+            Error::UpdateManagedSecretNotAllowed => "This secret is managed by the platform and cannot be modified".into(),
+            Error::DeleteManagedSecretNotAllowed => "This secret is managed by the platform and cannot be deleted".into(),
+            Error::SecretNotFound => "No Docker registry secret of that name exists".into(),
+            Error::RouteNotFound => "No such resource".into(),
+            Error::MethodNotAllowed { allow } => format!("This resource takes only {allow}"),
+            Error::SecretNameExists => "A Docker registry secret of that name already exists".into(),
+            Error::PreconditionFailed => "The secret has changed since the version given in If-Match".into(),
+            Error::PayloadTooLarge { limit } => format!("The request body is larger than {limit} bytes"),
+            Error::UnsupportedMediaType => "The request body must be JSON (Content-Type: application/json)".into(),
+            Error::Internal(_) => "The service could not complete the request; try again later".into(),
+        }
+    }
+
+    pub fn details(&self) -> Vec<Detail> {
+        match self {
+            Error::QuotaExceeded { limit, used } => vec![
+                Detail { code: "limit", message: limit.to_string() },
+                Detail { code: "used", message: used.to_string() },
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// What the log line says about this error: the kind, never a value from the request.
+    pub fn log_reason(&self) -> Option<String> {
+        match self {
+            Error::Unauthenticated(why) => Some(format!("authentication refused: {why:?}")),
+            Error::Internal(fault) => Some(fault.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl From<Internal> for Error {
+    fn from(fault: Internal) -> Self {
+        Error::Internal(fault)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())
+    }
+}
+
+impl std::error::Error for Error {}
