@@ -1,9 +1,18 @@
 //! The regsecrets domain: every rule of the API contract, once, with no dependency on Spin.
 //!
-//! Spin adapters (one per endpoint component) turn a Spin request into an [`http::ApiRequest`],
-//! call the matching function of [`endpoints`], and turn the [`http::ApiResponse`] back.
+//! Spin adapters (one per endpoint component) read a request into [`http::Request`], call the
+//! matching function of [`endpoints`] with their platform, and write the [`http::Outcome`] back.
 //! Storage is reached only through [`store::KeyValue`], so everything here is tested natively.
 
+pub mod clock;
+pub mod endpoints;
 pub mod error;
+pub mod http;
+pub mod index;
+pub mod lock;
+pub mod quota;
+pub mod routes;
+pub mod secrets;
+pub mod store;
 
 pub use error::Error;

@@ -1,0 +1,147 @@
+//! One function per endpoint: request in, response and log line out. Each Spin adapter calls
+//! exactly one of these with its platform (store, clock, settings).
+
+use http::header::{CACHE_CONTROL, ETAG, LOCATION};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::crypto::Keyring;
+use crate::dockerconfig::SecretRequest;
+use crate::error::{Error, Internal};
+use crate::http::{finish, header, json_body, Outcome, Reply, Request, RequestId, JSON, JSON_OR_MERGE_PATCH};
+use crate::identity::{authenticate, AuthSettings, Need, Principal};
+use crate::index::{etag, IfMatch};
+use crate::paging::ListQuery;
+use crate::quota::{self, SetQuota};
+use crate::routes::{resolve, Endpoint, SECRETS};
+use crate::secrets::{self, Env};
+use crate::store::KeyValue;
+
+/// What an endpoint gets from its component.
+pub struct Context<'a, S: KeyValue, C: Clock> {
+    pub env: Env<'a, S, C>,
+    pub auth: &'a AuthSettings,
+    /// Only the components that read or write credentials are given `encryption_keys`;
+    /// a missing or malformed value is an error here, never a plaintext fallback.
+    pub keyring: Option<&'a Result<Keyring, Error>>,
+}
+
+impl<S: KeyValue, C: Clock> Context<'_, S, C> {
+    fn keyring(&self) -> Result<&Keyring, Error> {
+        match self.keyring {
+            Some(Ok(keyring)) => Ok(keyring),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(Internal::Config("encryption_keys").into()),
+        }
+    }
+
+    fn principal(&self, request: &Request) -> Result<Principal, Error> {
+        authenticate(header(request, "authorization"), self.auth)
+    }
+}
+
+#[derive(Serialize)]
+struct Done<'a> {
+    id: &'a str,
+    message: &'static str,
+}
+
+/// Runs `handle` with the endpoint the path names, and finishes the response.
+fn serve(request: &Request, handle: impl FnOnce(Endpoint) -> Result<Reply, Error>) -> Outcome {
+    let id = RequestId::of(request.headers());
+    let result = resolve(request.method(), request.uri().path()).and_then(handle);
+    finish(result, &id, request.uri().path())
+}
+
+fn if_match(request: &Request) -> Option<IfMatch> {
+    header(request, "if-match").map(IfMatch::parse)
+}
+
+fn wrong_component() -> Error {
+    // The gateway sent a request this component does not serve: a deployment fault.
+    Internal::Platform("request routed to the wrong component").into()
+}
+
+pub fn create<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
+    serve(request, |endpoint| {
+        let Endpoint::CreateSecret = endpoint else { return Err(wrong_component()) };
+        let who = ctx.principal(request)?;
+        who.require(Need::WriteSecrets)?;
+        let body = SecretRequest::from_json(json_body(request, JSON)?, true)?;
+        let written = secrets::create(&ctx.env, &who, ctx.keyring()?, body)?;
+        let name = written.name.as_str();
+        Ok(Reply::json(201, &Done { id: name, message: "Secret has been created" })
+            .with_header(LOCATION, format!("{SECRETS}/{name}"))
+            .with_header(ETAG, etag(written.version)))
+    })
+}
+
+pub fn modify<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
+    serve(request, |endpoint| {
+        let Endpoint::ModifySecret { name } = endpoint else { return Err(wrong_component()) };
+        let who = ctx.principal(request)?;
+        who.require(Need::WriteSecrets)?;
+        let body = SecretRequest::from_json(json_body(request, JSON_OR_MERGE_PATCH)?, false)?;
+        let written = secrets::modify(&ctx.env, &who, ctx.keyring()?, &name, body, if_match(request))?;
+        Ok(Reply::json(200, &Done { id: written.name.as_str(), message: "Secret has been modified" }).with_header(ETAG, etag(written.version)))
+    })
+}
+
+pub fn delete<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
+    serve(request, |endpoint| {
+        let Endpoint::DeleteSecret { name } = endpoint else { return Err(wrong_component()) };
+        let who = ctx.principal(request)?;
+        let deleted = secrets::delete(&ctx.env, &who, &name, if_match(request))?;
+        Ok(Reply::json(200, &Done { id: deleted.as_str(), message: "Docker Registry Secret has been deleted" }))
+    })
+}
+
+/// List and get one: both read metadata only, so one component serves them.
+pub fn read<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
+    serve(request, |endpoint| {
+        let who = ctx.principal(request)?;
+        match endpoint {
+            Endpoint::ListSecrets => {
+                let query = ListQuery::parse(request.uri().query())?;
+                Ok(Reply::json(200, &secrets::list(ctx.env.store, &who, &query)?))
+            }
+            Endpoint::GetSecret { name } => {
+                let metadata = secrets::get(ctx.env.store, &who, &name)?;
+                let tag = etag(metadata.version);
+                Ok(Reply::json(200, &metadata).with_header(ETAG, tag))
+            }
+            _ => Err(wrong_component()),
+        }
+    })
+}
+
+pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
+    serve(request, |endpoint| {
+        let Endpoint::ExportCredentials { name } = endpoint else { return Err(wrong_component()) };
+        let who = ctx.principal(request)?;
+        who.require(Need::ReadCredentials)?;
+        let manifest = secrets::export(ctx.env.store, &who, ctx.keyring()?, &name)?;
+        Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
+    })
+}
+
+pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
+    serve(request, |endpoint| {
+        let who = ctx.principal(request)?;
+        match endpoint {
+            Endpoint::ResourceQuota => {
+                let quota_only = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                    .any(|(k, v)| k == "quotaOnly" && v.eq_ignore_ascii_case("true"));
+                Ok(Reply::json(200, &quota::resource_quota(ctx.env.store, &who, quota_only)?))
+            }
+            Endpoint::GetTenantQuota { tenant } => Ok(Reply::json(200, &quota::get_tenant_quota(ctx.env.store, &who, &tenant)?)),
+            Endpoint::SetTenantQuota { tenant } => {
+                who.require(Need::Operate)?;
+                let body: SetQuota = serde_json::from_value(json_body(request, JSON)?)
+                    .map_err(|_| Error::InvalidQuota(format!("The body must be {{\"limit\": N}} with N from 0 to {}", quota::MAX_LIMIT)))?;
+                Ok(Reply::json(200, &quota::set_tenant_quota(ctx.env.store, &who, &tenant, body)?))
+            }
+            _ => Err(wrong_component()),
+        }
+    })
+}

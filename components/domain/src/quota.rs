@@ -1,0 +1,84 @@
+//! Quotas: a tenant holds at most its limit of secrets. The limit is a plain value set by the
+//! operator; `used` is the length of the tenant's index, so it cannot drift from the secrets held.
+//! Creates check it under the tenant lock, so two racing creates never both take the last place.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Internal};
+use crate::identity::{Need, Principal};
+use crate::index::TenantIndex;
+use crate::name::TenantId;
+use crate::store::{KeyValue, TenantKeys};
+
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Fermyon Cloud holds 1,024 keys per store; a secret costs one key.
+pub const MAX_LIMIT: u32 = 1000;
+
+pub fn limit<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<u32, Error> {
+    match store.get(&keys.limit())? {
+        None => Ok(DEFAULT_LIMIT),
+        Some(bytes) => std::str::from_utf8(&bytes).ok().and_then(|s| s.parse().ok()).ok_or(Internal::CorruptRecord.into()),
+    }
+}
+
+/// SAP's resource-quota shape.
+#[derive(Debug, Serialize)]
+pub struct ResourceQuota {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    pub quota: QuotaLimit,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Usage {
+    pub count: u32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaLimit {
+    pub max_count: u32,
+}
+
+pub fn resource_quota<S: KeyValue>(store: &S, who: &Principal, quota_only: bool) -> Result<ResourceQuota, Error> {
+    who.require(Need::ReadMetadata)?;
+    let keys = TenantKeys::new(&who.tenant);
+    let max_count = limit(store, &keys)?;
+    let usage = if quota_only { None } else { Some(Usage { count: TenantIndex::load(store, &keys)?.used() }) };
+    Ok(ResourceQuota { usage, quota: QuotaLimit { max_count } })
+}
+
+#[derive(Debug, Serialize)]
+pub struct TenantQuota {
+    pub tenant: String,
+    pub limit: u32,
+    pub used: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetQuota {
+    pub limit: u32,
+}
+
+fn target_tenant(raw: &str) -> Result<TenantId, Error> {
+    TenantId::parse(raw).map_err(|_| Error::InvalidTenant("The tenant id may contain only letters, digits, '-', '_' and '.', at most 128 characters".into()))
+}
+
+pub fn get_tenant_quota<S: KeyValue>(store: &S, who: &Principal, tenant: &str) -> Result<TenantQuota, Error> {
+    who.require(Need::Operate)?;
+    let tenant = target_tenant(tenant)?;
+    let keys = TenantKeys::new(&tenant);
+    Ok(TenantQuota { tenant: tenant.as_str().to_owned(), limit: limit(store, &keys)?, used: TenantIndex::load(store, &keys)?.used() })
+}
+
+pub fn set_tenant_quota<S: KeyValue>(store: &S, who: &Principal, tenant: &str, request: SetQuota) -> Result<TenantQuota, Error> {
+    who.require(Need::Operate)?;
+    let tenant = target_tenant(tenant)?;
+    if request.limit > MAX_LIMIT {
+        return Err(Error::InvalidQuota(format!("The limit must be between 0 and {MAX_LIMIT}")));
+    }
+    let keys = TenantKeys::new(&tenant);
+    store.set(&keys.limit(), request.limit.to_string().as_bytes())?;
+    Ok(TenantQuota { tenant: tenant.as_str().to_owned(), limit: request.limit, used: TenantIndex::load(store, &keys)?.used() })
+}

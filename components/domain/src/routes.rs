@@ -1,0 +1,117 @@
+//! Which endpoint a method and path mean, and which component serves it. Spin routes by path
+//! only, so the gateway asks this table; endpoint components ask it too, to read the path's
+//! parameters, so the path grammar lives here once.
+
+use http::Method;
+
+use crate::error::Error;
+use crate::http::path_after;
+
+pub const SECRETS: &str = "/v2/admin/dockerRegistrySecrets";
+pub const RESOURCE_QUOTA: &str = "/v2/admin/resourceQuota/dockerRegistrySecrets";
+pub const OPERATOR_TENANTS: &str = "/v2/operator/tenants/";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    CreateSecret,
+    ListSecrets,
+    GetSecret { name: String },
+    ModifySecret { name: String },
+    DeleteSecret { name: String },
+    ExportCredentials { name: String },
+    ResourceQuota,
+    GetTenantQuota { tenant: String },
+    SetTenantQuota { tenant: String },
+}
+
+impl Endpoint {
+    /// The id of the private Spin component that serves it (see spin.toml).
+    pub fn component(&self) -> &'static str {
+        match self {
+            Endpoint::CreateSecret => "create",
+            Endpoint::ListSecrets | Endpoint::GetSecret { .. } => "list",
+            Endpoint::ModifySecret { .. } => "patch",
+            Endpoint::DeleteSecret { .. } => "delete",
+            Endpoint::ExportCredentials { .. } => "credentials",
+            Endpoint::ResourceQuota | Endpoint::GetTenantQuota { .. } | Endpoint::SetTenantQuota { .. } => "quota",
+        }
+    }
+}
+
+fn by_method(method: &Method, allow: &'static str, choices: Vec<(Method, Endpoint)>) -> Result<Endpoint, Error> {
+    choices.into_iter().find(|(m, _)| m == method).map(|(_, e)| e).ok_or(Error::MethodNotAllowed { allow })
+}
+
+/// A single non-empty path segment.
+fn segment(raw: &str) -> Option<String> {
+    (!raw.is_empty() && !raw.contains('/')).then(|| path_after(raw, "").unwrap_or_default())
+}
+
+pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
+    let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+    if path == SECRETS {
+        return by_method(method, "GET, POST", vec![(Method::GET, Endpoint::ListSecrets), (Method::POST, Endpoint::CreateSecret)]);
+    }
+    if path == RESOURCE_QUOTA {
+        return by_method(method, "GET", vec![(Method::GET, Endpoint::ResourceQuota)]);
+    }
+    if let Some(rest) = path.strip_prefix(SECRETS).and_then(|r| r.strip_prefix('/')) {
+        if let Some(name) = rest.strip_suffix("/credentials").and_then(segment) {
+            return by_method(method, "GET", vec![(Method::GET, Endpoint::ExportCredentials { name })]);
+        }
+        if let Some(name) = segment(rest) {
+            return by_method(
+                method,
+                "GET, PATCH, DELETE",
+                vec![
+                    (Method::GET, Endpoint::GetSecret { name: name.clone() }),
+                    (Method::PATCH, Endpoint::ModifySecret { name: name.clone() }),
+                    (Method::DELETE, Endpoint::DeleteSecret { name }),
+                ],
+            );
+        }
+    }
+    if let Some(tenant) = path.strip_prefix(OPERATOR_TENANTS).and_then(|r| r.strip_suffix("/quota")).and_then(segment) {
+        return by_method(
+            method,
+            "GET, PUT",
+            vec![(Method::GET, Endpoint::GetTenantQuota { tenant: tenant.clone() }), (Method::PUT, Endpoint::SetTenantQuota { tenant })],
+        );
+    }
+    Err(Error::RouteNotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_call_of_the_contract_reaches_its_component() {
+        let cases = [
+            (Method::POST, "/v2/admin/dockerRegistrySecrets", "create"),
+            (Method::GET, "/v2/admin/dockerRegistrySecrets", "list"),
+            (Method::GET, "/v2/admin/dockerRegistrySecrets/", "list"),
+            (Method::GET, "/v2/admin/dockerRegistrySecrets/my-secret", "list"),
+            (Method::PATCH, "/v2/admin/dockerRegistrySecrets/my-secret", "patch"),
+            (Method::DELETE, "/v2/admin/dockerRegistrySecrets/my-secret", "delete"),
+            (Method::GET, "/v2/admin/dockerRegistrySecrets/my-secret/credentials", "credentials"),
+            (Method::GET, "/v2/admin/resourceQuota/dockerRegistrySecrets", "quota"),
+            (Method::GET, "/v2/operator/tenants/acme/quota", "quota"),
+            (Method::PUT, "/v2/operator/tenants/acme/quota", "quota"),
+        ];
+        for (method, path, component) in cases {
+            assert_eq!(resolve(&method, path).unwrap().component(), component, "{method} {path}");
+        }
+        assert_eq!(resolve(&Method::GET, "/v2/admin/dockerRegistrySecrets/a%2Eb").unwrap(), Endpoint::GetSecret { name: "a.b".into() });
+    }
+
+    #[test]
+    fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
+        assert_eq!(resolve(&Method::DELETE, SECRETS), Err(Error::MethodNotAllowed { allow: "GET, POST" }));
+        assert_eq!(resolve(&Method::POST, "/v2/admin/dockerRegistrySecrets/x"), Err(Error::MethodNotAllowed { allow: "GET, PATCH, DELETE" }));
+        assert_eq!(resolve(&Method::PUT, "/v2/admin/dockerRegistrySecrets/x/credentials"), Err(Error::MethodNotAllowed { allow: "GET" }));
+        assert_eq!(resolve(&Method::GET, "/v2/admin/dockerRegistrySecrets/x/y"), Err(Error::RouteNotFound));
+        assert_eq!(resolve(&Method::GET, "/v2/admin/dockerRegistrySecretsX"), Err(Error::RouteNotFound));
+        assert_eq!(resolve(&Method::GET, "/v2/operator/tenants//quota"), Err(Error::RouteNotFound));
+    }
+}

@@ -1,0 +1,249 @@
+//! Create, modify, delete, list, get and export: the operations, as functions over the store.
+//!
+//! Writes run under the tenant lock ([`crate::lock`]); reads never wait for it. The store calls
+//! of each operation (P = the tenant prefix; "lock" = the acquire/release calls of `lock.rs`):
+//!
+//! | operation | calls in order | writes |
+//! |-----------|----------------|--------|
+//! | create | lock acquire; `get P:index`; [repair]; `get P:limit`; `set P:r:<t>`; `get P:lock:serving`; `set P:index`; lock release | 4 |
+//! | modify | lock acquire; `get P:index`; [repair]; `set P:r:<t>`; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; lock release | 5 |
+//! | delete | lock acquire; `get P:index`; [repair]; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; lock release | 4 |
+//! | list, get | `get P:index` | 0 |
+//! | export | `get P:index`; `get P:r:<v>` (again if a modify raced it) | 0 |
+//!
+//! Why this is safe on every backend: the index is the only commit point, and only the lock
+//! holder writes it, so read-modify-write of the index loses nothing and names stay unique.
+//! A new record is written under a key no one else uses (the holder's own ticket) *before* the
+//! index points to it, so readers never see a half-written secret; an old record is deleted only
+//! *after* the index stops pointing to it. A crash therefore leaves at most: an unreferenced record
+//! of the dead ticket (removed by the next holder, which inherits that ticket as a suspect), or a
+//! replaced record listed in `garbage` (removed by the next holder). Neither is visible to anyone
+//! meanwhile, and list, get and quota are derived from the index, so they are exact at all times.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::crypto::{BindingContext, Keyring, Sealed};
+use crate::dockerconfig::{DockerConfig, SecretRequest};
+use crate::error::{Error, Internal};
+use crate::identity::{Need, Principal};
+use crate::index::{IfMatch, IndexEntry, SecretMetadata, TenantIndex};
+use crate::lock::{self, Held, LockPolicy};
+use crate::name::{SecretName, TenantId};
+use crate::paging::{ListQuery, Page};
+use crate::quota;
+use crate::store::{KeyValue, TenantKeys};
+
+/// What an operation needs from the platform.
+pub struct Env<'a, S: KeyValue, C: Clock> {
+    pub store: &'a S,
+    pub clock: &'a C,
+    pub lock: LockPolicy,
+}
+
+/// A secret's credentials as stored at `P:r:<version>`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    name: String,
+    sealed: Sealed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub name: SecretName,
+    pub version: u64,
+}
+
+fn seal(keyring: &Keyring, tenant: &TenantId, name: &SecretName, config: &DockerConfig) -> Result<Vec<u8>, Error> {
+    let sealed = keyring.seal(&BindingContext { tenant: tenant.as_str(), name: name.as_str() }, &config.to_dockerconfigjson())?;
+    serde_json::to_vec(&Record { name: name.as_str().to_owned(), sealed }).map_err(|_| Internal::CorruptRecord.into())
+}
+
+/// Runs `write` under the tenant's lock, after repairing what dead holders left, and always
+/// releases. `write` gets the repaired index and returns what to answer.
+fn under_lock<S: KeyValue, C: Clock, T>(
+    env: &Env<S, C>,
+    keys: &TenantKeys,
+    write: impl FnOnce(&Held, TenantIndex) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let held = lock::acquire(env.store, env.clock, keys, env.lock)?;
+    let outcome = TenantIndex::load(env.store, keys).and_then(|index| {
+        let index = repair(env.store, keys, &held, index)?;
+        write(&held, index)
+    });
+    let unrepaired = if outcome.is_ok() { Vec::new() } else { held.suspects.clone() };
+    let released = held.release(env.store, keys, unrepaired);
+    match (outcome, released) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e),
+        (Ok(v), Ok(())) => Ok(v),
+    }
+}
+
+/// Removes what dead holders wrote but never committed (their tickets' records, if the index does
+/// not reference them) and the records that committed writes replaced. Deletes only what exists,
+/// so a repair with nothing to do costs reads only. The cleaned `garbage` list is persisted by the
+/// caller's own index write.
+fn repair<S: KeyValue>(store: &S, keys: &TenantKeys, held: &Held, mut index: TenantIndex) -> Result<TenantIndex, Error> {
+    let mut candidates: Vec<u64> = held.suspects.iter().copied().filter(|t| !index.references(*t)).collect();
+    candidates.append(&mut index.garbage);
+    for version in candidates {
+        let key = keys.record(version);
+        if store.exists(&key)? {
+            store.delete(&key)?;
+        }
+    }
+    Ok(index)
+}
+
+fn managed_guard(who: &Principal, entry: &IndexEntry, refusal: Error) -> Result<(), Error> {
+    match (entry.managed, who.is_operator()) {
+        (true, false) => Err(refusal),
+        // The operator's scope covers managed secrets only; tenants' own are the tenants'.
+        (false, true) if who.require(Need::WriteSecrets).is_err() => Err(Error::Forbidden),
+        _ => Ok(()),
+    }
+}
+
+pub fn create<S: KeyValue, C: Clock>(env: &Env<S, C>, who: &Principal, keyring: &Keyring, request: SecretRequest) -> Result<Written, Error> {
+    who.require(Need::WriteSecrets)?;
+    let name = SecretName::parse(request.name.as_deref().unwrap_or_default())?;
+    let record = seal(keyring, &who.tenant, &name, &request.credentials)?;
+    let keys = TenantKeys::new(&who.tenant);
+    under_lock(env, &keys, |held, mut index| {
+        if index.find(name.as_str()).is_some() {
+            return Err(Error::SecretNameExists);
+        }
+        let limit = quota::limit(env.store, &keys)?;
+        if index.used() >= limit {
+            return Err(Error::QuotaExceeded { limit, used: index.used() });
+        }
+        let now = env.clock.now_ms();
+        env.store.set(&keys.record(held.ticket), &record)?;
+        index.upsert(IndexEntry {
+            name: name.as_str().to_owned(),
+            registries: request.credentials.registries(),
+            managed: who.is_operator(),
+            created: now,
+            modified: now,
+            version: held.ticket,
+        });
+        held.confirm(env.store, &keys)?;
+        index.save(env.store, &keys)?;
+        Ok(Written { name: name.clone(), version: held.ticket })
+    })
+}
+
+pub fn modify<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    who: &Principal,
+    keyring: &Keyring,
+    name: &str,
+    request: SecretRequest,
+    if_match: Option<IfMatch>,
+) -> Result<Written, Error> {
+    who.require(Need::WriteSecrets)?;
+    let name = SecretName::parse(name).map_err(|_| Error::SecretNotFound)?;
+    if request.name.as_deref().is_some_and(|n| n != name.as_str()) {
+        return Err(Error::NameMismatch);
+    }
+    let record = seal(keyring, &who.tenant, &name, &request.credentials)?;
+    let keys = TenantKeys::new(&who.tenant);
+    under_lock(env, &keys, |held, mut index| {
+        let old = index.find(name.as_str()).cloned().ok_or(Error::SecretNotFound)?;
+        managed_guard(who, &old, Error::UpdateManagedSecretNotAllowed)?;
+        if let Some(precondition) = &if_match {
+            precondition.check(old.version)?;
+        }
+        env.store.set(&keys.record(held.ticket), &record)?;
+        index.upsert(IndexEntry {
+            registries: request.credentials.registries(),
+            modified: env.clock.now_ms(),
+            version: held.ticket,
+            ..old.clone()
+        });
+        index.garbage.push(old.version);
+        held.confirm(env.store, &keys)?;
+        index.save(env.store, &keys)?;
+        env.store.delete(&keys.record(old.version))?;
+        Ok(Written { name: name.clone(), version: held.ticket })
+    })
+}
+
+pub fn delete<S: KeyValue, C: Clock>(env: &Env<S, C>, who: &Principal, name: &str, if_match: Option<IfMatch>) -> Result<SecretName, Error> {
+    who.require(Need::WriteSecrets)?;
+    let name = SecretName::parse(name).map_err(|_| Error::SecretNotFound)?;
+    let keys = TenantKeys::new(&who.tenant);
+    under_lock(env, &keys, |held, mut index| {
+        let old = index.find(name.as_str()).cloned().ok_or(Error::SecretNotFound)?;
+        managed_guard(who, &old, Error::DeleteManagedSecretNotAllowed)?;
+        if let Some(precondition) = &if_match {
+            precondition.check(old.version)?;
+        }
+        index.remove(name.as_str());
+        index.garbage.push(old.version);
+        held.confirm(env.store, &keys)?;
+        index.save(env.store, &keys)?;
+        env.store.delete(&keys.record(old.version))?;
+        Ok(name.clone())
+    })
+}
+
+pub fn list<S: KeyValue>(store: &S, who: &Principal, query: &ListQuery) -> Result<Page<SecretMetadata>, Error> {
+    who.require(Need::ReadMetadata)?;
+    let index = TenantIndex::load(store, &TenantKeys::new(&who.tenant))?;
+    let items = index.secrets.iter().map(SecretMetadata::from).collect();
+    Ok(query.apply(items, |m: &SecretMetadata| m.name.as_str()))
+}
+
+pub fn get<S: KeyValue>(store: &S, who: &Principal, name: &str) -> Result<SecretMetadata, Error> {
+    who.require(Need::ReadMetadata)?;
+    let index = TenantIndex::load(store, &TenantKeys::new(&who.tenant))?;
+    index.find(name).map(SecretMetadata::from).ok_or(Error::SecretNotFound)
+}
+
+/// The credentials as a Kubernetes Secret manifest, for `kubectl apply -f -`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesSecret {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    #[serde(rename = "type")]
+    pub secret_type: &'static str,
+    pub metadata: KubernetesMetadata,
+    pub data: KubernetesData,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KubernetesMetadata {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KubernetesData {
+    #[serde(rename = ".dockerconfigjson")]
+    pub dockerconfigjson: String,
+}
+
+pub fn export<S: KeyValue>(store: &S, who: &Principal, keyring: &Keyring, name: &str) -> Result<KubernetesSecret, Error> {
+    use base64::Engine;
+    who.require(Need::ReadCredentials)?;
+    let keys = TenantKeys::new(&who.tenant);
+    // A modify commits the index before deleting the record it replaced; if it did that between
+    // our two reads, the index read again names the new record.
+    for _ in 0..3 {
+        let index = TenantIndex::load(store, &keys)?;
+        let entry = index.find(name).ok_or(Error::SecretNotFound)?;
+        let Some(bytes) = store.get(&keys.record(entry.version))? else { continue };
+        let record: Record = serde_json::from_slice(&bytes).map_err(|_| Internal::CorruptRecord)?;
+        let plain = keyring.open(&BindingContext { tenant: who.tenant.as_str(), name: &entry.name }, &record.sealed)?;
+        return Ok(KubernetesSecret {
+            api_version: "v1",
+            kind: "Secret",
+            secret_type: "kubernetes.io/dockerconfigjson",
+            metadata: KubernetesMetadata { name: entry.name.clone() },
+            data: KubernetesData { dockerconfigjson: base64::engine::general_purpose::STANDARD.encode(plain) },
+        });
+    }
+    Err(Internal::Platform("secret changed under three consecutive reads").into())
+}

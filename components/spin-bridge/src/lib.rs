@@ -1,0 +1,58 @@
+//! The Spin side of the domain's seam. An endpoint component is a few lines over [`serve`]:
+//!
+//! ```ignore
+//! #[http_component]
+//! async fn handle(request: IncomingRequest) -> http::Response<Vec<u8>> {
+//!     spin_bridge::serve(request, Grants::CREDENTIALS, domain::endpoints::create).await
+//! }
+//! ```
+
+mod request;
+mod settings;
+mod store;
+
+pub use request::read_request;
+pub use settings::Grants;
+pub use store::SpinStore;
+// The macro below names it through this crate, so components need not depend on it.
+pub use http;
+
+use domain::clock::SystemClock;
+use domain::endpoints::Context;
+use domain::http::{Outcome, Request};
+use domain::secrets::Env;
+use spin_sdk::http::IncomingRequest;
+
+/// Reads the request, builds the endpoint's context from the store and the variables this
+/// component was granted, runs the endpoint, logs what it says to log, and answers.
+pub async fn serve(
+    incoming: IncomingRequest,
+    grants: Grants,
+    endpoint: fn(&Context<SpinStore, SystemClock>, &Request) -> Outcome,
+) -> http::Response<Vec<u8>> {
+    let request = read_request(incoming).await;
+    let store = SpinStore::open_default();
+    let settings = settings::Settings::load(grants);
+    let context = Context {
+        env: Env { store: &store, clock: &SystemClock, lock: settings.lock },
+        auth: &settings.auth,
+        keyring: settings.keyring.as_ref(),
+    };
+    let outcome = endpoint(&context, &request);
+    if let Some(line) = outcome.log {
+        eprintln!("{line}");
+    }
+    outcome.response
+}
+
+/// The whole of an endpoint component: which secret variables it was granted, and which domain
+/// endpoint it serves.
+#[macro_export]
+macro_rules! endpoint_component {
+    ($grants:ident, $endpoint:path) => {
+        #[::spin_sdk::http_component]
+        async fn handle(request: ::spin_sdk::http::IncomingRequest) -> $crate::http::Response<Vec<u8>> {
+            $crate::serve(request, $crate::Grants::$grants, $endpoint).await
+        }
+    };
+}

@@ -1,0 +1,49 @@
+use std::time::Duration;
+
+use domain::crypto::Keyring;
+use domain::error::{Error, Internal};
+use domain::identity::AuthSettings;
+use domain::lock::LockPolicy;
+use spin_sdk::variables;
+
+/// Which secret variables a component was given in spin.toml (least privilege): asking for one
+/// it was not given would fail anyway, so the adapter says up front what it needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Grants {
+    pub encryption_keys: bool,
+}
+
+impl Grants {
+    pub const METADATA: Grants = Grants { encryption_keys: false };
+    pub const CREDENTIALS: Grants = Grants { encryption_keys: true };
+}
+
+pub struct Settings {
+    pub auth: AuthSettings,
+    pub keyring: Option<Result<Keyring, Error>>,
+    pub lock: LockPolicy,
+}
+
+fn variable(name: &str) -> Option<String> {
+    variables::get(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Settings {
+    pub fn load(grants: Grants) -> Settings {
+        let auth = AuthSettings {
+            jwks: variable("auth_jwks").unwrap_or_default(),
+            issuer: variable("auth_issuer").unwrap_or_default(),
+            audience: variable("auth_audience").unwrap_or_default(),
+            tenant_claim: variable("auth_tenant_claim").unwrap_or_else(|| "tenant".into()),
+        };
+        let keyring = grants.encryption_keys.then(|| match variable("encryption_keys") {
+            Some(value) => Keyring::parse(&value),
+            None => Err(Internal::Config("encryption_keys").into()),
+        });
+        let lock = variable("tenant_lock_lease_ms")
+            .and_then(|ms| ms.parse().ok())
+            .map(|ms| LockPolicy::with_lease(Duration::from_millis(ms)))
+            .unwrap_or_default();
+        Settings { auth, keyring, lock }
+    }
+}
