@@ -4,6 +4,9 @@
 //! call the matching function of [`endpoints`], and turn the [`http::ApiResponse`] back.
 //! Storage is reached only through [`store::KeyValue`], so everything here is tested natively.
 
+pub mod dockerconfig;
 pub mod error;
+pub mod name;
+pub mod paging;
 
 pub use error::Error;
