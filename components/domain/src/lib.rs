@@ -5,11 +5,14 @@
 //! Storage is reached only through [`store::KeyValue`], so everything here is tested natively.
 
 pub mod clock;
+pub mod dockerconfig;
 pub mod endpoints;
 pub mod error;
 pub mod http;
 pub mod index;
 pub mod lock;
+pub mod name;
+pub mod paging;
 pub mod quota;
 pub mod routes;
 pub mod secrets;
