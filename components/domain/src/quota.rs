@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal};
 use crate::index::TenantIndex;
-use crate::name::TenantId;
+use crate::name::{TenantId, TenantIdError};
 use crate::store::{KeyValue, TenantKeys};
 
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -62,7 +62,7 @@ pub struct SetQuota {
 }
 
 fn target_tenant(raw: &str) -> Result<TenantId, Error> {
-    TenantId::parse(raw).map_err(|_| Error::InvalidTenant("The tenant id may contain only letters, digits, '-', '_' and '.', at most 128 characters".into()))
+    TenantId::parse(raw).map_err(TenantIdError::into_invalid_tenant)
 }
 
 pub fn get_tenant_quota<S: KeyValue>(store: &S, who: &Principal, tenant: &str) -> Result<TenantQuota, Error> {

@@ -5,9 +5,9 @@
 //!
 //! | operation | calls in order | writes |
 //! |-----------|----------------|--------|
-//! | create | lock acquire; `get P:index`; [repair]; `get P:limit`; `set P:r:<t>`; `get P:lock:serving`; `set P:index`; lock release | 4 |
-//! | modify | lock acquire; `get P:index`; [repair]; `set P:r:<t>`; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; lock release | 5 |
-//! | delete | lock acquire; `get P:index`; [repair]; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; lock release | 4 |
+//! | create | `get P:index`, `get P:limit` (a refusal stops here, having written nothing); lock acquire; `get P:index`; [repair]; `get P:limit`; `set P:r:<t>`; `get P:lock:serving`; `set P:index`; lock release | 4 |
+//! | modify | `get P:index` (a refusal stops here); lock acquire; `get P:index`; [repair]; `set P:r:<t>`; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; lock release | 5 |
+//! | delete | `get P:index` (a refusal stops here); lock acquire; `get P:index`; [repair]; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; lock release | 4 |
 //! | list, get | `get P:index` | 0 |
 //! | export | `get P:index`; `get P:r:<v>` (again if a modify raced it) | 0 |
 //!
@@ -105,19 +105,44 @@ fn managed_guard(who: &Principal, entry: &IndexEntry, refusal: Error) -> Result<
     }
 }
 
+/// Whether a create may go ahead on this index. Checked once without the lock, so that a
+/// refusal touches nothing in the store, and again under the lock, where it decides.
+fn admit_create<S: KeyValue>(store: &S, keys: &TenantKeys, index: &TenantIndex, name: &SecretName) -> Result<(), Error> {
+    if index.find(name.as_str()).is_some() {
+        return Err(Error::SecretNameExists);
+    }
+    let limit = quota::limit(store, keys)?;
+    if index.used() >= limit {
+        return Err(Error::QuotaExceeded { limit, used: index.used() });
+    }
+    Ok(())
+}
+
+/// Whether a modify or delete may go ahead on this index; the entry it changes. Checked without
+/// and then under the lock, as [`admit_create`].
+fn admit_change(
+    who: &Principal,
+    index: &TenantIndex,
+    name: &SecretName,
+    if_match: Option<&IfMatch>,
+    managed_refusal: Error,
+) -> Result<IndexEntry, Error> {
+    let entry = index.find(name.as_str()).cloned().ok_or(Error::SecretNotFound)?;
+    managed_guard(who, &entry, managed_refusal)?;
+    if let Some(precondition) = if_match {
+        precondition.check(entry.version)?;
+    }
+    Ok(entry)
+}
+
 pub fn create<S: KeyValue, C: Clock>(env: &Env<S, C>, who: &Principal, keyring: &Keyring, request: SecretRequest) -> Result<Written, Error> {
     who.require(Need::WriteSecrets)?;
     let name = SecretName::parse(request.name.as_deref().unwrap_or_default())?;
     let record = seal(keyring, &who.tenant, &name, &request.credentials)?;
     let keys = TenantKeys::new(&who.tenant);
+    admit_create(env.store, &keys, &TenantIndex::load(env.store, &keys)?, &name)?;
     under_lock(env, &keys, |held, mut index| {
-        if index.find(name.as_str()).is_some() {
-            return Err(Error::SecretNameExists);
-        }
-        let limit = quota::limit(env.store, &keys)?;
-        if index.used() >= limit {
-            return Err(Error::QuotaExceeded { limit, used: index.used() });
-        }
+        admit_create(env.store, &keys, &index, &name)?;
         let now = env.clock.now_ms();
         env.store.set(&keys.record(held.ticket), &record)?;
         index.upsert(IndexEntry {
@@ -149,12 +174,10 @@ pub fn modify<S: KeyValue, C: Clock>(
     }
     let record = seal(keyring, &who.tenant, &name, &request.credentials)?;
     let keys = TenantKeys::new(&who.tenant);
+    let refusal = || Error::UpdateManagedSecretNotAllowed;
+    admit_change(who, &TenantIndex::load(env.store, &keys)?, &name, if_match.as_ref(), refusal())?;
     under_lock(env, &keys, |held, mut index| {
-        let old = index.find(name.as_str()).cloned().ok_or(Error::SecretNotFound)?;
-        managed_guard(who, &old, Error::UpdateManagedSecretNotAllowed)?;
-        if let Some(precondition) = &if_match {
-            precondition.check(old.version)?;
-        }
+        let old = admit_change(who, &index, &name, if_match.as_ref(), refusal())?;
         env.store.set(&keys.record(held.ticket), &record)?;
         index.upsert(IndexEntry {
             registries: request.credentials.registries(),
@@ -174,12 +197,10 @@ pub fn delete<S: KeyValue, C: Clock>(env: &Env<S, C>, who: &Principal, name: &st
     who.require(Need::WriteSecrets)?;
     let name = SecretName::parse(name).map_err(|_| Error::SecretNotFound)?;
     let keys = TenantKeys::new(&who.tenant);
+    let refusal = || Error::DeleteManagedSecretNotAllowed;
+    admit_change(who, &TenantIndex::load(env.store, &keys)?, &name, if_match.as_ref(), refusal())?;
     under_lock(env, &keys, |held, mut index| {
-        let old = index.find(name.as_str()).cloned().ok_or(Error::SecretNotFound)?;
-        managed_guard(who, &old, Error::DeleteManagedSecretNotAllowed)?;
-        if let Some(precondition) = &if_match {
-            precondition.check(old.version)?;
-        }
+        let old = admit_change(who, &index, &name, if_match.as_ref(), refusal())?;
         index.remove(name.as_str());
         index.garbage.push(old.version);
         held.confirm(env.store, &keys)?;
@@ -247,3 +268,7 @@ pub fn export<S: KeyValue>(store: &S, who: &Principal, keyring: &Keyring, name: 
     }
     Err(Internal::Platform("secret changed under three consecutive reads").into())
 }
+
+#[cfg(test)]
+#[path = "secrets_tests.rs"]
+mod tests;

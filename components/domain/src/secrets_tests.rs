@@ -1,0 +1,269 @@
+//! The operations over the in-memory store: the contract's rules, races between threads, and
+//! crashes (a panic right after the Nth store call, as a trapped component leaves things).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use base64::Engine;
+
+use super::*;
+use crate::clock::SystemClock;
+use crate::identity::{Scope, Scopes};
+use crate::paging::ListQuery;
+use crate::store::{Key, MemoryStore, StoreResult};
+
+fn keyring(spec: &[(&str, u8)]) -> Keyring {
+    let entries: Vec<String> = spec
+        .iter()
+        .map(|(id, fill)| format!("{id}:{}", base64::engine::general_purpose::STANDARD.encode([*fill; 32])))
+        .collect();
+    Keyring::parse(&entries.join(",")).unwrap()
+}
+
+fn who(tenant: &str, scopes: &[Scope]) -> Principal {
+    let scopes = scopes.iter().fold(Scopes::empty(), |s, scope| s.with(*scope));
+    Principal { tenant: TenantId::parse(tenant).unwrap(), scopes }
+}
+
+fn admin(tenant: &str) -> Principal {
+    who(tenant, &[Scope::Admin, Scope::Viewer, Scope::Puller])
+}
+
+fn request(name: &str, password: &str) -> SecretRequest {
+    let body = serde_json::json!({"name": name, "registry": "ghcr.io", "username": "bot", "password": password});
+    SecretRequest::from_json(body, true).unwrap()
+}
+
+fn env<S: KeyValue>(store: &S, lease_ms: u64) -> Env<'_, S, SystemClock> {
+    Env { store, clock: &SystemClock, lock: LockPolicy::with_lease(Duration::from_millis(lease_ms)) }
+}
+
+fn names<S: KeyValue>(store: &S, who: &Principal) -> Vec<String> {
+    list(store, who, &ListQuery::default()).unwrap().resources.into_iter().map(|m| m.name).collect()
+}
+
+/// What must hold whenever nothing is in flight (after a repairing write): every record key of
+/// the tenant is referenced by the index, and every index entry's record exists.
+fn assert_consistent(store: &MemoryStore, tenant: &str) {
+    let keys = TenantKeys::new(&TenantId::parse(tenant).unwrap());
+    let index = TenantIndex::load(store, &keys).unwrap();
+    let record_prefix = format!("{}:r:", keys.prefix());
+    let stored: Vec<u64> =
+        store.dump().keys().filter_map(|k| k.strip_prefix(&record_prefix)).map(|v| v.parse().unwrap()).collect();
+    let mut referenced: Vec<u64> = index.secrets.iter().map(|e| e.version).collect();
+    referenced.sort();
+    let mut stored_sorted = stored.clone();
+    stored_sorted.sort();
+    assert_eq!(stored_sorted, referenced, "records in the store vs. records the index references");
+}
+
+#[test]
+fn create_get_list_export_round_trip() {
+    let store = MemoryStore::new();
+    let ring = keyring(&[("k1", 1)]);
+    let written = create(&env(&store, 10_000), &admin("acme"), &ring, request("app", "pw-1")).unwrap();
+    let meta = get(&store, &admin("acme"), "app").unwrap();
+    assert_eq!((meta.version, meta.registries.clone(), meta.managed), (written.version, vec!["ghcr.io".to_owned()], false));
+    assert_eq!(names(&store, &admin("acme")), ["app"]);
+    let manifest = export(&store, &admin("acme"), &ring, "app").unwrap();
+    let config = base64::engine::general_purpose::STANDARD.decode(manifest.data.dockerconfigjson).unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    assert_eq!(config["auths"]["ghcr.io"]["password"], "pw-1");
+    assert_eq!(config["auths"]["ghcr.io"]["auth"], base64::engine::general_purpose::STANDARD.encode("bot:pw-1"));
+    assert_consistent(&store, "acme");
+}
+
+#[test]
+fn credentials_are_stored_only_as_ciphertext() {
+    let store = MemoryStore::new();
+    create(&env(&store, 10_000), &admin("acme"), &keyring(&[("k1", 1)]), request("app", "very-secret-pw")).unwrap();
+    for (key, value) in store.dump() {
+        let text = String::from_utf8_lossy(&value);
+        assert!(!text.contains("very-secret-pw") && !text.contains("Ym90OnZlcnktc2VjcmV0LXB3"), "plaintext under {key}");
+    }
+}
+
+#[test]
+fn refusals_before_the_lock_write_nothing() {
+    let store = MemoryStore::new();
+    let ring = keyring(&[("k1", 1)]);
+    create(&env(&store, 10_000), &admin("acme"), &ring, request("app", "pw")).unwrap();
+    let before = store.dump();
+    assert_eq!(create(&env(&store, 10_000), &admin("acme"), &ring, request("app", "pw")), Err(Error::SecretNameExists));
+    assert_eq!(delete(&env(&store, 10_000), &admin("acme"), "nope", None), Err(Error::SecretNotFound));
+    assert_eq!(
+        delete(&env(&store, 10_000), &admin("acme"), "app", Some(IfMatch::Versions(vec![999]))),
+        Err(Error::PreconditionFailed)
+    );
+    assert_eq!(create(&env(&store, 10_000), &who("acme", &[Scope::Viewer]), &ring, request("x", "pw")), Err(Error::Forbidden));
+    assert_eq!(store.dump(), before);
+}
+
+#[test]
+fn tenants_never_see_each_other() {
+    let store = MemoryStore::new();
+    let ring = keyring(&[("k1", 1)]);
+    create(&env(&store, 10_000), &admin("a"), &ring, request("same", "pw-a")).unwrap();
+    create(&env(&store, 10_000), &admin("b"), &ring, request("same", "pw-b")).unwrap();
+    assert_eq!(get(&store, &admin("c"), "same"), Err(Error::SecretNotFound));
+    delete(&env(&store, 10_000), &admin("a"), "same", None).unwrap();
+    assert_eq!(names(&store, &admin("b")), ["same"]);
+}
+
+#[test]
+fn a_record_copied_to_another_tenant_does_not_decrypt() {
+    let store = MemoryStore::new();
+    let ring = keyring(&[("k1", 1)]);
+    let a = create(&env(&store, 10_000), &admin("a"), &ring, request("app", "pw-a")).unwrap();
+    let b = create(&env(&store, 10_000), &admin("b"), &ring, request("app", "pw-b")).unwrap();
+    let keys_a = TenantKeys::new(&TenantId::parse("a").unwrap());
+    let keys_b = TenantKeys::new(&TenantId::parse("b").unwrap());
+    let stolen = store.get(&keys_a.record(a.version)).unwrap().unwrap();
+    store.set(&keys_b.record(b.version), &stolen).unwrap();
+    assert!(matches!(export(&store, &admin("b"), &ring, "app"), Err(Error::Internal(Internal::Crypto(_)))));
+}
+
+#[test]
+fn rotation_keeps_old_secrets_readable_and_modify_reencrypts_under_the_new_key() {
+    let store = MemoryStore::new();
+    let keys = TenantKeys::new(&TenantId::parse("acme").unwrap());
+    let old = keyring(&[("k1", 1)]);
+    create(&env(&store, 10_000), &admin("acme"), &old, request("app", "pw")).unwrap();
+    let rotated = keyring(&[("k2", 2), ("k1", 1)]);
+    assert!(export(&store, &admin("acme"), &rotated, "app").is_ok());
+    let written = modify(&env(&store, 10_000), &admin("acme"), &rotated, "app", request("app", "pw2"), None).unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&store.get(&keys.record(written.version)).unwrap().unwrap()).unwrap();
+    assert_eq!(record["sealed"]["kid"], "k2");
+    assert!(export(&store, &admin("acme"), &keyring(&[("k2", 2)]), "app").is_ok(), "k1 no longer needed");
+    assert_consistent(&store, "acme");
+}
+
+#[test]
+fn racing_creates_of_one_name_have_exactly_one_winner() {
+    let store = Arc::new(MemoryStore::new());
+    let ring = Arc::new(keyring(&[("k1", 1)]));
+    let barrier = Arc::new(Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, ring, barrier) = (store.clone(), ring.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                create(&env(&*store, 10_000), &admin("acme"), &ring, request("one", &format!("pw-{i}"))).map(|_| i)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1);
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| *r == Err(Error::SecretNameExists)));
+    let config = export(&*store, &admin("acme"), &ring, "one").unwrap().data.dockerconfigjson;
+    let config = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(config).unwrap()).unwrap();
+    assert!(config.contains(&format!("pw-{}", winners[0])), "the stored secret is the winner's");
+    assert_consistent(&store, "acme");
+}
+
+#[test]
+fn racing_creates_never_pass_the_quota() {
+    let store = Arc::new(MemoryStore::new());
+    let ring = Arc::new(keyring(&[("k1", 1)]));
+    for i in 0..45 {
+        create(&env(&*store, 10_000), &admin("acme"), &ring, request(&format!("pre-{i}"), "pw")).unwrap();
+    }
+    let barrier = Arc::new(Barrier::new(20));
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            let (store, ring, barrier) = (store.clone(), ring.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                create(&env(&*store, 10_000), &admin("acme"), &ring, request(&format!("new-{i}"), "pw"))
+            })
+        })
+        .collect();
+    let ok = handles.into_iter().map(|h| h.join().unwrap()).filter(Result::is_ok).count();
+    assert_eq!(ok, 5);
+    assert_eq!(names(&*store, &admin("acme")).len(), 50);
+    assert_eq!(quota::resource_quota(&*store, &admin("acme"), false).unwrap().usage.unwrap().count, 50);
+}
+
+/// A store that "traps" (panics) right after its Nth call has taken effect.
+struct Trapping<'a> {
+    inner: &'a MemoryStore,
+    calls: AtomicUsize,
+    trap_after: usize,
+}
+
+impl Trapping<'_> {
+    fn tick(&self) {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.trap_after {
+            panic!("trap injected after store call {}", self.trap_after);
+        }
+    }
+}
+
+impl KeyValue for Trapping<'_> {
+    fn get(&self, key: &Key) -> StoreResult<Option<Vec<u8>>> {
+        let r = self.inner.get(key);
+        self.tick();
+        r
+    }
+    fn set(&self, key: &Key, value: &[u8]) -> StoreResult<()> {
+        let r = self.inner.set(key, value);
+        self.tick();
+        r
+    }
+    fn delete(&self, key: &Key) -> StoreResult<()> {
+        let r = self.inner.delete(key);
+        self.tick();
+        r
+    }
+    fn exists(&self, key: &Key) -> StoreResult<bool> {
+        let r = self.inner.exists(key);
+        self.tick();
+        r
+    }
+    fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        let r = self.inner.get_many(keys);
+        self.tick();
+        r
+    }
+    fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+        let r = self.inner.increment(key, delta);
+        self.tick();
+        r
+    }
+}
+
+#[test]
+fn a_trap_after_any_store_call_leaves_invariants_that_the_next_write_restores() {
+    let ring = keyring(&[("k1", 1)]);
+    for operation in ["create", "modify", "delete"] {
+        for trap_after in 1..=12 {
+            let store: &'static MemoryStore = Box::leak(Box::new(MemoryStore::new()));
+            create(&env(store, 50), &admin("acme"), &ring, request("existing", "pw")).unwrap();
+            let trapping = Trapping { inner: store, calls: AtomicUsize::new(0), trap_after };
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let env = env(&trapping, 50);
+                match operation {
+                    "create" => create(&env, &admin("acme"), &ring, request("new", "pw")).map(|_| ()),
+                    "modify" => modify(&env, &admin("acme"), &ring, "existing", request("existing", "pw2"), None).map(|_| ()),
+                    _ => delete(&env, &admin("acme"), "existing", None).map(|_| ()),
+                }
+            }));
+            // The next write of the tenant waits out the dead holder's lease and repairs.
+            create(&env(store, 50), &admin("acme"), &ring, request("after", "pw")).unwrap();
+            assert_consistent(store, "acme");
+            let listed = names(store, &admin("acme"));
+            let used = quota::resource_quota(store, &admin("acme"), false).unwrap().usage.unwrap().count as usize;
+            assert_eq!(used, listed.len(), "{operation} trapped after call {trap_after}");
+            assert!(listed.contains(&"after".to_owned()));
+            for name in &listed {
+                assert!(export(store, &admin("acme"), &ring, name).is_ok(), "{name} readable after {operation}/{trap_after}");
+            }
+            if outcome.is_ok() {
+                break; // the operation made fewer calls than trap_after: every position was covered
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The end-to-end harness: builds the components if needed, runs the app in the Spin-faithful
+//! host on SQLite or Redis, mints tokens, and drives the API over real HTTP.
+
+mod build;
+mod client;
+mod tokens;
+
+pub use client::{Call, Reply};
+pub use tokens::Tokens;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use testhost::{HostConfig, RunningApp};
+
+pub const SECRETS: &str = "/v2/admin/dockerRegistrySecrets";
+
+/// Where the app keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// Spin's Redis backend, through a runtime-config file in Spin's format.
+    Redis(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub backend: Backend,
+    pub lease_ms: u64,
+    pub trap_injection: bool,
+    /// `None` leaves `encryption_keys` unset (to test that endpoints refuse, never fall back).
+    pub encryption_keys: Option<String>,
+    /// An existing SQLite file to share with another host (two "nodes"), when on SQLite.
+    pub sqlite_path: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { backend: Backend::Sqlite, lease_ms: 10_000, trap_injection: false, encryption_keys: Some(test_encryption_keys("k1")), sqlite_path: None }
+    }
+}
+
+/// A fixed, test-only keyring value: `<id>:<base64 of 32 bytes>`.
+pub fn test_encryption_keys(id: &str) -> String {
+    use base64::Engine;
+    let key: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(7).wrapping_add(id.len() as u8 + id.as_bytes()[id.len() - 1])).collect();
+    format!("{id}:{}", base64::engine::general_purpose::STANDARD.encode(key))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+pub struct TestApp {
+    pub app: RunningApp,
+    pub tokens: Tokens,
+    pub options: Options,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn start(options: Options) -> TestApp {
+        Self::start_with(options, Tokens::new(), BTreeMap::new())
+    }
+
+    /// Starts the app with these token keys and extra application variables.
+    pub fn start_with(options: Options, tokens: Tokens, extra: BTreeMap<String, String>) -> TestApp {
+        build::ensure_components();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = HostConfig::new(repo_root().join("spin.toml"));
+        config.allow_trap_injection = options.trap_injection;
+        config.echo_logs = std::env::var_os("E2E_ECHO_LOGS").is_some();
+        match &options.backend {
+            Backend::Sqlite => config.sqlite_path = Some(options.sqlite_path.clone().unwrap_or_else(|| dir.path().join("kv.db"))),
+            Backend::Redis(url) => {
+                let file = dir.path().join("runtime-config.toml");
+                std::fs::write(&file, format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n")).expect("runtime config");
+                config.runtime_config = Some(file);
+            }
+        }
+        let mut variables = BTreeMap::from([
+            ("auth_jwks".to_owned(), tokens.jwks()),
+            ("auth_issuer".to_owned(), tokens::ISSUER.to_owned()),
+            ("auth_audience".to_owned(), tokens::AUDIENCE.to_owned()),
+            ("tenant_lock_lease_ms".to_owned(), options.lease_ms.to_string()),
+            // Required by spin.toml; an empty value stands for "not configured".
+            ("encryption_keys".to_owned(), options.encryption_keys.clone().unwrap_or_default()),
+        ]);
+        variables.extend(extra);
+        config.variables = variables;
+        let app = RunningApp::start_blocking(config).expect("the host starts the app");
+        TestApp { app, tokens, options, _dir: dir }
+    }
+
+    /// One app per test binary, on SQLite; tests keep apart by using tenants of their own.
+    pub fn shared() -> &'static TestApp {
+        static APP: OnceLock<TestApp> = OnceLock::new();
+        APP.get_or_init(|| TestApp::start(Options::default()))
+    }
+
+    /// The Redis backend, when a server is configured (CI sets `REDIS_URL`).
+    pub fn redis_url() -> Option<String> {
+        std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.app.base_url())
+    }
+
+    pub fn call(&self, method: &str, path: &str) -> Call {
+        Call::new(method, self.url(path))
+    }
+
+    pub fn token(&self, tenant: &str, scopes: &[&str]) -> String {
+        self.tokens.token(tenant, scopes)
+    }
+
+    /// Every row of the raw store, for "nothing changed" and "no plaintext" checks.
+    pub fn raw_store(&self) -> Vec<(String, String, Vec<u8>)> {
+        let mut rows = self.app.kv_dump().expect("store dump");
+        rows.sort();
+        rows
+    }
+
+    /// The raw store's rows whose keys belong to this tenant (the prefix is the domain's).
+    pub fn tenant_rows(&self, tenant: &str) -> Vec<(String, Vec<u8>)> {
+        let prefix = format!("{}:", tenant_prefix(tenant));
+        self.raw_store().into_iter().filter(|(_, k, _)| k.starts_with(&prefix)).map(|(_, k, v)| (k, v)).collect()
+    }
+
+    pub fn logs(&self) -> String {
+        self.app.logs()
+    }
+}
+
+pub fn tenant_prefix(tenant: &str) -> String {
+    domain::store::TenantKeys::new(&domain::name::TenantId::parse(tenant).expect("test tenants are valid")).prefix().to_owned()
+}
+
+/// A tenant id of the test's own, so tests sharing an app never see each other's secrets.
+pub fn unique_tenant(label: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{label}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A structured-form create body.
+pub fn structured(name: &str, registry: &str, username: &str, password: &str) -> serde_json::Value {
+    serde_json::json!({"name": name, "registry": registry, "username": username, "password": password})
+}

@@ -1,0 +1,205 @@
+//! Consistency under concurrency and crashes, on SQLite and (when `REDIS_URL` is set) on Redis:
+//! exclusive names, quotas that hold, an index that lists exactly the tenant's secrets, and
+//! repair after a component traps between any two store calls.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier};
+
+use e2e::{structured, tenant_prefix, unique_tenant, Backend, Options, TestApp, SECRETS};
+use serde_json::json;
+
+fn backends() -> Vec<Backend> {
+    let mut all = vec![Backend::Sqlite];
+    match TestApp::redis_url() {
+        Some(url) => all.push(Backend::Redis(url)),
+        None => eprintln!("note: REDIS_URL is not set, so these tests ran on SQLite only (.ci/run starts a Redis)"),
+    }
+    all
+}
+
+fn app_on(backend: &Backend, lease_ms: u64, trap_injection: bool) -> TestApp {
+    TestApp::start(Options { backend: backend.clone(), lease_ms, trap_injection, ..Options::default() })
+}
+
+/// Runs `n` requests at once (threads released together) and returns their statuses.
+fn at_once(n: usize, request: impl Fn(usize) -> u16 + Send + Sync + 'static) -> Vec<u16> {
+    let barrier = Arc::new(Barrier::new(n));
+    let request = Arc::new(request);
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, request) = (barrier.clone(), request.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                request(i)
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+/// The invariants that must hold whenever the tenant is quiet: the list shows exactly the
+/// secrets whose records are stored, `used` equals their number, and each one exports.
+fn assert_invariants(app: &TestApp, tenant: &str, context: &str) -> BTreeSet<String> {
+    let token = app.token(tenant, &["regsecrets.viewer", "regsecrets.puller"]);
+    let list = app.call("GET", SECRETS).bearer(&token).send();
+    assert_eq!(list.status, 200, "{context}: {}", list.body);
+    let resources = list.json()["resources"].as_array().unwrap().clone();
+    let names: BTreeSet<String> = resources.iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names.len(), resources.len(), "{context}: names are unique");
+    let versions: BTreeSet<u64> = resources.iter().map(|r| r["version"].as_u64().unwrap()).collect();
+    let record_prefix = format!("{}:r:", tenant_prefix(tenant));
+    let stored: BTreeSet<u64> =
+        app.tenant_rows(tenant).iter().filter_map(|(k, _)| k.strip_prefix(&record_prefix)?.parse().ok()).collect();
+    assert_eq!(stored, versions, "{context}: stored records vs. listed versions");
+    let quota = app.call("GET", "/v2/admin/resourceQuota/dockerRegistrySecrets").bearer(&token).send().json();
+    assert_eq!(quota["usage"]["count"].as_u64().unwrap() as usize, names.len(), "{context}: used = listed");
+    for name in &names {
+        let export = app.call("GET", &format!("{SECRETS}/{name}/credentials")).bearer(&token).send();
+        assert_eq!(export.status, 200, "{context}: {name} exports: {}", export.body);
+    }
+    names
+}
+
+#[test]
+fn of_32_concurrent_creates_of_one_name_exactly_one_wins() {
+    for backend in backends() {
+        let app = Arc::new(app_on(&backend, 10_000, false));
+        let tenant = unique_tenant("race-name");
+        let token = app.token(&tenant, &["regsecrets.admin"]);
+        let (a, t) = (app.clone(), token.clone());
+        let statuses = at_once(32, move |i| {
+            a.call("POST", SECRETS).bearer(&t).json(&structured("contested", "ghcr.io", "user", &format!("pw-{i}"))).send().status
+        });
+        assert_eq!(count(&statuses, 201), 1, "{backend:?}: {statuses:?}");
+        assert_eq!(count(&statuses, 409), 31, "{backend:?}: {statuses:?}");
+        assert_eq!(assert_invariants(&app, &tenant, "after the race"), BTreeSet::from(["contested".to_owned()]));
+    }
+}
+
+#[test]
+fn a_tenant_at_45_of_50_admits_exactly_5_of_64_concurrent_creates() {
+    for backend in backends() {
+        let app = Arc::new(app_on(&backend, 10_000, false));
+        let tenant = unique_tenant("race-quota");
+        let token = app.token(&tenant, &["regsecrets.admin"]);
+        for i in 0..45 {
+            let created = app.call("POST", SECRETS).bearer(&token).json(&structured(&format!("pre-{i}"), "ghcr.io", "u", "p")).send();
+            assert_eq!(created.status, 201);
+        }
+        let (a, t) = (app.clone(), token.clone());
+        let statuses = at_once(64, move |i| {
+            a.call("POST", SECRETS).bearer(&t).json(&structured(&format!("new-{i}"), "ghcr.io", "u", "p")).send().status
+        });
+        assert_eq!(count(&statuses, 201), 5, "{backend:?}: {statuses:?}");
+        assert_eq!(count(&statuses, 403), 59, "{backend:?}: {statuses:?}");
+        assert_eq!(assert_invariants(&app, &tenant, "after the quota race").len(), 50);
+    }
+}
+
+#[test]
+fn mixed_storms_leave_the_invariants_intact() {
+    for backend in backends() {
+        let app = Arc::new(app_on(&backend, 10_000, false));
+        let tenant = unique_tenant("storm");
+        let token = app.token(&tenant, &["regsecrets.admin", "regsecrets.viewer"]);
+        let (a, t) = (app.clone(), token.clone());
+        let statuses = at_once(16, move |client| {
+            let mut worst = 200;
+            for step in 0..24 {
+                let name = format!("s-{}", (client * 7 + step * 3) % 10);
+                let reply = match (client + step) % 4 {
+                    0 => a.call("POST", SECRETS).bearer(&t).json(&structured(&name, "ghcr.io", "u", "p")).send(),
+                    1 => a
+                        .call("PATCH", &format!("{SECRETS}/{name}"))
+                        .bearer(&t)
+                        .json(&json!({"registry": "quay.io", "username": "u", "password": format!("p{step}")}))
+                        .send(),
+                    2 => a.call("DELETE", &format!("{SECRETS}/{name}")).bearer(&t).send(),
+                    _ => a.call("GET", SECRETS).bearer(&t).send(),
+                };
+                assert!(matches!(reply.status, 200 | 201 | 404 | 409), "storm answered {}: {}", reply.status, reply.body);
+                worst = worst.max(reply.status);
+            }
+            worst
+        });
+        assert!(statuses.iter().all(|s| *s < 500));
+        assert_invariants(&app, &tenant, &format!("after the storm on {backend:?}"));
+    }
+}
+
+#[test]
+fn a_trap_after_any_store_call_is_repaired_by_the_next_write() {
+    for backend in backends() {
+        // A short lease: the next write waits out the dead holder quickly.
+        let app = app_on(&backend, 300, true);
+        for operation in ["create", "patch", "delete"] {
+            let mut position = 1;
+            loop {
+                let tenant = unique_tenant(&format!("trap-{operation}"));
+                let token = app.token(&tenant, &["regsecrets.admin", "regsecrets.viewer", "regsecrets.puller"]);
+                let seeded = app.call("POST", SECRETS).bearer(&token).json(&structured("seed", "ghcr.io", "u", "p")).send();
+                assert_eq!(seeded.status, 201);
+                let trap = position.to_string();
+                let reply = match operation {
+                    "create" => app.call("POST", SECRETS).json(&structured("fresh", "ghcr.io", "u", "p")),
+                    "patch" => app.call("PATCH", &format!("{SECRETS}/seed")).json(&json!({"registry": "quay.io", "username": "u", "password": "p2"})),
+                    _ => app.call("DELETE", &format!("{SECRETS}/seed")),
+                }
+                .bearer(&token)
+                .header(testhost::TRAP_HEADER, &trap)
+                .send();
+                let trapped = reply.status == 500;
+                // The next write on the tenant: waits out the lease if a holder died, then repairs.
+                let next = app.call("POST", SECRETS).bearer(&token).json(&structured("next", "ghcr.io", "u", "p")).send();
+                assert_eq!(next.status, 201, "{backend:?} {operation} trapped after call {position}: {}", next.body);
+                let names = assert_invariants(&app, &tenant, &format!("{backend:?} {operation} trapped after call {position}"));
+                assert!(names.contains("next"));
+                if !trapped {
+                    assert!(reply.status < 300, "{operation} without a trap: {}", reply.body);
+                    assert!(position > 3, "{operation} made at least 3 store calls");
+                    break;
+                }
+                position += 1;
+                assert!(position < 40, "{operation} never finished");
+            }
+        }
+    }
+}
+
+#[test]
+fn two_nodes_sharing_one_redis_race_on_one_tenant() {
+    let Some(url) = TestApp::redis_url() else {
+        eprintln!("skipped: REDIS_URL is not set (.ci/run starts a Redis for this test)");
+        return;
+    };
+    let first = Arc::new(app_on(&Backend::Redis(url.clone()), 10_000, false));
+    let tokens = first.tokens.clone();
+    let second = Arc::new(TestApp::start_with(
+        Options { backend: Backend::Redis(url), ..Options::default() },
+        tokens,
+        Default::default(),
+    ));
+    let tenant = unique_tenant("two-nodes");
+    let token = first.token(&tenant, &["regsecrets.admin"]);
+    let (a, b, t) = (first.clone(), second.clone(), token.clone());
+    let statuses = at_once(32, move |i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.call("POST", SECRETS).bearer(&t).json(&structured("contested", "ghcr.io", "u", &format!("p{i}"))).send().status
+    });
+    assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
+    let operator = first.token("platform", &["regsecrets.operator"]);
+    let limited = first.call("PUT", &format!("/v2/operator/tenants/{tenant}/quota")).bearer(&operator).json(&json!({"limit": 6})).send();
+    assert_eq!(limited.status, 200);
+    let (a, b, t) = (first.clone(), second.clone(), token.clone());
+    let statuses = at_once(24, move |i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.call("POST", SECRETS).bearer(&t).json(&structured(&format!("n-{i}"), "ghcr.io", "u", "p")).send().status
+    });
+    assert_eq!(count(&statuses, 201), 5, "{statuses:?}");
+    assert_eq!(assert_invariants(&first, &tenant, "node one").len(), 6);
+    assert_eq!(assert_invariants(&second, &tenant, "node two").len(), 6);
+}
