@@ -5,5 +5,6 @@
 //! Storage is reached only through [`store::KeyValue`], so everything here is tested natively.
 
 pub mod error;
+pub mod name;
 
 pub use error::Error;
