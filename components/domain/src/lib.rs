@@ -4,7 +4,10 @@
 //! call the matching function of [`endpoints`], and turn the [`http::ApiResponse`] back.
 //! Storage is reached only through [`store::KeyValue`], so everything here is tested natively.
 
+pub mod crypto;
 pub mod error;
+pub mod identity;
+pub mod jwks;
 pub mod name;
 
 pub use error::Error;
