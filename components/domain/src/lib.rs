@@ -5,11 +5,14 @@
 //! Storage is reached only through [`store::KeyValue`], so everything here is tested natively.
 
 pub mod clock;
+pub mod crypto;
 pub mod dockerconfig;
 pub mod endpoints;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod index;
+pub mod jwks;
 pub mod lock;
 pub mod name;
 pub mod paging;

@@ -1,0 +1,340 @@
+//! Who is calling: the bearer JWT of every request, verified against the configured JWKS, turned
+//! into a [`Principal`] (tenant and scopes), and the contract's rules of what each scope may do.
+//!
+//! Every way a token can fail is an [`AuthFailure`] kind, which is logged; the client only ever
+//! learns "invalid token". The token itself is never logged nor kept.
+//!
+//! Only RS256, ES256 and EdDSA are accepted, and only with a key of the matching type found by
+//! `kid`: `alg: none`, every HMAC algorithm (the classic confusion where a public key is used as an
+//! HMAC secret) and tokens without `kid` are refused before any key is built.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jwt_simple::prelude::{
+    Duration, ECDSAP256PublicKeyLike, EdDSAPublicKeyLike, JWTClaims, RSAPublicKeyLike, Token, VerificationOptions,
+};
+use jwt_simple::JWTError;
+use serde_json::{Map, Value};
+
+use crate::error::AuthFailure;
+use crate::jwks::{Algorithm, Jwks, KeyLookupError, VerifyingKey};
+use crate::name::TenantId;
+use crate::Error;
+
+/// The claim that names the tenant unless `auth_tenant_claim` says otherwise.
+pub const DEFAULT_TENANT_CLAIM: &str = "tenant";
+/// Clock skew tolerated on `exp`, `nbf` and `iat` (jwt-simple's own default is 15 minutes).
+pub const TIME_TOLERANCE_SECS: u64 = 60;
+/// Longest token accepted. Identity providers' access tokens stay well below; this bounds work.
+pub const MAX_TOKEN_LENGTH: usize = 16 * 1024;
+/// Longest base64url header accepted, checked before it is decoded.
+pub const MAX_HEADER_LENGTH: usize = 2 * 1024;
+
+/// How tokens are verified: the Spin variables `auth_jwks`, `auth_issuer`, `auth_audience` and
+/// `auth_tenant_claim`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// The JWKS document (JSON text) holding the issuer's public keys.
+    pub jwks: String,
+    /// The exact `iss` tokens must carry.
+    pub issuer: String,
+    /// A value `aud` must be or contain.
+    pub audience: String,
+    /// The name of the claim holding the tenant id.
+    pub tenant_claim: String,
+}
+
+impl AuthSettings {
+    /// Settings with the default tenant claim.
+    pub fn new(jwks: impl Into<String>, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        AuthSettings {
+            jwks: jwks.into(),
+            issuer: issuer.into(),
+            audience: audience.into(),
+            tenant_claim: DEFAULT_TENANT_CLAIM.to_string(),
+        }
+    }
+}
+
+/// One permission a token may carry in its `scope` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// List secrets and read their metadata.
+    Viewer,
+    /// Everything a viewer may, plus create, patch and delete.
+    Admin,
+    /// Read the credentials export of the tenant's own secrets. Nothing else.
+    Puller,
+    /// The platform itself: quotas of any tenant; create, patch and delete managed secrets.
+    Operator,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Viewer, Scope::Admin, Scope::Puller, Scope::Operator];
+
+    /// The scope's name in the `scope` claim.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Viewer => "regsecrets.viewer",
+            Scope::Admin => "regsecrets.admin",
+            Scope::Puller => "regsecrets.puller",
+            Scope::Operator => "regsecrets.operator",
+        }
+    }
+
+    /// `None` for every name that is not ours: tokens commonly carry other services' scopes too.
+    pub fn from_claim_value(name: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == name)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// The set of our scopes a token carries.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    pub fn empty() -> Scopes {
+        Scopes(0)
+    }
+
+    pub fn contains(self, scope: Scope) -> bool {
+        self.0 & scope.bit() != 0
+    }
+
+    pub fn insert(&mut self, scope: Scope) {
+        self.0 |= scope.bit();
+    }
+
+    pub fn with(mut self, scope: Scope) -> Scopes {
+        self.insert(scope);
+        self
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        Scope::ALL.into_iter().filter(move |scope| self.contains(*scope))
+    }
+
+    /// Reads a `scope` claim: a space-separated string or an array of strings. Names that are not
+    /// ours are ignored.
+    pub fn from_claim(claim: &Value) -> Result<Scopes, AuthFailure> {
+        let mut scopes = Scopes::empty();
+        match claim {
+            Value::String(names) => names
+                .split_ascii_whitespace()
+                .filter_map(Scope::from_claim_value)
+                .for_each(|scope| scopes.insert(scope)),
+            Value::Array(items) => {
+                for item in items {
+                    let name = item.as_str().ok_or(AuthFailure::InvalidScopeClaim)?;
+                    if let Some(scope) = Scope::from_claim_value(name) {
+                        scopes.insert(scope);
+                    }
+                }
+            }
+            _ => return Err(AuthFailure::InvalidScopeClaim),
+        }
+        Ok(scopes)
+    }
+}
+
+impl FromIterator<Scope> for Scopes {
+    fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Scopes {
+        let mut scopes = Scopes::empty();
+        iter.into_iter().for_each(|scope| scopes.insert(scope));
+        scopes
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter().map(Scope::as_str)).finish()
+    }
+}
+
+/// What an endpoint needs the caller to be allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// List secrets, get a secret's metadata, read the tenant's quota usage: viewer or admin.
+    ReadMetadata,
+    /// Create, patch, delete: admin, or operator (whose writes make managed secrets).
+    WriteSecrets,
+    /// The credentials export: puller only.
+    ReadCredentials,
+    /// Quotas of any tenant: operator only.
+    Operate,
+}
+
+/// The verified caller: the tenant its token names and the scopes it carries.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant: TenantId,
+    pub scopes: Scopes,
+}
+
+impl Principal {
+    pub fn may(&self, need: Need) -> bool {
+        let any = |wanted: &[Scope]| wanted.iter().any(|scope| self.scopes.contains(*scope));
+        match need {
+            Need::ReadMetadata => any(&[Scope::Viewer, Scope::Admin]),
+            Need::WriteSecrets => any(&[Scope::Admin, Scope::Operator]),
+            Need::ReadCredentials => any(&[Scope::Puller]),
+            Need::Operate => any(&[Scope::Operator]),
+        }
+    }
+
+    /// `Err(Error::Forbidden)` unless the scopes grant `need`.
+    pub fn require(&self, need: Need) -> Result<(), Error> {
+        if self.may(need) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+
+    /// Secrets written by an operator are managed: tenant admins cannot change or delete them.
+    pub fn is_operator(&self) -> bool {
+        self.scopes.contains(Scope::Operator)
+    }
+}
+
+/// Verifies the `Authorization` header's bearer token at the current time.
+pub fn authenticate(authorization: Option<&str>, settings: &AuthSettings) -> Result<Principal, Error> {
+    // A clock before 1970 makes every token look issued in the future: refused, never accepted.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|since| since.as_secs()).unwrap_or(0);
+    authenticate_at(authorization, settings, now)
+}
+
+/// [`authenticate`] at a given time (seconds since the Unix epoch), for tests and benchmarks.
+pub fn authenticate_at(
+    authorization: Option<&str>,
+    settings: &AuthSettings,
+    now_unix_secs: u64,
+) -> Result<Principal, Error> {
+    verify(authorization, settings, now_unix_secs).map_err(Error::Unauthenticated)
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 7235).
+pub fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthFailure> {
+    let header = authorization.ok_or(AuthFailure::MissingHeader)?.trim();
+    let (scheme, token) = header.split_once([' ', '\t']).unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthFailure::NotBearer);
+    }
+    let token = token.trim();
+    if token.is_empty() || token.len() > MAX_TOKEN_LENGTH || token.contains(|c: char| c.is_ascii_whitespace()) {
+        return Err(AuthFailure::Malformed);
+    }
+    Ok(token)
+}
+
+fn verify(authorization: Option<&str>, settings: &AuthSettings, now_unix_secs: u64) -> Result<Principal, AuthFailure> {
+    let tenant_claim = TenantClaim::of(settings)?;
+    let token = bearer_token(authorization)?;
+
+    let header_length = token.find('.').ok_or(AuthFailure::Malformed)?;
+    if header_length > MAX_HEADER_LENGTH {
+        return Err(AuthFailure::Malformed);
+    }
+    let metadata = Token::decode_metadata(token).map_err(|_| AuthFailure::Malformed)?;
+    let algorithm = Algorithm::from_jws_name(metadata.algorithm()).ok_or(AuthFailure::UnsupportedAlgorithm)?;
+    let kid = metadata.key_id().ok_or(AuthFailure::UnknownKey)?;
+
+    let jwks = Jwks::parse(&settings.jwks).map_err(|_| AuthFailure::Misconfigured)?;
+    let key = jwks.key_for(kid, algorithm).map_err(|failure| match failure {
+        KeyLookupError::UnknownKey => AuthFailure::UnknownKey,
+        KeyLookupError::AlgorithmMismatch => AuthFailure::UnsupportedAlgorithm,
+        KeyLookupError::BadKeyMaterial => AuthFailure::Misconfigured,
+    })?;
+
+    let claims = verify_signature_and_times(&key, token, settings, now_unix_secs)?;
+    if claims.expires_at.is_none() {
+        return Err(AuthFailure::MissingExpiry);
+    }
+    let tenant = tenant_claim.read(&claims)?;
+    let scopes = match claims.custom.get("scope") {
+        None => Scopes::empty(),
+        Some(claim) => Scopes::from_claim(claim)?,
+    };
+    Ok(Principal { tenant, scopes })
+}
+
+fn verify_signature_and_times(
+    key: &VerifyingKey,
+    token: &str,
+    settings: &AuthSettings,
+    now_unix_secs: u64,
+) -> Result<JWTClaims<Map<String, Value>>, AuthFailure> {
+    let options = VerificationOptions {
+        allowed_issuers: Some(HashSet::from([settings.issuer.clone()])),
+        allowed_audiences: Some(HashSet::from([settings.audience.clone()])),
+        time_tolerance: Some(Duration::from_secs(TIME_TOLERANCE_SECS)),
+        max_token_length: Some(MAX_TOKEN_LENGTH),
+        max_header_length: Some(MAX_HEADER_LENGTH),
+        // The time is ours to give (wall clock of the host), so tests can place it anywhere.
+        artificial_time: Some(Duration::from_secs(now_unix_secs)),
+        ..VerificationOptions::default()
+    };
+    let verified = match key {
+        VerifyingKey::Rs256(key) => key.verify_token(token, Some(options)),
+        VerifyingKey::Es256(key) => key.verify_token(token, Some(options)),
+        VerifyingKey::EdDsa(key) => key.verify_token(token, Some(options)),
+    };
+    verified.map_err(|error| match error.downcast_ref::<JWTError>() {
+        Some(JWTError::InvalidSignature) => AuthFailure::BadSignature,
+        Some(JWTError::TokenHasExpired) => AuthFailure::Expired,
+        Some(JWTError::TokenNotValidYet) => AuthFailure::NotYetValid,
+        Some(JWTError::ClockDrift) => AuthFailure::IssuedInFuture,
+        Some(JWTError::RequiredIssuerMismatch | JWTError::RequiredIssuerMissing) => AuthFailure::WrongIssuer,
+        Some(JWTError::RequiredAudienceMismatch | JWTError::RequiredAudienceMissing) => AuthFailure::WrongAudience,
+        Some(JWTError::AlgorithmMismatch) => AuthFailure::UnsupportedAlgorithm,
+        // Bad encodings, oversize parts, unknown `crit`, a `typ` that is not a JWT, claims that
+        // are not JSON of the right shape.
+        _ => AuthFailure::Malformed,
+    })
+}
+
+/// Where the tenant id is read from. A few registered claim names are parsed by jwt-simple into
+/// fields of their own rather than left among the custom claims.
+enum TenantClaim<'s> {
+    Subject,
+    Custom(&'s str),
+}
+
+impl<'s> TenantClaim<'s> {
+    fn of(settings: &'s AuthSettings) -> Result<TenantClaim<'s>, AuthFailure> {
+        if settings.issuer.is_empty() || settings.audience.is_empty() {
+            return Err(AuthFailure::Misconfigured);
+        }
+        match settings.tenant_claim.as_str() {
+            "sub" => Ok(TenantClaim::Subject),
+            // Issuer, audience, times and ids say nothing about a tenant.
+            "" | "iss" | "aud" | "exp" | "nbf" | "iat" | "jti" | "nonce" => Err(AuthFailure::Misconfigured),
+            name => Ok(TenantClaim::Custom(name)),
+        }
+    }
+
+    fn read(&self, claims: &JWTClaims<Map<String, Value>>) -> Result<TenantId, AuthFailure> {
+        let value = match self {
+            TenantClaim::Subject => claims.subject.as_deref().ok_or(AuthFailure::MissingTenant)?,
+            TenantClaim::Custom(name) => match claims.custom.get(*name) {
+                None | Some(Value::Null) => return Err(AuthFailure::MissingTenant),
+                Some(Value::String(value)) => value,
+                Some(_) => return Err(AuthFailure::InvalidTenant),
+            },
+        };
+        TenantId::parse(value).map_err(|_| AuthFailure::InvalidTenant)
+    }
+}
+
+#[cfg(test)]
+mod tests;
