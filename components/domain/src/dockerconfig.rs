@@ -42,10 +42,7 @@ const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD
 const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    STANDARD_LENIENT
-        .decode(text)
-        .or_else(|_| URL_SAFE_LENIENT.decode(text))
-        .ok()
+    STANDARD_LENIENT.decode(text).or_else(|_| URL_SAFE_LENIENT.decode(text)).ok()
 }
 
 fn invalid_config(message: impl Into<String>) -> Error {
@@ -108,10 +105,7 @@ impl fmt::Debug for RegistryAuth {
             .field("username", &format_args!("<redacted>"))
             .field("password", &format_args!("<redacted>"))
             .field("email", &format_args!("{}", redacted(self.email.is_some())))
-            .field(
-                "identity_token",
-                &format_args!("{}", redacted(self.identity_token.is_some())),
-            )
+            .field("identity_token", &format_args!("{}", redacted(self.identity_token.is_some())))
             .finish()
     }
 }
@@ -125,9 +119,7 @@ pub struct DockerConfig {
 
 impl fmt::Debug for DockerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DockerConfig")
-            .field("auths", &self.auths)
-            .finish()
+        f.debug_struct("DockerConfig").field("auths", &self.auths).finish()
     }
 }
 
@@ -143,10 +135,7 @@ const BODY_FIELDS: [&str; 6] = ["name", "data", "registry", "username", "passwor
 const STRUCTURED_FIELDS: [&str; 4] = ["registry", "username", "password", "email"];
 
 /// A field's string value; `null` counts as absent, as JSON merge-patch and many SDKs use it.
-fn optional_string<'a>(
-    fields: &'a Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a str>, Error> {
+fn optional_string<'a>(fields: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, Error> {
     match fields.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
@@ -162,10 +151,7 @@ impl SecretRequest {
         let Value::Object(fields) = body else {
             return Err(invalid_request("The request body must be a JSON object"));
         };
-        if let Some(unknown) = fields
-            .keys()
-            .find(|key| !BODY_FIELDS.contains(&key.as_str()))
-        {
+        if let Some(unknown) = fields.keys().find(|key| !BODY_FIELDS.contains(&key.as_str())) {
             return Err(invalid_request(format!(
                 "Unknown field {}; a secret takes `name` and either `data` or `registry`, `username`, `password` and `email`",
                 field_name(unknown)
@@ -207,9 +193,7 @@ impl SecretRequest {
 
     fn sap_form(data: &Value) -> Result<DockerConfig, Error> {
         let Value::Object(data) = data else {
-            return Err(invalid_request(
-                "`data` must be an object holding `.dockerconfigjson`",
-            ));
+            return Err(invalid_request("`data` must be an object holding `.dockerconfigjson`"));
         };
         if let Some(unknown) = data.keys().find(|key| *key != ".dockerconfigjson") {
             return Err(invalid_request(format!(
@@ -263,10 +247,7 @@ fn parse_registry(given: &str) -> Result<Registry, Error> {
         Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),
         None => (None, given),
     };
-    if scheme
-        .as_deref()
-        .is_some_and(|scheme| scheme != "http" && scheme != "https")
-    {
+    if scheme.as_deref().is_some_and(|scheme| scheme != "http" && scheme != "https") {
         return refuse("may only have the scheme http:// or https://");
     }
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -275,47 +256,28 @@ fn parse_registry(given: &str) -> Result<Registry, Error> {
     }
     if authority.is_empty()
         || authority.ends_with(':')
-        || !authority.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'[' | b']')
-        })
+        || !authority.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'[' | b']'))
     {
         return refuse("must be a host name or IP address, optionally with :port");
     }
-    if !path
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/'))
-    {
+    if !path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/')) {
         return refuse("may have a path only of letters, digits, '-', '.', '_', '~' and '/'");
     }
     let authority = authority.to_ascii_lowercase();
-    let url = url::Url::parse(&format!(
-        "{}://{authority}{path}",
-        scheme.as_deref().unwrap_or("https")
-    ))
-    .map_err(|_| {
-        invalid_config("A registry must be a host name or IP address, optionally with :port")
-    })?;
+    let url = url::Url::parse(&format!("{}://{authority}{path}", scheme.as_deref().unwrap_or("https")))
+        .map_err(|_| invalid_config("A registry must be a host name or IP address, optionally with :port"))?;
     let Some(host) = url.host_str() else {
         return refuse("must name a host");
     };
-    if DOCKER_HUB_SPELLINGS.contains(&host)
-        && url.port().is_none()
-        && DOCKER_HUB_PATHS.contains(&path)
-    {
-        return Ok(Registry {
-            key: DOCKER_HUB_SERVER.to_owned(),
-            identity: DOCKER_HUB_HOST.to_owned(),
-        });
+    if DOCKER_HUB_SPELLINGS.contains(&host) && url.port().is_none() && DOCKER_HUB_PATHS.contains(&path) {
+        return Ok(Registry { key: DOCKER_HUB_SERVER.to_owned(), identity: DOCKER_HUB_HOST.to_owned() });
     }
     let path = path.trim_end_matches('/');
     let key = match &scheme {
         Some(scheme) => format!("{scheme}://{authority}{path}"),
         None => format!("{authority}{path}"),
     };
-    Ok(Registry {
-        key,
-        identity: format!("{authority}{path}"),
-    })
+    Ok(Registry { key, identity: format!("{authority}{path}") })
 }
 
 /// The server key a registry is stored under; see [`DockerConfig`] for the normalisation.
@@ -325,9 +287,7 @@ pub fn server_key(registry: &str) -> Result<String, Error> {
 
 fn check_username(username: &str, whose: &str) -> Result<(), Error> {
     if username.is_empty() {
-        return Err(invalid_config(format!(
-            "The username {whose}must not be empty"
-        )));
+        return Err(invalid_config(format!("The username {whose}must not be empty")));
     }
     if username.contains(':') {
         return Err(invalid_config(format!(
@@ -341,9 +301,7 @@ fn check_username(username: &str, whose: &str) -> Result<(), Error> {
 /// helper, which is why an entry is empty more often than not (Docker Desktop writes `{}`).
 fn parse_entry(key: &str, entry: &Value, has_helper: bool) -> Result<RegistryAuth, Error> {
     let Value::Object(entry) = entry else {
-        return Err(invalid_config(format!(
-            "The auths entry for {key:?} must be an object"
-        )));
+        return Err(invalid_config(format!("The auths entry for {key:?} must be an object")));
     };
     // Docker reads these field names case-insensitively (Go's JSON decoding); so do we.
     let mut fields: BTreeMap<String, &str> = BTreeMap::new();
@@ -363,16 +321,10 @@ fn parse_entry(key: &str, entry: &Value, has_helper: bool) -> Result<RegistryAut
         let text = match value {
             Value::Null => continue,
             Value::String(text) => text.as_str(),
-            _ => {
-                return Err(invalid_config(format!(
-                    "`{lower}` in the auths entry for {key:?} must be a string"
-                )))
-            }
+            _ => return Err(invalid_config(format!("`{lower}` in the auths entry for {key:?} must be a string"))),
         };
         if fields.insert(lower.clone(), text).is_some() {
-            return Err(invalid_config(format!(
-                "The auths entry for {key:?} gives `{lower}` twice"
-            )));
+            return Err(invalid_config(format!("The auths entry for {key:?} gives `{lower}` twice")));
         }
     }
     // Empty strings are what omitempty-less writers put for "not set".
@@ -384,9 +336,7 @@ fn parse_entry(key: &str, entry: &Value, has_helper: bool) -> Result<RegistryAut
     let (username, password) = match field("auth") {
         Some(auth) => {
             let broken = || {
-                invalid_config(format!(
-                    "The `auth` of the auths entry for {key:?} must be the base64 of user:password"
-                ))
+                invalid_config(format!("The `auth` of the auths entry for {key:?} must be the base64 of user:password"))
             };
             let decoded = decode_base64(auth).ok_or_else(broken)?;
             let decoded = String::from_utf8(decoded).map_err(|_| broken())?;
@@ -409,14 +359,10 @@ fn parse_entry(key: &str, entry: &Value, has_helper: bool) -> Result<RegistryAut
             (Some(user), Some(pass)) => (user.to_owned(), pass.to_owned()),
             (Some(user), None) if identity_token.is_some() => (user.to_owned(), String::new()),
             (Some(_), None) => {
-                return Err(invalid_config(format!(
-                    "The auths entry for {key:?} has a username but no password"
-                )))
+                return Err(invalid_config(format!("The auths entry for {key:?} has a username but no password")))
             }
             (None, Some(_)) => {
-                return Err(invalid_config(format!(
-                    "The auths entry for {key:?} has a password but no username"
-                )))
+                return Err(invalid_config(format!("The auths entry for {key:?} has a password but no username")))
             }
             (None, None) if has_helper => return Err(invalid_config(HELPER_ONLY)),
             (None, None) => {
@@ -428,16 +374,9 @@ fn parse_entry(key: &str, entry: &Value, has_helper: bool) -> Result<RegistryAut
     };
     check_username(&username, &whose)?;
     if password.is_empty() && identity_token.is_none() {
-        return Err(invalid_config(format!(
-            "The password {whose}must not be empty"
-        )));
+        return Err(invalid_config(format!("The password {whose}must not be empty")));
     }
-    Ok(RegistryAuth {
-        username,
-        password,
-        email,
-        identity_token,
-    })
+    Ok(RegistryAuth { username, password, email, identity_token })
 }
 
 fn names_a_helper(config: &Map<String, Value>) -> bool {
@@ -448,9 +387,7 @@ fn names_a_helper(config: &Map<String, Value>) -> bool {
 
 fn parse_config(config: &Value) -> Result<DockerConfig, Error> {
     let Value::Object(config) = config else {
-        return Err(invalid_config(
-            "The .dockerconfigjson must be a JSON object",
-        ));
+        return Err(invalid_config("The .dockerconfigjson must be a JSON object"));
     };
     let has_helper = names_a_helper(config);
     let auths = match config.get("auths") {
@@ -477,10 +414,7 @@ fn parse_config(config: &Value) -> Result<DockerConfig, Error> {
         let registry = parse_registry(given)?;
         let credentials = parse_entry(&registry.key, entry, has_helper)?;
         if !seen.insert(registry.identity) {
-            return Err(invalid_config(format!(
-                "The .dockerconfigjson names the registry {:?} twice",
-                registry.key
-            )));
+            return Err(invalid_config(format!("The .dockerconfigjson names the registry {:?} twice", registry.key)));
         }
         normalised.insert(registry.key, credentials);
     }
@@ -541,9 +475,7 @@ impl DockerConfig {
             email: email.filter(|email| !email.is_empty()).map(str::to_owned),
             identity_token: None,
         };
-        Ok(DockerConfig {
-            auths: BTreeMap::from([(registry.key, credentials)]),
-        })
+        Ok(DockerConfig { auths: BTreeMap::from([(registry.key, credentials)]) })
     }
 
     /// SAP's `.dockerconfigjson` string: a Docker config's JSON, or that JSON base64-encoded
@@ -566,11 +498,9 @@ impl DockerConfig {
             serde_json::from_str(text).map_err(|e| syntax(e, "is not valid JSON"))?
         } else {
             let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-            let decoded = decode_base64(&compact).ok_or_else(|| {
-                invalid_config("`.dockerconfigjson` is neither JSON nor base64-encoded JSON")
-            })?;
-            serde_json::from_slice(&decoded)
-                .map_err(|e| syntax(e, "is base64 but does not decode to valid JSON"))?
+            let decoded = decode_base64(&compact)
+                .ok_or_else(|| invalid_config("`.dockerconfigjson` is neither JSON nor base64-encoded JSON"))?;
+            serde_json::from_slice(&decoded).map_err(|e| syntax(e, "is base64 but does not decode to valid JSON"))?
         };
         parse_config(&config)
     }
@@ -578,8 +508,7 @@ impl DockerConfig {
     /// Reads back what [`DockerConfig::to_dockerconfigjson`] wrote. Anything unreadable is a
     /// corrupt record (500), not the client's fault.
     pub fn from_stored(bytes: &[u8]) -> Result<DockerConfig, Error> {
-        let config: Value =
-            serde_json::from_slice(bytes).map_err(|_| Error::Internal(Internal::CorruptRecord))?;
+        let config: Value = serde_json::from_slice(bytes).map_err(|_| Error::Internal(Internal::CorruptRecord))?;
         parse_config(&config).map_err(|_| Error::Internal(Internal::CorruptRecord))
     }
 
@@ -646,16 +575,8 @@ mod tests {
         let error = result.expect_err("should be refused");
         assert_eq!(error.status(), 400);
         let message = error.message();
-        for secret in [
-            PASSWORD,
-            USER,
-            "aHVudGVy",
-            &STANDARD.encode(format!("{USER}:{PASSWORD}")),
-        ] {
-            assert!(
-                !message.contains(secret),
-                "message leaks a credential: {message}"
-            );
+        for secret in [PASSWORD, USER, "aHVudGVy", &STANDARD.encode(format!("{USER}:{PASSWORD}"))] {
+            assert!(!message.contains(secret), "message leaks a credential: {message}");
         }
         (message, error.code())
     }
@@ -701,13 +622,8 @@ mod tests {
 
     #[test]
     fn output_escapes_strings_as_go_does() {
-        let config = DockerConfig::from_credentials(
-            Some("ghcr.io"),
-            "bob",
-            "s3cr3t&<>\"\\\n\u{1}\u{2028}é",
-            None,
-        )
-        .unwrap();
+        let config =
+            DockerConfig::from_credentials(Some("ghcr.io"), "bob", "s3cr3t&<>\"\\\n\u{1}\u{2028}é", None).unwrap();
         let expected_auth = auth_of("bob", "s3cr3t&<>\"\\\n\u{1}\u{2028}é");
         assert_eq!(
             String::from_utf8(config.to_dockerconfigjson()).unwrap(),
@@ -715,55 +631,22 @@ mod tests {
                 r#"{{"auths":{{"ghcr.io":{{"username":"bob","password":"s3cr3t\u0026\u003c\u003e\"\\\n\u0001\u2028é","auth":"{expected_auth}"}}}}}}"#
             )
         );
-        assert_eq!(
-            DockerConfig::from_stored(&config.to_dockerconfigjson()).unwrap(),
-            config
-        );
+        assert_eq!(DockerConfig::from_stored(&config.to_dockerconfigjson()).unwrap(), config);
     }
 
     #[test]
     fn structured_form_refusals() {
         let cases = [
-            (
-                json!({"name": "p", "username": "a:b", "password": "hunter2"}),
-                "must not contain ':'",
-            ),
-            (
-                json!({"name": "p", "username": "", "password": "hunter2"}),
-                "username must not be empty",
-            ),
-            (
-                json!({"name": "p", "username": USER, "password": ""}),
-                "password must not be empty",
-            ),
-            (
-                json!({"name": "p", "username": USER}),
-                "`password` is required",
-            ),
-            (
-                json!({"name": "p", "password": PASSWORD}),
-                "`username` is required",
-            ),
-            (
-                json!({"name": "p", "registry": "ghcr.io"}),
-                "`username` is required",
-            ),
-            (
-                json!({"name": "p", "username": USER, "password": 42}),
-                "`password` must be a string",
-            ),
-            (
-                json!({"name": "p", "username": ["alice"], "password": PASSWORD}),
-                "`username` must be a string",
-            ),
-            (
-                json!({"name": "p", "username": USER, "password": PASSWORD, "email": false}),
-                "`email` must be a string",
-            ),
-            (
-                json!({"name": "p", "username": USER, "password": PASSWORD, "registry": "ftp://x.io"}),
-                "scheme",
-            ),
+            (json!({"name": "p", "username": "a:b", "password": "hunter2"}), "must not contain ':'"),
+            (json!({"name": "p", "username": "", "password": "hunter2"}), "username must not be empty"),
+            (json!({"name": "p", "username": USER, "password": ""}), "password must not be empty"),
+            (json!({"name": "p", "username": USER}), "`password` is required"),
+            (json!({"name": "p", "password": PASSWORD}), "`username` is required"),
+            (json!({"name": "p", "registry": "ghcr.io"}), "`username` is required"),
+            (json!({"name": "p", "username": USER, "password": 42}), "`password` must be a string"),
+            (json!({"name": "p", "username": ["alice"], "password": PASSWORD}), "`username` must be a string"),
+            (json!({"name": "p", "username": USER, "password": PASSWORD, "email": false}), "`email` must be a string"),
+            (json!({"name": "p", "username": USER, "password": PASSWORD, "registry": "ftp://x.io"}), "scheme"),
         ];
         for (body, expected) in cases {
             let (message, _) = message(parse(body.clone()));
@@ -777,16 +660,8 @@ mod tests {
         let cases = [
             (json!([1]), "must be a JSON object", "InvalidRequest"),
             (json!("text"), "must be a JSON object", "InvalidRequest"),
-            (
-                json!({"data": {".dockerconfigjson": config}}),
-                "`name` is required",
-                "InvalidRequest",
-            ),
-            (
-                json!({"name": 7, "data": {".dockerconfigjson": config}}),
-                "`name` must be a string",
-                "InvalidRequest",
-            ),
+            (json!({"data": {".dockerconfigjson": config}}), "`name` is required", "InvalidRequest"),
+            (json!({"name": 7, "data": {".dockerconfigjson": config}}), "`name` must be a string", "InvalidRequest"),
             (
                 json!({"name": "p", "data": {".dockerconfigjson": config}, "username": USER}),
                 "mixes two forms",
@@ -797,26 +672,10 @@ mod tests {
                 "Unknown field \"extra\"",
                 "InvalidRequest",
             ),
-            (
-                json!({"name": "p"}),
-                "holds no credentials",
-                "InvalidRequest",
-            ),
-            (
-                json!({"name": "p", "data": {}}),
-                "`data..dockerconfigjson` is required",
-                "InvalidRequest",
-            ),
-            (
-                json!({"name": "p", "data": config}),
-                "`data` must be an object",
-                "InvalidRequest",
-            ),
-            (
-                json!({"name": "p", "data": {".dockerconfigjson": {"auths": {}}}}),
-                "must be a string",
-                "InvalidRequest",
-            ),
+            (json!({"name": "p"}), "holds no credentials", "InvalidRequest"),
+            (json!({"name": "p", "data": {}}), "`data..dockerconfigjson` is required", "InvalidRequest"),
+            (json!({"name": "p", "data": config}), "`data` must be an object", "InvalidRequest"),
+            (json!({"name": "p", "data": {".dockerconfigjson": {"auths": {}}}}), "must be a string", "InvalidRequest"),
             (
                 json!({"name": "p", "data": {".dockerconfigjson": config, "other": "x"}}),
                 "Unknown field \"other\" in `data`",
@@ -833,18 +692,9 @@ mod tests {
     #[test]
     fn name_is_optional_for_modify_and_passed_through() {
         let body = json!({"username": USER, "password": PASSWORD});
-        assert_eq!(
-            SecretRequest::from_json(body.clone(), false).unwrap().name,
-            None
-        );
+        assert_eq!(SecretRequest::from_json(body.clone(), false).unwrap().name, None);
         let named = json!({"name": "Whatever", "username": USER, "password": PASSWORD});
-        assert_eq!(
-            SecretRequest::from_json(named, false)
-                .unwrap()
-                .name
-                .as_deref(),
-            Some("Whatever")
-        );
+        assert_eq!(SecretRequest::from_json(named, false).unwrap().name.as_deref(), Some("Whatever"));
     }
 
     #[test]
@@ -858,10 +708,7 @@ mod tests {
 
     #[test]
     fn sap_form_takes_plain_json() {
-        let text = format!(
-            r#"{{"auths":{{"ghcr.io":{{"auth":"{}"}}}}}}"#,
-            auth_of(USER, PASSWORD)
-        );
+        let text = format!(r#"{{"auths":{{"ghcr.io":{{"auth":"{}"}}}}}}"#, auth_of(USER, PASSWORD));
         let config = parse(sap(&text)).unwrap();
         let (key, auth) = only(&config);
         assert_eq!(key, "ghcr.io");
@@ -872,16 +719,11 @@ mod tests {
     #[test]
     fn sap_form_takes_base64_wrapped_json_in_every_alphabet_and_padding() {
         // '?' and '>' make the encodings differ between the alphabets.
-        let text = format!(
-            r#"{{"auths":{{"ghcr.io":{{"username":"{USER}","password":"{PASSWORD}??>>"}}}}}}"#
-        );
+        let text = format!(r#"{{"auths":{{"ghcr.io":{{"username":"{USER}","password":"{PASSWORD}??>>"}}}}}}"#);
         let standard = STANDARD.encode(&text);
         assert!(standard.contains('/') || standard.contains('+'));
-        let wrapped: String = standard
-            .as_bytes()
-            .chunks(76)
-            .map(|line| format!("{}\n", std::str::from_utf8(line).unwrap()))
-            .collect();
+        let wrapped: String =
+            standard.as_bytes().chunks(76).map(|line| format!("{}\n", std::str::from_utf8(line).unwrap())).collect();
         for encoded in [
             standard.clone(),
             STANDARD_NO_PAD.encode(&text),
@@ -903,10 +745,7 @@ mod tests {
             ("   ", "must not be empty"),
             ("not base64 !!", "neither JSON nor base64"),
             (r#"{"auths": "#, "is not valid JSON"),
-            (
-                &STANDARD.encode(format!("{USER}:{PASSWORD}")),
-                "does not decode to valid JSON",
-            ),
+            (&STANDARD.encode(format!("{USER}:{PASSWORD}")), "does not decode to valid JSON"),
             ("[]", "neither JSON nor base64"),
             (&STANDARD.encode("[]"), "must be a JSON object"),
         ];
@@ -921,21 +760,12 @@ mod tests {
     fn auth_is_accepted_padded_and_unpadded() {
         // "u:p" has no padding; "alice:hunter2" needs "==".
         for (user, pass) in [(USER, "hunter2"), ("u", "p"), ("user", "pa:ss")] {
-            for auth in [
-                STANDARD.encode(format!("{user}:{pass}")),
-                STANDARD_NO_PAD.encode(format!("{user}:{pass}")),
-            ] {
+            for auth in [STANDARD.encode(format!("{user}:{pass}")), STANDARD_NO_PAD.encode(format!("{user}:{pass}"))] {
                 let text = json!({"auths": {"ghcr.io": {"auth": auth}}}).to_string();
                 let config = parse(sap(&text)).unwrap();
                 let (_, credentials) = only(&config);
-                assert_eq!(
-                    (credentials.username(), credentials.password()),
-                    (user, pass)
-                );
-                assert_eq!(
-                    credentials.auth(),
-                    STANDARD.encode(format!("{user}:{pass}"))
-                );
+                assert_eq!((credentials.username(), credentials.password()), (user, pass));
+                assert_eq!(credentials.auth(), STANDARD.encode(format!("{user}:{pass}")));
             }
         }
     }
@@ -944,19 +774,10 @@ mod tests {
     fn auth_that_is_not_user_colon_password_is_refused() {
         let cases = [
             ("%%%notbase64", "must be the base64 of user:password"),
-            (
-                &STANDARD.encode(format!("{USER}{PASSWORD}")),
-                "must be the base64 of user:password",
-            ),
-            (
-                &STANDARD.encode([0xff, 0xfe, b':', b'x']),
-                "must be the base64 of user:password",
-            ),
+            (&STANDARD.encode(format!("{USER}{PASSWORD}")), "must be the base64 of user:password"),
+            (&STANDARD.encode([0xff, 0xfe, b':', b'x']), "must be the base64 of user:password"),
             (&STANDARD.encode(format!(":{PASSWORD}")), "empty user name"),
-            (
-                &STANDARD.encode(format!("{USER}:")),
-                "password in the auths entry for \"ghcr.io\" must not be empty",
-            ),
+            (&STANDARD.encode(format!("{USER}:")), "password in the auths entry for \"ghcr.io\" must not be empty"),
         ];
         for (auth, expected) in cases {
             let text = json!({"auths": {"ghcr.io": {"auth": auth}}}).to_string();
@@ -968,7 +789,8 @@ mod tests {
     #[test]
     fn auth_and_username_password_must_agree() {
         let auth = auth_of(USER, PASSWORD);
-        let agreeing = json!({"auths": {"ghcr.io": {"auth": auth, "username": USER, "password": PASSWORD, "email": "a@b.c"}}});
+        let agreeing =
+            json!({"auths": {"ghcr.io": {"auth": auth, "username": USER, "password": PASSWORD, "email": "a@b.c"}}});
         let config = parse(sap(&agreeing.to_string())).unwrap();
         assert_eq!(only(&config).1.email(), Some("a@b.c"));
         for (field, value) in [("username", "mallory"), ("password", "other-pass")] {
@@ -976,18 +798,14 @@ mod tests {
             entry[field] = json!(value);
             let text = json!({"auths": {"ghcr.io": entry}}).to_string();
             let (message, _) = message(parse(sap(&text)));
-            assert!(
-                message.contains(&format!("`auth` and `{field}`")),
-                "{message}"
-            );
+            assert!(message.contains(&format!("`auth` and `{field}`")), "{message}");
             assert!(!message.contains(value));
         }
     }
 
     #[test]
     fn entry_with_username_and_password_only() {
-        let text =
-            json!({"auths": {"quay.io": {"username": USER, "password": PASSWORD}}}).to_string();
+        let text = json!({"auths": {"quay.io": {"username": USER, "password": PASSWORD}}}).to_string();
         let config = parse(sap(&text)).unwrap();
         assert_eq!(only(&config).1.auth(), auth_of(USER, PASSWORD));
         let exported = String::from_utf8(config.to_dockerconfigjson()).unwrap();
@@ -996,8 +814,7 @@ mod tests {
 
     #[test]
     fn entry_field_names_are_case_insensitive_like_docker() {
-        let text =
-            json!({"auths": {"quay.io": {"Username": USER, "Password": PASSWORD}}}).to_string();
+        let text = json!({"auths": {"quay.io": {"Username": USER, "Password": PASSWORD}}}).to_string();
         assert_eq!(only(&parse(sap(&text)).unwrap()).1.username(), USER);
         let twice = json!({"auths": {"quay.io": {"auth": auth_of(USER, PASSWORD), "Auth": auth_of(USER, PASSWORD)}}});
         let (message, _) = message(parse(sap(&twice.to_string())));
@@ -1031,18 +848,9 @@ mod tests {
             (json!({}), "holds no credentials"),
             (json!({"email": "a@b.c"}), "holds no credentials"),
             (json!("x"), "must be an object"),
-            (
-                json!({"auth": 5}),
-                "`auth` in the auths entry for \"ghcr.io\" must be a string",
-            ),
-            (
-                json!({"username": USER, "password": PASSWORD, "registrytoken": "t"}),
-                "unknown field \"registrytoken\"",
-            ),
-            (
-                json!({"username": "a:b", "password": PASSWORD}),
-                "must not contain ':'",
-            ),
+            (json!({"auth": 5}), "`auth` in the auths entry for \"ghcr.io\" must be a string"),
+            (json!({"username": USER, "password": PASSWORD, "registrytoken": "t"}), "unknown field \"registrytoken\""),
+            (json!({"username": "a:b", "password": PASSWORD}), "must not contain ':'"),
         ];
         for (entry, expected) in cases {
             let text = json!({"auths": {"ghcr.io": entry}}).to_string();
@@ -1053,17 +861,9 @@ mod tests {
 
     #[test]
     fn empty_or_missing_auths_are_refused() {
-        for config in [
-            json!({}),
-            json!({"auths": {}}),
-            json!({"auths": null}),
-            json!({"HttpHeaders": {"a": "b"}}),
-        ] {
+        for config in [json!({}), json!({"auths": {}}), json!({"auths": null}), json!({"HttpHeaders": {"a": "b"}})] {
             let (message, _) = message(parse(sap(&config.to_string())));
-            assert!(
-                message.contains("at least one registry"),
-                "{config}: {message}"
-            );
+            assert!(message.contains("at least one registry"), "{config}: {message}");
         }
         let (message, _) = message(parse(sap(r#"{"auths": []}"#)));
         assert!(message.contains("`auths` must be an object"));
@@ -1087,12 +887,7 @@ mod tests {
     #[test]
     fn docker_hub_spellings_all_become_the_canonical_key() {
         let mut spellings = Vec::new();
-        for host in [
-            "docker.io",
-            "index.docker.io",
-            "registry-1.docker.io",
-            "Docker.IO",
-        ] {
+        for host in ["docker.io", "index.docker.io", "registry-1.docker.io", "Docker.IO"] {
             for scheme in ["", "http://", "https://", "HTTPS://"] {
                 for path in ["", "/", "/v1", "/v1/"] {
                     spellings.push(format!("{scheme}{host}{path}"));
@@ -1100,13 +895,8 @@ mod tests {
             }
         }
         for spelling in spellings {
-            assert_eq!(
-                server_key(&spelling).unwrap(),
-                DOCKER_HUB_SERVER,
-                "{spelling}"
-            );
-            let config =
-                DockerConfig::from_credentials(Some(&spelling), USER, PASSWORD, None).unwrap();
+            assert_eq!(server_key(&spelling).unwrap(), DOCKER_HUB_SERVER, "{spelling}");
+            let config = DockerConfig::from_credentials(Some(&spelling), USER, PASSWORD, None).unwrap();
             assert_eq!(only(&config).0, DOCKER_HUB_SERVER);
             assert_eq!(config.registries(), vec!["docker.io"]);
         }
@@ -1117,21 +907,9 @@ mod tests {
         let cases = [
             ("ghcr.io", "ghcr.io", "ghcr.io"),
             ("GHCR.io/", "ghcr.io", "ghcr.io"),
-            (
-                "https://My.Registry:5000",
-                "https://my.registry:5000",
-                "my.registry:5000",
-            ),
-            (
-                "https://my.registry:5000/",
-                "https://my.registry:5000",
-                "my.registry:5000",
-            ),
-            (
-                "HTTP://localhost:5000",
-                "http://localhost:5000",
-                "localhost:5000",
-            ),
+            ("https://My.Registry:5000", "https://my.registry:5000", "my.registry:5000"),
+            ("https://my.registry:5000/", "https://my.registry:5000", "my.registry:5000"),
+            ("HTTP://localhost:5000", "http://localhost:5000", "localhost:5000"),
             ("gcr.io/My-Project/", "gcr.io/My-Project", "gcr.io"),
             ("127.0.0.1:5000", "127.0.0.1:5000", "127.0.0.1:5000"),
             ("[::1]:5000", "[::1]:5000", "[::1]:5000"),
@@ -1158,10 +936,7 @@ mod tests {
             ("ghcr.io:", "host name or IP address"),
             ("ghcr.io:99999", "host name or IP address"),
             ("ghcr.io:port", "host name or IP address"),
-            (
-                "https://alice:hunter2-Sup3r@ghcr.io",
-                "must not carry a user name or password",
-            ),
+            ("https://alice:hunter2-Sup3r@ghcr.io", "must not carry a user name or password"),
             ("ghcr.io/a?b=c", "path only"),
             ("ghcr.io/a#b", "path only"),
             ("gh%63r.io", "host name or IP address"),
@@ -1169,12 +944,7 @@ mod tests {
             (&"a".repeat(600), "at most 512"),
         ];
         for (given, expected) in cases {
-            let (message, code) = message(DockerConfig::from_credentials(
-                Some(given),
-                USER,
-                PASSWORD,
-                None,
-            ));
+            let (message, code) = message(DockerConfig::from_credentials(Some(given), USER, PASSWORD, None));
             assert!(message.contains(expected), "{given}: {message}");
             assert_eq!(code, "InvalidDockerConfig");
         }
@@ -1206,29 +976,17 @@ mod tests {
         .to_string();
         let config = parse(sap(&text)).unwrap();
         let keys: Vec<&String> = config.auths().keys().collect();
-        assert_eq!(
-            keys,
-            [
-                "ghcr.io/org",
-                "https://ghcr.io",
-                "https://index.docker.io/v1/",
-                "quay.io"
-            ]
-        );
+        assert_eq!(keys, ["ghcr.io/org", "https://ghcr.io", "https://index.docker.io/v1/", "quay.io"]);
         assert_eq!(config.registries(), vec!["docker.io", "ghcr.io", "quay.io"]);
-        assert_eq!(
-            DockerConfig::from_stored(&config.to_dockerconfigjson()).unwrap(),
-            config
-        );
+        assert_eq!(DockerConfig::from_stored(&config.to_dockerconfigjson()).unwrap(), config);
     }
 
     #[test]
     fn at_most_64_registries() {
         let auth = auth_of(USER, PASSWORD);
         let config_of = |n: usize| {
-            let auths: Map<String, Value> = (0..n)
-                .map(|i| (format!("r{i}.example.com"), json!({"auth": auth})))
-                .collect();
+            let auths: Map<String, Value> =
+                (0..n).map(|i| (format!("r{i}.example.com"), json!({"auth": auth}))).collect();
             json!({"auths": auths}).to_string()
         };
         assert_eq!(parse(sap(&config_of(64))).unwrap().auths().len(), 64);
@@ -1256,10 +1014,7 @@ mod tests {
     #[test]
     fn stored_garbage_is_a_corrupt_record() {
         for bytes in [&b"not json"[..], b"{}", br#"{"auths":{"x y":{}}}"#] {
-            assert_eq!(
-                DockerConfig::from_stored(bytes),
-                Err(Error::Internal(Internal::CorruptRecord))
-            );
+            assert_eq!(DockerConfig::from_stored(bytes), Err(Error::Internal(Internal::CorruptRecord)));
         }
     }
 

@@ -83,7 +83,8 @@ pub fn modify<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
         who.require(Need::WriteSecrets)?;
         let body = SecretRequest::from_json(json_body(request, JSON_OR_MERGE_PATCH)?, false)?;
         let written = secrets::modify(&ctx.env, &who, ctx.keyring()?, &name, body, if_match(request))?;
-        Ok(Reply::json(200, &Done { id: written.name.as_str(), message: "Secret has been modified" }).with_header(ETAG, etag(written.version)))
+        Ok(Reply::json(200, &Done { id: written.name.as_str(), message: "Secret has been modified" })
+            .with_header(ETAG, etag(written.version)))
     })
 }
 
@@ -134,11 +135,17 @@ pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> O
                     .any(|(k, v)| k == "quotaOnly" && v.eq_ignore_ascii_case("true"));
                 Ok(Reply::json(200, &quota::resource_quota(ctx.env.store, &who, quota_only)?))
             }
-            Endpoint::GetTenantQuota { tenant } => Ok(Reply::json(200, &quota::get_tenant_quota(ctx.env.store, &who, &tenant)?)),
+            Endpoint::GetTenantQuota { tenant } => {
+                Ok(Reply::json(200, &quota::get_tenant_quota(ctx.env.store, &who, &tenant)?))
+            }
             Endpoint::SetTenantQuota { tenant } => {
                 who.require(Need::Operate)?;
-                let body: SetQuota = serde_json::from_value(json_body(request, JSON)?)
-                    .map_err(|_| Error::InvalidQuota(format!("The body must be {{\"limit\": N}} with N from 0 to {}", quota::MAX_LIMIT)))?;
+                let body: SetQuota = serde_json::from_value(json_body(request, JSON)?).map_err(|_| {
+                    Error::InvalidQuota(format!(
+                        "The body must be {{\"limit\": N}} with N from 0 to {}",
+                        quota::MAX_LIMIT
+                    ))
+                })?;
                 Ok(Reply::json(200, &quota::set_tenant_quota(ctx.env.store, &who, &tenant, body)?))
             }
             _ => Err(wrong_component()),

@@ -85,20 +85,27 @@ pub enum Error {
     Unauthenticated(AuthFailure),
     // 403
     Forbidden,
-    QuotaExceeded { limit: u32, used: u32 },
+    QuotaExceeded {
+        limit: u32,
+        used: u32,
+    },
     UpdateManagedSecretNotAllowed,
     DeleteManagedSecretNotAllowed,
     // 404
     SecretNotFound,
     RouteNotFound,
     // 405
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     // 409
     SecretNameExists,
     // 412
     PreconditionFailed,
     // 413
-    PayloadTooLarge { limit: usize },
+    PayloadTooLarge {
+        limit: usize,
+    },
     // 415
     UnsupportedMediaType,
     // 500
@@ -164,14 +171,20 @@ impl Error {
             | Error::InvalidQuery(why)
             | Error::InvalidTenant(why)
             | Error::InvalidQuota(why) => why.clone(),
-            Error::NameMismatch => "The name in the body differs from the name in the path; a secret cannot be renamed".into(),
+            Error::NameMismatch => {
+                "The name in the body differs from the name in the path; a secret cannot be renamed".into()
+            }
             Error::Unauthenticated(_) => "The bearer token is missing or invalid".into(),
             Error::Forbidden => "The token does not grant the scope this call needs".into(),
             Error::QuotaExceeded { limit, used } => {
                 format!("The tenant holds {used} of at most {limit} Docker registry secrets; delete one or ask the platform operator to raise the limit")
             }
-            Error::UpdateManagedSecretNotAllowed => "This secret is managed by the platform and cannot be modified".into(),
-            Error::DeleteManagedSecretNotAllowed => "This secret is managed by the platform and cannot be deleted".into(),
+            Error::UpdateManagedSecretNotAllowed => {
+                "This secret is managed by the platform and cannot be modified".into()
+            }
+            Error::DeleteManagedSecretNotAllowed => {
+                "This secret is managed by the platform and cannot be deleted".into()
+            }
             Error::SecretNotFound => "No Docker registry secret of that name exists".into(),
             Error::RouteNotFound => "No such resource".into(),
             Error::MethodNotAllowed { allow } => format!("This resource takes only {allow}"),

@@ -30,7 +30,9 @@ impl RequestId {
         headers
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
-            .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+            .filter(|v| {
+                (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            })
             .map(|v| RequestId(v.to_owned()))
             .unwrap_or_else(RequestId::fresh)
     }
@@ -39,7 +41,8 @@ impl RequestId {
         let mut bytes = [0u8; 16];
         // Without randomness an id is still useful for logs: fall back to the clock.
         if getrandom::fill(&mut bytes).is_err() {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
             bytes = now.to_le_bytes();
         }
         RequestId(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -96,7 +99,9 @@ pub fn finish(result: Result<Reply, Error>, id: &RequestId, target: &str) -> Out
     let (reply, log) = match result {
         Ok(reply) => (reply, None),
         Err(error) => {
-            let log = error.log_reason().map(|reason| format!("request {} {target}: {} {}: {reason}", id.as_str(), error.status(), error.code()));
+            let log = error.log_reason().map(|reason| {
+                format!("request {} {target}: {} {}: {reason}", id.as_str(), error.status(), error.code())
+            });
             (error_reply(&error, id, target), log)
         }
     };
@@ -110,13 +115,21 @@ pub fn finish(result: Result<Reply, Error>, id: &RequestId, target: &str) -> Out
 
 fn error_reply(error: &Error, id: &RequestId, target: &str) -> Reply {
     let body = ErrorBody {
-        error: ErrorContent { code: error.code(), message: error.message(), request_id: id.as_str(), target, details: error.details() },
+        error: ErrorContent {
+            code: error.code(),
+            message: error.message(),
+            request_id: id.as_str(),
+            target,
+            details: error.details(),
+        },
     };
     let mut reply = Reply::json(error.status(), &body);
     match error {
         Error::Unauthenticated(_) => reply.headers.push((WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"".into())),
         Error::MethodNotAllowed { allow } => reply.headers.push((ALLOW, (*allow).into())),
-        Error::Internal(crate::error::Internal::LockTimeout) => reply.headers.push((http::header::RETRY_AFTER, "1".into())),
+        Error::Internal(crate::error::Internal::LockTimeout) => {
+            reply.headers.push((http::header::RETRY_AFTER, "1".into()))
+        }
         _ => {}
     }
     reply
@@ -140,7 +153,14 @@ pub fn json_body(request: &Request, accepted: &[&str]) -> Result<serde_json::Val
     if !media_type.is_some_and(|m| accepted.contains(&m.as_str())) {
         return Err(Error::UnsupportedMediaType);
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Error::InvalidRequest(format!("The body is not valid JSON ({} at line {}, column {})", classify(&e), e.line(), e.column())))?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        Error::InvalidRequest(format!(
+            "The body is not valid JSON ({} at line {}, column {})",
+            classify(&e),
+            e.line(),
+            e.column()
+        ))
+    })?;
     if !value.is_object() {
         return Err(Error::InvalidRequest("The body must be a JSON object".into()));
     }
@@ -172,7 +192,10 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {
             (b'%', Some(decoded)) => {
                 out.push(decoded);
@@ -201,20 +224,42 @@ mod tests {
 
     #[test]
     fn body_checks_come_in_the_contract_order() {
-        assert_eq!(json_body(&request(Some("application/json"), Body::TooLarge), JSON), Err(Error::PayloadTooLarge { limit: MAX_BODY_BYTES }));
-        assert_eq!(json_body(&request(Some("text/plain"), Body::Complete(b"{}".to_vec())), JSON), Err(Error::UnsupportedMediaType));
+        assert_eq!(
+            json_body(&request(Some("application/json"), Body::TooLarge), JSON),
+            Err(Error::PayloadTooLarge { limit: MAX_BODY_BYTES })
+        );
+        assert_eq!(
+            json_body(&request(Some("text/plain"), Body::Complete(b"{}".to_vec())), JSON),
+            Err(Error::UnsupportedMediaType)
+        );
         assert_eq!(json_body(&request(None, Body::Complete(b"{}".to_vec())), JSON), Err(Error::UnsupportedMediaType));
-        assert!(matches!(json_body(&request(Some("application/json"), Body::Complete(b"{\"a\":".to_vec())), JSON), Err(Error::InvalidRequest(_))));
-        assert!(matches!(json_body(&request(Some("application/json"), Body::Complete(b"[]".to_vec())), JSON), Err(Error::InvalidRequest(_))));
-        assert!(json_body(&request(Some("Application/JSON; charset=utf-8"), Body::Complete(b"{}".to_vec())), JSON).is_ok());
-        assert!(json_body(&request(Some("application/merge-patch+json"), Body::Complete(b"{}".to_vec())), JSON_OR_MERGE_PATCH).is_ok());
+        assert!(matches!(
+            json_body(&request(Some("application/json"), Body::Complete(b"{\"a\":".to_vec())), JSON),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            json_body(&request(Some("application/json"), Body::Complete(b"[]".to_vec())), JSON),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert!(
+            json_body(&request(Some("Application/JSON; charset=utf-8"), Body::Complete(b"{}".to_vec())), JSON).is_ok()
+        );
+        assert!(json_body(
+            &request(Some("application/merge-patch+json"), Body::Complete(b"{}".to_vec())),
+            JSON_OR_MERGE_PATCH
+        )
+        .is_ok());
     }
 
     #[test]
     fn syntax_errors_do_not_quote_the_body() {
         let secret = "hunter2-very-secret";
         let body = format!("{{\"password\": \"{secret}\" oops}}");
-        let Err(Error::InvalidRequest(message)) = json_body(&request(Some("application/json"), Body::Complete(body.into_bytes())), JSON) else { panic!() };
+        let Err(Error::InvalidRequest(message)) =
+            json_body(&request(Some("application/json"), Body::Complete(body.into_bytes())), JSON)
+        else {
+            panic!()
+        };
         assert!(!message.contains(secret));
     }
 

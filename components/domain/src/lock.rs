@@ -80,7 +80,12 @@ fn write_serving<S: KeyValue>(store: &S, keys: &TenantKeys, serving: &Serving) -
     Ok(store.set(&keys.lock_serving(), &bytes)?)
 }
 
-pub fn acquire<S: KeyValue, C: Clock>(store: &S, clock: &C, keys: &TenantKeys, policy: LockPolicy) -> Result<Held, Error> {
+pub fn acquire<S: KeyValue, C: Clock>(
+    store: &S,
+    clock: &C,
+    keys: &TenantKeys,
+    policy: LockPolicy,
+) -> Result<Held, Error> {
     let started = clock.now_ms();
     let mut ticket = take_ticket(store, keys)?;
     // (serving seen, when first seen unchanged)
@@ -202,7 +207,8 @@ mod tests {
                 let (store, inside, total) = (store.clone(), inside.clone(), total.clone());
                 std::thread::spawn(move || {
                     for _ in 0..25 {
-                        let held = acquire(&*store, &crate::clock::SystemClock, &keys(), LockPolicy::default()).unwrap();
+                        let held =
+                            acquire(&*store, &crate::clock::SystemClock, &keys(), LockPolicy::default()).unwrap();
                         assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders at once");
                         total.fetch_add(1, Ordering::SeqCst);
                         std::thread::yield_now();

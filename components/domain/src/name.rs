@@ -11,9 +11,7 @@ use crate::Error;
 ///
 /// Equivalent to Kubernetes' `IsDNS1123Subdomain`: at most 253 characters matching
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*`.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct SecretName(String);
 
@@ -28,14 +26,10 @@ impl SecretName {
         if candidate.chars().count() > Self::MAX_LEN {
             return refuse("must be at most 253 characters");
         }
-        if !candidate
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        {
+        if !candidate.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.') {
             return refuse("may contain only lower-case letters, digits, '-' and '.'");
         }
-        let alphanumeric =
-            |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let alphanumeric = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         let bytes = candidate.as_bytes();
         if !alphanumeric(bytes.first()) || !alphanumeric(bytes.last()) {
             return refuse("must start and end with a letter or digit");
@@ -137,10 +131,7 @@ impl TenantId {
         if candidate.len() > Self::MAX_LEN {
             return Err(TenantIdError::TooLong);
         }
-        if !candidate
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
+        if !candidate.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
             return Err(TenantIdError::ForbiddenCharacter);
         }
         if candidate.starts_with('.') {
@@ -188,16 +179,7 @@ mod tests {
 
     #[test]
     fn accepts_dns_1123_subdomains() {
-        for name in [
-            "a",
-            "0",
-            "my-secret",
-            "ghcr.io",
-            "a.b.c",
-            "a-b.c-d",
-            "1-2",
-            "x".repeat(253).as_str(),
-        ] {
+        for name in ["a", "0", "my-secret", "ghcr.io", "a.b.c", "a-b.c-d", "1-2", "x".repeat(253).as_str()] {
             assert_eq!(SecretName::parse(name).unwrap().as_str(), name);
         }
         let dotted = format!("{}.{}", "a".repeat(126), "b".repeat(126));
@@ -214,41 +196,22 @@ mod tests {
 
     #[test]
     fn refuses_characters_outside_the_charset() {
-        for name in [
-            "My-secret",
-            "UPPER",
-            "under_score",
-            "space here",
-            "slash/x",
-            "colon:x",
-            "é",
-            "naïve",
-            "a\0b",
-        ] {
-            assert!(
-                refusal(name).contains("only lower-case letters, digits, '-' and '.'"),
-                "{name}"
-            );
+        for name in ["My-secret", "UPPER", "under_score", "space here", "slash/x", "colon:x", "é", "naïve", "a\0b"] {
+            assert!(refusal(name).contains("only lower-case letters, digits, '-' and '.'"), "{name}");
         }
     }
 
     #[test]
     fn refuses_non_alphanumeric_ends() {
         for name in ["-a", "a-", ".a", "a.", "-", ".", "--", "-a-"] {
-            assert!(
-                refusal(name).contains("must start and end with a letter or digit"),
-                "{name}"
-            );
+            assert!(refusal(name).contains("must start and end with a letter or digit"), "{name}");
         }
     }
 
     #[test]
     fn refuses_bad_labels() {
         for name in ["a..b", "a.-b", "a-.b", "a.-.b"] {
-            assert!(
-                refusal(name).contains("on each side of every '.'"),
-                "{name}"
-            );
+            assert!(refusal(name).contains("on each side of every '.'"), "{name}");
         }
     }
 
@@ -270,18 +233,7 @@ mod tests {
     #[test]
     fn accepts_tenant_ids_in_the_safe_charset() {
         let longest = "t".repeat(128);
-        for tenant in [
-            "a",
-            "acme",
-            "Acme-Corp_01",
-            "a.b",
-            "a.b.c",
-            "0",
-            "a.",
-            "_x",
-            "-x",
-            longest.as_str(),
-        ] {
+        for tenant in ["a", "acme", "Acme-Corp_01", "a.b", "a.b.c", "0", "a.", "_x", "-x", longest.as_str()] {
             assert_eq!(TenantId::parse(tenant).unwrap().as_str(), tenant);
         }
     }

@@ -28,12 +28,7 @@ pub struct ListQuery {
 
 impl Default for ListQuery {
     fn default() -> Self {
-        ListQuery {
-            top: DEFAULT_TOP,
-            skip: 0,
-            count: false,
-            search: None,
-        }
+        ListQuery { top: DEFAULT_TOP, skip: 0, count: false, search: None }
     }
 }
 
@@ -51,13 +46,9 @@ fn invalid(message: String) -> Error {
 /// Digits only: `str::parse` would also take a leading '+', which no client means.
 fn non_negative(parameter: &str, value: &str) -> Result<usize, Error> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(format!(
-            "`{parameter}` must be a non-negative integer"
-        )));
+        return Err(invalid(format!("`{parameter}` must be a non-negative integer")));
     }
-    value
-        .parse()
-        .map_err(|_| invalid(format!("`{parameter}` is too large")))
+    value.parse().map_err(|_| invalid(format!("`{parameter}` is too large")))
 }
 
 impl ListQuery {
@@ -95,16 +86,13 @@ impl ListQuery {
                 }
                 "$search" => {
                     if value.chars().count() > MAX_SEARCH_LEN {
-                        return Err(invalid(format!(
-                            "`$search` must be at most {MAX_SEARCH_LEN} characters"
-                        )));
+                        return Err(invalid(format!("`$search` must be at most {MAX_SEARCH_LEN} characters")));
                     }
                     result.search = Some(value.to_ascii_lowercase()).filter(|s| !s.is_empty());
                 }
                 _ => {
                     return Err(invalid(
-                        "Unknown query parameter; this list takes `$top`, `$skip`, `$count` and `$search`"
-                            .into(),
+                        "Unknown query parameter; this list takes `$top`, `$skip`, `$count` and `$search`".into(),
                     ))
                 }
             }
@@ -121,14 +109,7 @@ impl ListQuery {
         }
         let matching = items.len();
         let resources: Vec<T> = items.into_iter().skip(self.skip).take(self.top).collect();
-        Page {
-            count: if self.count {
-                matching
-            } else {
-                resources.len()
-            },
-            resources,
-        }
+        Page { count: if self.count { matching } else { resources.len() }, resources }
     }
 }
 
@@ -156,12 +137,7 @@ mod tests {
 
     #[test]
     fn defaults_without_query() {
-        let expected = ListQuery {
-            top: 1000,
-            skip: 0,
-            count: false,
-            search: None,
-        };
+        let expected = ListQuery { top: 1000, skip: 0, count: false, search: None };
         assert_eq!(ListQuery::parse(None).unwrap(), expected);
         assert_eq!(parse(""), expected);
         assert_eq!(parse("foo=bar&top=5&x"), expected);
@@ -175,16 +151,7 @@ mod tests {
         assert_eq!(parse("$top=0007").top, 7);
         assert_eq!(parse("%24top=3").top, 3);
         assert!(refusal("$top=1001").contains("at most 1000"));
-        for bad in [
-            "-1",
-            "+5",
-            "1.5",
-            "",
-            "ten",
-            "1e3",
-            " 5",
-            "99999999999999999999999",
-        ] {
+        for bad in ["-1", "+5", "1.5", "", "ten", "1e3", " 5", "99999999999999999999999"] {
             assert!(refusal(&format!("$top={bad}")).contains("`$top`"), "{bad}");
         }
         assert!(refusal("$top=99999999999999999999999").contains("too large"));
@@ -195,10 +162,7 @@ mod tests {
         assert_eq!(parse("$skip=0").skip, 0);
         assert_eq!(parse("$skip=123456").skip, 123456);
         for bad in ["-1", "x", "", "1%2C2", "99999999999999999999999"] {
-            assert!(
-                refusal(&format!("$skip={bad}")).contains("`$skip`"),
-                "{bad}"
-            );
+            assert!(refusal(&format!("$skip={bad}")).contains("`$skip`"), "{bad}");
         }
     }
 
@@ -209,10 +173,7 @@ mod tests {
         assert!(!parse("$count=false").count);
         assert!(!parse("$count=False").count);
         for bad in ["", "1", "yes", "truee"] {
-            assert!(
-                refusal(&format!("$count={bad}")).contains("`$count`"),
-                "{bad}"
-            );
+            assert!(refusal(&format!("$count={bad}")).contains("`$count`"), "{bad}");
         }
         assert!(refusal("$count").contains("`$count`"));
     }
@@ -223,9 +184,7 @@ mod tests {
         assert_eq!(parse("$search=a%2Eb").search.as_deref(), Some("a.b"));
         assert_eq!(parse("$search=a+b").search.as_deref(), Some("a b"));
         assert_eq!(parse("$search=").search, None);
-        assert!(parse(&format!("$search={}", "x".repeat(253)))
-            .search
-            .is_some());
+        assert!(parse(&format!("$search={}", "x".repeat(253))).search.is_some());
         assert!(refusal(&format!("$search={}", "x".repeat(254))).contains("at most 253"));
     }
 
@@ -271,9 +230,7 @@ mod tests {
 
     #[test]
     fn search_matches_case_insensitive_substrings() {
-        let items: Vec<String> = ["prod-ghcr", "dev", "my.prod", "Legacy-PROD"]
-            .map(String::from)
-            .to_vec();
+        let items: Vec<String> = ["prod-ghcr", "dev", "my.prod", "Legacy-PROD"].map(String::from).to_vec();
         let page = parse("$search=PROD").apply(items, |s| s.as_str());
         assert_eq!(page.resources, ["Legacy-PROD", "my.prod", "prod-ghcr"]);
         assert_eq!(page.count, 3);
@@ -288,13 +245,7 @@ mod tests {
 
     #[test]
     fn page_serializes_as_sap_does() {
-        let page = Page {
-            count: 1,
-            resources: vec!["a"],
-        };
-        assert_eq!(
-            serde_json::to_string(&page).unwrap(),
-            r#"{"count":1,"resources":["a"]}"#
-        );
+        let page = Page { count: 1, resources: vec!["a"] };
+        assert_eq!(serde_json::to_string(&page).unwrap(), r#"{"count":1,"resources":["a"]}"#);
     }
 }

@@ -17,7 +17,9 @@ pub const MAX_LIMIT: u32 = 1000;
 pub fn limit<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<u32, Error> {
     match store.get(&keys.limit())? {
         None => Ok(DEFAULT_LIMIT),
-        Some(bytes) => std::str::from_utf8(&bytes).ok().and_then(|s| s.parse().ok()).ok_or(Internal::CorruptRecord.into()),
+        Some(bytes) => {
+            std::str::from_utf8(&bytes).ok().and_then(|s| s.parse().ok()).ok_or(Internal::CorruptRecord.into())
+        }
     }
 }
 
@@ -69,10 +71,19 @@ pub fn get_tenant_quota<S: KeyValue>(store: &S, who: &Principal, tenant: &str) -
     who.require(Need::Operate)?;
     let tenant = target_tenant(tenant)?;
     let keys = TenantKeys::new(&tenant);
-    Ok(TenantQuota { tenant: tenant.as_str().to_owned(), limit: limit(store, &keys)?, used: TenantIndex::load(store, &keys)?.used() })
+    Ok(TenantQuota {
+        tenant: tenant.as_str().to_owned(),
+        limit: limit(store, &keys)?,
+        used: TenantIndex::load(store, &keys)?.used(),
+    })
 }
 
-pub fn set_tenant_quota<S: KeyValue>(store: &S, who: &Principal, tenant: &str, request: SetQuota) -> Result<TenantQuota, Error> {
+pub fn set_tenant_quota<S: KeyValue>(
+    store: &S,
+    who: &Principal,
+    tenant: &str,
+    request: SetQuota,
+) -> Result<TenantQuota, Error> {
     who.require(Need::Operate)?;
     let tenant = target_tenant(tenant)?;
     if request.limit > MAX_LIMIT {
@@ -80,5 +91,9 @@ pub fn set_tenant_quota<S: KeyValue>(store: &S, who: &Principal, tenant: &str, r
     }
     let keys = TenantKeys::new(&tenant);
     store.set(&keys.limit(), request.limit.to_string().as_bytes())?;
-    Ok(TenantQuota { tenant: tenant.as_str().to_owned(), limit: request.limit, used: TenantIndex::load(store, &keys)?.used() })
+    Ok(TenantQuota {
+        tenant: tenant.as_str().to_owned(),
+        limit: request.limit,
+        used: TenantIndex::load(store, &keys)?.used(),
+    })
 }

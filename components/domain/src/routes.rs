@@ -50,7 +50,11 @@ fn segment(raw: &str) -> Option<String> {
 pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
     let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
     if path == SECRETS {
-        return by_method(method, "GET, POST", vec![(Method::GET, Endpoint::ListSecrets), (Method::POST, Endpoint::CreateSecret)]);
+        return by_method(
+            method,
+            "GET, POST",
+            vec![(Method::GET, Endpoint::ListSecrets), (Method::POST, Endpoint::CreateSecret)],
+        );
     }
     if path == RESOURCE_QUOTA {
         return by_method(method, "GET", vec![(Method::GET, Endpoint::ResourceQuota)]);
@@ -75,7 +79,10 @@ pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
         return by_method(
             method,
             "GET, PUT",
-            vec![(Method::GET, Endpoint::GetTenantQuota { tenant: tenant.clone() }), (Method::PUT, Endpoint::SetTenantQuota { tenant })],
+            vec![
+                (Method::GET, Endpoint::GetTenantQuota { tenant: tenant.clone() }),
+                (Method::PUT, Endpoint::SetTenantQuota { tenant }),
+            ],
         );
     }
     Err(Error::RouteNotFound)
@@ -102,14 +109,23 @@ mod tests {
         for (method, path, component) in cases {
             assert_eq!(resolve(&method, path).unwrap().component(), component, "{method} {path}");
         }
-        assert_eq!(resolve(&Method::GET, "/v2/admin/dockerRegistrySecrets/a%2Eb").unwrap(), Endpoint::GetSecret { name: "a.b".into() });
+        assert_eq!(
+            resolve(&Method::GET, "/v2/admin/dockerRegistrySecrets/a%2Eb").unwrap(),
+            Endpoint::GetSecret { name: "a.b".into() }
+        );
     }
 
     #[test]
     fn wrong_methods_get_405_with_allow_and_unknown_paths_404() {
         assert_eq!(resolve(&Method::DELETE, SECRETS), Err(Error::MethodNotAllowed { allow: "GET, POST" }));
-        assert_eq!(resolve(&Method::POST, "/v2/admin/dockerRegistrySecrets/x"), Err(Error::MethodNotAllowed { allow: "GET, PATCH, DELETE" }));
-        assert_eq!(resolve(&Method::PUT, "/v2/admin/dockerRegistrySecrets/x/credentials"), Err(Error::MethodNotAllowed { allow: "GET" }));
+        assert_eq!(
+            resolve(&Method::POST, "/v2/admin/dockerRegistrySecrets/x"),
+            Err(Error::MethodNotAllowed { allow: "GET, PATCH, DELETE" })
+        );
+        assert_eq!(
+            resolve(&Method::PUT, "/v2/admin/dockerRegistrySecrets/x/credentials"),
+            Err(Error::MethodNotAllowed { allow: "GET" })
+        );
         assert_eq!(resolve(&Method::GET, "/v2/admin/dockerRegistrySecrets/x/y"), Err(Error::RouteNotFound));
         assert_eq!(resolve(&Method::GET, "/v2/admin/dockerRegistrySecretsX"), Err(Error::RouteNotFound));
         assert_eq!(resolve(&Method::GET, "/v2/operator/tenants//quota"), Err(Error::RouteNotFound));

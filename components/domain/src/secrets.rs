@@ -55,7 +55,8 @@ pub struct Written {
 }
 
 fn seal(keyring: &Keyring, tenant: &TenantId, name: &SecretName, config: &DockerConfig) -> Result<Vec<u8>, Error> {
-    let sealed = keyring.seal(&BindingContext { tenant: tenant.as_str(), name: name.as_str() }, &config.to_dockerconfigjson())?;
+    let sealed = keyring
+        .seal(&BindingContext { tenant: tenant.as_str(), name: name.as_str() }, &config.to_dockerconfigjson())?;
     serde_json::to_vec(&Record { name: name.as_str().to_owned(), sealed }).map_err(|_| Internal::CorruptRecord.into())
 }
 
@@ -84,7 +85,12 @@ fn under_lock<S: KeyValue, C: Clock, T>(
 /// not reference them) and the records that committed writes replaced. Deletes only what exists,
 /// so a repair with nothing to do costs reads only. The cleaned `garbage` list is persisted by the
 /// caller's own index write.
-fn repair<S: KeyValue>(store: &S, keys: &TenantKeys, held: &Held, mut index: TenantIndex) -> Result<TenantIndex, Error> {
+fn repair<S: KeyValue>(
+    store: &S,
+    keys: &TenantKeys,
+    held: &Held,
+    mut index: TenantIndex,
+) -> Result<TenantIndex, Error> {
     let mut candidates: Vec<u64> = held.suspects.iter().copied().filter(|t| !index.references(*t)).collect();
     candidates.append(&mut index.garbage);
     for version in candidates {
@@ -107,7 +113,12 @@ fn managed_guard(who: &Principal, entry: &IndexEntry, refusal: Error) -> Result<
 
 /// Whether a create may go ahead on this index. Checked once without the lock, so that a
 /// refusal touches nothing in the store, and again under the lock, where it decides.
-fn admit_create<S: KeyValue>(store: &S, keys: &TenantKeys, index: &TenantIndex, name: &SecretName) -> Result<(), Error> {
+fn admit_create<S: KeyValue>(
+    store: &S,
+    keys: &TenantKeys,
+    index: &TenantIndex,
+    name: &SecretName,
+) -> Result<(), Error> {
     if index.find(name.as_str()).is_some() {
         return Err(Error::SecretNameExists);
     }
@@ -135,7 +146,12 @@ fn admit_change(
     Ok(entry)
 }
 
-pub fn create<S: KeyValue, C: Clock>(env: &Env<S, C>, who: &Principal, keyring: &Keyring, request: SecretRequest) -> Result<Written, Error> {
+pub fn create<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    who: &Principal,
+    keyring: &Keyring,
+    request: SecretRequest,
+) -> Result<Written, Error> {
     who.require(Need::WriteSecrets)?;
     let name = SecretName::parse(request.name.as_deref().unwrap_or_default())?;
     let record = seal(keyring, &who.tenant, &name, &request.credentials)?;
@@ -193,7 +209,12 @@ pub fn modify<S: KeyValue, C: Clock>(
     })
 }
 
-pub fn delete<S: KeyValue, C: Clock>(env: &Env<S, C>, who: &Principal, name: &str, if_match: Option<IfMatch>) -> Result<SecretName, Error> {
+pub fn delete<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    who: &Principal,
+    name: &str,
+    if_match: Option<IfMatch>,
+) -> Result<SecretName, Error> {
     who.require(Need::WriteSecrets)?;
     let name = SecretName::parse(name).map_err(|_| Error::SecretNotFound)?;
     let keys = TenantKeys::new(&who.tenant);
@@ -246,7 +267,12 @@ pub struct KubernetesData {
     pub dockerconfigjson: String,
 }
 
-pub fn export<S: KeyValue>(store: &S, who: &Principal, keyring: &Keyring, name: &str) -> Result<KubernetesSecret, Error> {
+pub fn export<S: KeyValue>(
+    store: &S,
+    who: &Principal,
+    keyring: &Keyring,
+    name: &str,
+) -> Result<KubernetesSecret, Error> {
     use base64::Engine;
     who.require(Need::ReadCredentials)?;
     let keys = TenantKeys::new(&who.tenant);

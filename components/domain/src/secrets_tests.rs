@@ -65,7 +65,10 @@ fn create_get_list_export_round_trip() {
     let ring = keyring(&[("k1", 1)]);
     let written = create(&env(&store, 10_000), &admin("acme"), &ring, request("app", "pw-1")).unwrap();
     let meta = get(&store, &admin("acme"), "app").unwrap();
-    assert_eq!((meta.version, meta.registries.clone(), meta.managed), (written.version, vec!["ghcr.io".to_owned()], false));
+    assert_eq!(
+        (meta.version, meta.registries.clone(), meta.managed),
+        (written.version, vec!["ghcr.io".to_owned()], false)
+    );
     assert_eq!(names(&store, &admin("acme")), ["app"]);
     let manifest = export(&store, &admin("acme"), &ring, "app").unwrap();
     let config = base64::engine::general_purpose::STANDARD.decode(manifest.data.dockerconfigjson).unwrap();
@@ -81,7 +84,10 @@ fn credentials_are_stored_only_as_ciphertext() {
     create(&env(&store, 10_000), &admin("acme"), &keyring(&[("k1", 1)]), request("app", "very-secret-pw")).unwrap();
     for (key, value) in store.dump() {
         let text = String::from_utf8_lossy(&value);
-        assert!(!text.contains("very-secret-pw") && !text.contains("Ym90OnZlcnktc2VjcmV0LXB3"), "plaintext under {key}");
+        assert!(
+            !text.contains("very-secret-pw") && !text.contains("Ym90OnZlcnktc2VjcmV0LXB3"),
+            "plaintext under {key}"
+        );
     }
 }
 
@@ -97,7 +103,10 @@ fn refusals_before_the_lock_write_nothing() {
         delete(&env(&store, 10_000), &admin("acme"), "app", Some(IfMatch::Versions(vec![999]))),
         Err(Error::PreconditionFailed)
     );
-    assert_eq!(create(&env(&store, 10_000), &who("acme", &[Scope::Viewer]), &ring, request("x", "pw")), Err(Error::Forbidden));
+    assert_eq!(
+        create(&env(&store, 10_000), &who("acme", &[Scope::Viewer]), &ring, request("x", "pw")),
+        Err(Error::Forbidden)
+    );
     assert_eq!(store.dump(), before);
 }
 
@@ -134,7 +143,8 @@ fn rotation_keeps_old_secrets_readable_and_modify_reencrypts_under_the_new_key()
     let rotated = keyring(&[("k2", 2), ("k1", 1)]);
     assert!(export(&store, &admin("acme"), &rotated, "app").is_ok());
     let written = modify(&env(&store, 10_000), &admin("acme"), &rotated, "app", request("app", "pw2"), None).unwrap();
-    let record: serde_json::Value = serde_json::from_slice(&store.get(&keys.record(written.version)).unwrap().unwrap()).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&store.get(&keys.record(written.version)).unwrap().unwrap()).unwrap();
     assert_eq!(record["sealed"]["kid"], "k2");
     assert!(export(&store, &admin("acme"), &keyring(&[("k2", 2)]), "app").is_ok(), "k1 no longer needed");
     assert_consistent(&store, "acme");
@@ -247,7 +257,9 @@ fn a_trap_after_any_store_call_leaves_invariants_that_the_next_write_restores() 
                 let env = env(&trapping, 50);
                 match operation {
                     "create" => create(&env, &admin("acme"), &ring, request("new", "pw")).map(|_| ()),
-                    "modify" => modify(&env, &admin("acme"), &ring, "existing", request("existing", "pw2"), None).map(|_| ()),
+                    "modify" => {
+                        modify(&env, &admin("acme"), &ring, "existing", request("existing", "pw2"), None).map(|_| ())
+                    }
                     _ => delete(&env, &admin("acme"), "existing", None).map(|_| ()),
                 }
             }));
@@ -259,7 +271,10 @@ fn a_trap_after_any_store_call_leaves_invariants_that_the_next_write_restores() 
             assert_eq!(used, listed.len(), "{operation} trapped after call {trap_after}");
             assert!(listed.contains(&"after".to_owned()));
             for name in &listed {
-                assert!(export(store, &admin("acme"), &ring, name).is_ok(), "{name} readable after {operation}/{trap_after}");
+                assert!(
+                    export(store, &admin("acme"), &ring, name).is_ok(),
+                    "{name} readable after {operation}/{trap_after}"
+                );
             }
             if outcome.is_ok() {
                 break; // the operation made fewer calls than trap_after: every position was covered

@@ -39,7 +39,9 @@ impl Key {
     fn from_parts(parts: &[&str]) -> Key {
         let key = parts.join(":");
         debug_assert!(key.len() <= Key::MAX_LEN);
-        debug_assert!(parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')));
+        debug_assert!(parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')));
         Key(key)
     }
 
@@ -168,7 +170,8 @@ impl KeyValue for MemoryStore {
 
     fn exists(&self, key: &Key) -> StoreResult<bool> {
         self.ops.read(1);
-        Ok(self.data.lock().unwrap().contains_key(key.as_str()) || self.counters.lock().unwrap().contains_key(key.as_str()))
+        Ok(self.data.lock().unwrap().contains_key(key.as_str())
+            || self.counters.lock().unwrap().contains_key(key.as_str()))
     }
 
     fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Vec<u8>>>> {
@@ -198,7 +201,8 @@ mod tests {
     fn tenant_prefixes_never_overlap_and_keys_stay_short() {
         let long = "a".repeat(128);
         let ids = ["a", "ab", "a.b", "A", "tenant-1", "tenant-10", long.as_str()];
-        let prefixes: Vec<String> = ids.iter().map(|id| format!("{}:", TenantKeys::new(&tenant(id)).prefix())).collect();
+        let prefixes: Vec<String> =
+            ids.iter().map(|id| format!("{}:", TenantKeys::new(&tenant(id)).prefix())).collect();
         for (i, a) in prefixes.iter().enumerate() {
             for (j, b) in prefixes.iter().enumerate() {
                 if i != j {

@@ -7,7 +7,9 @@
 use domain::http::{finish, RequestId, REQUEST_ID};
 use domain::routes::resolve;
 use futures::{SinkExt, StreamExt};
-use spin_sdk::http::{Fields, IncomingRequest, IncomingResponse, OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme};
+use spin_sdk::http::{
+    Fields, IncomingRequest, IncomingResponse, OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme,
+};
 use spin_sdk::http_component;
 
 #[http_component]
@@ -40,7 +42,9 @@ fn forwarded_headers(request: &IncomingRequest) -> http::HeaderMap {
         if name.starts_with("spin-") || name.eq_ignore_ascii_case("host") {
             continue;
         }
-        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_bytes(&value)) {
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_bytes(&value))
+        {
             headers.append(name, value);
         }
     }
@@ -48,7 +52,8 @@ fn forwarded_headers(request: &IncomingRequest) -> http::HeaderMap {
 }
 
 fn fields(headers: &http::HeaderMap) -> Fields {
-    let list: Vec<(String, Vec<u8>)> = headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+    let list: Vec<(String, Vec<u8>)> =
+        headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect();
     Fields::from_list(&list).expect("headers from a valid request are valid")
 }
 
