@@ -11,6 +11,8 @@ import {
 
 const run = `e2e-console-${Date.now().toString(36)}`;
 const hub = `${run}-hub`;
+const privateOne = `${run}-private`;
+const pasted = `${run}-pasted`;
 const paged = Array.from({ length: 12 }, (_, i) => `${run}-page-${String(i).padStart(2, '0')}`);
 const password = `pw-${Math.random().toString(36).slice(2)}-never-shown`;
 const WRITE_SCOPES = ['regsecrets.admin', 'regsecrets.operator'];
@@ -47,7 +49,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const name of [hub, ...paged]) await api(env.admin, 'DELETE', `${SECRETS}/${name}`);
+  for (const name of [hub, privateOne, pasted, ...paged]) await api(env.admin, 'DELETE', `${SECRETS}/${name}`);
   await browser?.close();
 });
 
@@ -142,6 +144,42 @@ describe('regsecrets console', () => {
     assert.equal(await error.textContent(), duplicate.json.error.message);
     assert.equal(await byTestId(page, 'field-password').inputValue(), '');
     assert.equal(await byTestId(page, 'field-username').inputValue(), '');
+    await page.close();
+  });
+
+  it('adds from a private registry and from a pasted .dockerconfigjson, checking fields first', async () => {
+    const page = await adminPage();
+    await byTestId(page, 'add-secret').click();
+    await byTestId(page, 'field-name').fill(privateOne);
+    await byTestId(page, 'mode-private').check();
+    await byTestId(page, 'field-registry').fill('not a registry');
+    await byTestId(page, 'field-username').fill('robot');
+    await byTestId(page, 'field-password').fill(password);
+    await byTestId(page, 'form-submit').click();
+    assert.equal(await byTestId(page, 'registry-error').textContent(), 'A registry address contains no spaces.');
+    assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), 'field-registry');
+    await byTestId(page, 'field-registry').fill('https://registry.example.com:5000');
+    await byTestId(page, 'form-submit').click();
+    await byTestId(page, 'secret-dialog').waitFor({ state: 'hidden' });
+    await filterTo(page, privateOne, [privateOne]);
+    assert.match(await row(page, privateOne).locator('[data-testid="secret-registries"]').textContent(), /registry\.example\.com/);
+
+    await byTestId(page, 'add-secret').click();
+    await byTestId(page, 'field-name').fill(pasted);
+    await byTestId(page, 'mode-dockerconfig').check();
+    assert.equal(await byTestId(page, 'field-password').isVisible(), false);
+    await byTestId(page, 'field-dockerconfig').fill('{"credsStore":"desktop"}');
+    await byTestId(page, 'form-submit').click();
+    assert.match(await byTestId(page, 'dockerconfig-error').textContent(), /credential helper and holds no credentials/);
+    const auth = Buffer.from(`robot:${password}`).toString('base64');
+    const config = JSON.stringify({ auths: { 'quay.io': { auth } } });
+    await byTestId(page, 'field-dockerconfig').fill(Buffer.from(config).toString('base64'));
+    await byTestId(page, 'form-submit').click();
+    await byTestId(page, 'secret-dialog').waitFor({ state: 'hidden' });
+    assert.equal(await byTestId(page, 'field-dockerconfig').inputValue(), '', 'the pasted config is cleared');
+    await filterTo(page, pasted, [pasted]);
+    assert.match(await row(page, pasted).locator('[data-testid="secret-registries"]').textContent(), /quay\.io/);
+    assert.ok(!(await page.content()).includes(auth), 'the pasted credentials are nowhere in the page');
     await page.close();
   });
 

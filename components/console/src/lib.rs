@@ -122,6 +122,13 @@ mod tests {
     }
 
     #[test]
+    fn an_absolute_uri_with_a_query_is_routed_by_its_path() {
+        let response = get("http://127.0.0.1:3000/assets/console.css?v=1");
+        assert_eq!(*response.status(), 200);
+        assert_eq!(header(&response, "content-type"), "text/css; charset=utf-8");
+    }
+
+    #[test]
     fn a_matching_if_none_match_gets_304_without_body() {
         let etag = header(&get("/assets/app.js"), "etag").to_owned();
         let mut request = Request::new(Method::Get, "/assets/app.js");
