@@ -1,0 +1,702 @@
+// The console: sign-in, the list, and the add / edit / delete / use-it dialogs. Everything it
+// knows comes from the public API with the user's token; what the token's claims say only decides
+// which controls are offered, never what is allowed.
+
+import * as session from './session.js';
+import * as api from './api.js';
+import { nameRules, nameIsValid, registryProblem, emailProblem, dockerConfigProblem } from './validate.js';
+import { timeElement, relativeTime, exactTime, isDockerHub, registryLabel, pullSecretYaml, applyCommand } from './format.js';
+
+const $ = (testId, root = document) => root.querySelector(`[data-testid="${testId}"]`);
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  for (const child of children) node.append(child);
+  return node;
+};
+
+const state = {
+  token: null,
+  identity: null,
+  top: 20,
+  skip: 0,
+  search: '',
+  total: 0,
+  items: [],
+  listRequest: 0,
+  quotaFull: false,
+  edit: null, // { name, etag } while the edit dialog is open
+  deleting: null, // { name, etag } while the delete dialog is open
+  returnFocus: null,
+};
+
+// ---------------------------------------------------------------- notices and errors
+
+function notify(message) {
+  $('notice').textContent = message;
+}
+
+function showBanner(testId, message) {
+  const banner = $(testId);
+  banner.textContent = message;
+  banner.hidden = !message;
+}
+
+/** Ends the session on 401: the token is useless now, so it is forgotten, and the user is told why. */
+function handleUnauthenticated() {
+  if (!state.token) return; // a parallel request has already ended the session
+  const expired = state.identity && session.isExpired(state.identity);
+  const message = expired
+    ? `Your token expired ${relativeTime(state.identity.expiresAt)} (${exactTime(state.identity.expiresAt)}). Paste a fresh token to continue.`
+    : 'The server did not accept this token (401): it is expired, not yet valid, or not issued for regsecrets. Paste a fresh token.';
+  signOut(message);
+}
+
+function forbiddenMessage(what) {
+  const scopes = state.identity?.scopes.length ? state.identity.scopes.join(', ') : 'none';
+  return `Your token is valid but may not ${what} (403). That needs the regsecrets.viewer or regsecrets.admin scope; this token has: ${scopes}.`;
+}
+
+// ---------------------------------------------------------------- sign-in and session
+
+function showSignIn(message = '') {
+  $('session').hidden = true;
+  $('secrets-view').hidden = true;
+  $('signin').hidden = false;
+  $('signin-error').textContent = message;
+  const input = $('token-input');
+  input.value = '';
+  input.setAttribute('aria-invalid', message ? 'true' : 'false');
+  input.focus();
+}
+
+function signIn(token, { restoring = false } = {}) {
+  let identity;
+  try {
+    identity = session.describe(session.claimsOf(token));
+  } catch (problem) {
+    if (restoring) session.forget();
+    showSignIn(problem.message);
+    return;
+  }
+  session.remember(token);
+  state.token = token;
+  state.identity = identity;
+  state.skip = 0;
+  state.search = '';
+  $('filter-input').value = '';
+  $('signin').hidden = true;
+  $('token-input').value = '';
+  renderSession();
+  $('secrets-view').hidden = false;
+  $('add-secret').hidden = !identity.canWrite;
+  if (!restoring) notify('');
+  document.getElementById('main').focus();
+  refresh();
+}
+
+function signOut(message) {
+  session.forget();
+  state.token = null;
+  state.identity = null;
+  state.items = [];
+  state.edit = null;
+  state.deleting = null;
+  closeMenu(false);
+  for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
+  clearCredentialFields();
+  $('secrets-body').replaceChildren();
+  $('quota').hidden = true;
+  showBanner('list-error', '');
+  notify(message ? '' : 'Signed out. The token has been forgotten.');
+  showSignIn(message ?? '');
+}
+
+function renderSession() {
+  const { identity } = state;
+  $('session').hidden = false;
+  $('session-tenant').textContent = identity.tenant ?? '(not in token)';
+  const role = $('session-role');
+  role.textContent = identity.role;
+  role.title = identity.scopes.length ? `Scopes: ${identity.scopes.join(' ')}` : 'No scopes';
+  renderExpiry();
+}
+
+function renderExpiry() {
+  const expiry = $('session-expiry');
+  const at = state.identity?.expiresAt;
+  if (!at) {
+    expiry.textContent = at === null ? 'no expiry claim' : '';
+    return;
+  }
+  expiry.dateTime = at.toISOString();
+  expiry.title = exactTime(at);
+  expiry.textContent = session.isExpired(state.identity) ? `expired ${relativeTime(at)}` : relativeTime(at);
+  expiry.classList.toggle('expired', session.isExpired(state.identity));
+}
+
+// ---------------------------------------------------------------- list, paging, quota
+
+function refresh() {
+  loadList();
+  loadQuota();
+}
+
+async function loadList() {
+  const request = ++state.listRequest;
+  const table = $('secrets-table');
+  table.setAttribute('aria-busy', 'true');
+  try {
+    const page = await api.listSecrets(state.token, { top: state.top, skip: state.skip, search: state.search });
+    if (request !== state.listRequest) return; // a newer filter or page has been asked for
+    state.total = Number.isInteger(page.count) ? page.count : page.resources.length;
+    state.items = Array.isArray(page.resources) ? page.resources : [];
+    if (state.items.length === 0 && state.skip > 0 && state.total > 0) {
+      state.skip = Math.max(0, Math.floor((state.total - 1) / state.top) * state.top);
+      loadList();
+      return;
+    }
+    showBanner('list-error', '');
+    table.hidden = false;
+    renderRows();
+  } catch (error) {
+    if (request !== state.listRequest) return;
+    if (error.status === 401) return handleUnauthenticated();
+    state.items = [];
+    $('secrets-body').replaceChildren();
+    table.hidden = error.status === 403;
+    showBanner('list-error', error.status === 403 ? forbiddenMessage('list secrets') : error.message);
+    renderPager();
+  } finally {
+    if (request === state.listRequest) table.removeAttribute('aria-busy');
+  }
+}
+
+async function loadQuota() {
+  const box = $('quota');
+  try {
+    const { usage, quota } = await api.quota(state.token);
+    const used = usage?.count;
+    const max = quota?.maxCount;
+    if (!Number.isInteger(used) || !Number.isInteger(max)) throw new Error('no quota figures');
+    $('quota-text').textContent = `${used} of ${max} secrets used`;
+    const meter = $('quota-meter');
+    meter.max = max;
+    meter.value = used;
+    meter.high = Math.max(0, max - 1);
+    state.quotaFull = used >= max;
+    const add = $('add-secret');
+    add.disabled = state.quotaFull;
+    add.title = state.quotaFull ? 'The tenant\u2019s quota is used up: delete a secret first.' : '';
+    box.hidden = false;
+  } catch (error) {
+    if (error.status === 401) return handleUnauthenticated();
+    // The quota is a convenience; the list stays usable without it.
+    box.hidden = true;
+  }
+}
+
+function renderRows() {
+  const rows = state.items.map(renderRow);
+  $('secrets-body').replaceChildren(...rows);
+  const empty = $('empty-state');
+  if (rows.length === 0) {
+    empty.textContent = state.search
+      ? `No secret name contains \u201c${state.search}\u201d.`
+      : state.identity.canWrite ? 'No secrets yet. Add one with \u201c+ Add New\u201d.' : 'No secrets yet.';
+  }
+  empty.hidden = rows.length > 0;
+  renderPager();
+}
+
+function renderRow(secret) {
+  const row = el('tr', { className: secret.managed ? 'managed' : '' });
+  row.dataset.testid = 'secret-row';
+  row.dataset.name = secret.name;
+
+  const nameCell = el('td', { className: 'name' }, el('span', { textContent: secret.name }));
+  nameCell.firstChild.dataset.testid = 'secret-name';
+  nameCell.dataset.label = 'Name';
+  if (secret.managed) {
+    const badge = el('span', { className: 'badge', textContent: 'managed', title: 'Managed by the platform: read-only for tenant admins' });
+    badge.dataset.testid = 'managed-badge';
+    nameCell.append(' ', badge);
+  }
+
+  const registries = el('td', { className: 'registries' });
+  registries.dataset.testid = 'secret-registries';
+  registries.dataset.label = 'Registries';
+  for (const registry of secret.registries ?? []) {
+    registries.append(el('span', { className: 'chip', textContent: registryLabel(registry), title: registry }), ' ');
+  }
+
+  const created = el('td', {}, timeElement(secret.createdAt, 'secret-created'));
+  created.dataset.label = 'Created';
+  const modified = el('td', {}, timeElement(secret.modifiedAt, 'secret-modified'));
+  modified.dataset.label = 'Modified';
+
+  const button = el('button', {
+    type: 'button',
+    className: 'btn small',
+    textContent: 'Actions \u25be',
+  });
+  button.setAttribute('aria-haspopup', 'menu');
+  button.setAttribute('aria-expanded', 'false');
+  button.setAttribute('aria-label', `Actions for ${secret.name}`);
+  button.dataset.testid = 'row-actions';
+  button.addEventListener('click', () => openMenu(button, secret));
+  const actions = el('td', { className: 'actions' }, button);
+
+  row.append(nameCell, registries, created, modified, actions);
+  return row;
+}
+
+function renderPager() {
+  const { skip, top, total } = state;
+  const shown = state.items.length;
+  $('pager-status').textContent = shown === 0
+    ? (total === 0 ? '0 secrets' : `${total} secrets`)
+    : `${skip + 1}\u2013${skip + shown} of ${total}`;
+  $('pager-prev').disabled = skip === 0;
+  $('pager-next').disabled = skip + shown >= total;
+}
+
+// ---------------------------------------------------------------- the row's Actions menu
+
+const menu = $('actions-menu');
+
+function openMenu(button, secret) {
+  const wasOpenFor = menu.dataset.for;
+  closeMenu(false);
+  if (wasOpenFor === secret.name) return;
+  const writable = state.identity.canWrite && !secret.managed;
+  const items = [['action-use', 'Use it', () => openUse(secret.name)]];
+  if (writable) {
+    items.push(['action-edit', 'Replace credentials\u2026', () => openEdit(secret.name)]);
+    items.push(['action-delete', 'Delete\u2026', () => openDelete(secret.name)]);
+  }
+  menu.replaceChildren(...items.map(([testId, label, action]) => {
+    const item = el('button', { type: 'button', role: 'menuitem', textContent: label, tabIndex: -1 });
+    item.dataset.testid = testId;
+    item.addEventListener('click', () => {
+      closeMenu(false);
+      state.returnFocus = button;
+      action();
+    });
+    return item;
+  }));
+  if (secret.managed) {
+    menu.append(el('p', { className: 'menu-note', textContent: 'Managed by the platform: read-only.' }));
+  }
+  menu.dataset.for = secret.name;
+  menu.opener = button;
+  menu.setAttribute('aria-label', `Actions for ${secret.name}`);
+  menu.hidden = false;
+  const box = button.getBoundingClientRect();
+  menu.style.top = `${window.scrollY + box.bottom + 4}px`;
+  menu.style.left = `${Math.max(8, window.scrollX + box.right - menu.offsetWidth)}px`;
+  button.setAttribute('aria-expanded', 'true');
+  menu.querySelector('[role=menuitem]').focus();
+}
+
+function closeMenu(refocus) {
+  if (menu.hidden) return;
+  menu.hidden = true;
+  delete menu.dataset.for;
+  menu.opener?.setAttribute('aria-expanded', 'false');
+  if (refocus) menu.opener?.focus();
+  menu.opener = null;
+}
+
+menu.addEventListener('keydown', (event) => {
+  const items = [...menu.querySelectorAll('[role=menuitem]')];
+  const index = items.indexOf(document.activeElement);
+  const move = { ArrowDown: 1, ArrowUp: -1 }[event.key];
+  if (move) {
+    event.preventDefault();
+    items[(index + move + items.length) % items.length].focus();
+  } else if (event.key === 'Home' || event.key === 'End') {
+    event.preventDefault();
+    items[event.key === 'Home' ? 0 : items.length - 1].focus();
+  } else if (event.key === 'Escape') {
+    event.preventDefault();
+    closeMenu(true);
+  } else if (event.key === 'Tab') {
+    closeMenu(true);
+  }
+});
+
+document.addEventListener('click', (event) => {
+  if (!menu.hidden && !menu.contains(event.target) && !menu.opener?.contains(event.target)) closeMenu(false);
+});
+
+// ---------------------------------------------------------------- add and edit
+
+const secretDialog = $('secret-dialog');
+const secretForm = $('secret-form');
+const fields = {
+  name: $('field-name'),
+  registry: $('field-registry'),
+  username: $('field-username'),
+  password: $('field-password'),
+  email: $('field-email'),
+  dockerconfig: $('field-dockerconfig'),
+};
+
+/** Credentials never stay in the page longer than one submit. */
+function clearCredentialFields() {
+  for (const key of ['username', 'password', 'email', 'dockerconfig']) fields[key].value = '';
+}
+
+function selectedMode() {
+  return secretForm.querySelector('input[name=mode]:checked').value;
+}
+
+function showMode(mode) {
+  secretForm.querySelector(`input[name=mode][value=${mode}]`).checked = true;
+  for (const field of secretForm.querySelectorAll('[data-mode]')) {
+    field.hidden = !field.dataset.mode.split(' ').includes(mode);
+  }
+}
+
+function renderNameRules() {
+  const name = fields.name.value;
+  const list = $('name-rules');
+  list.replaceChildren(...nameRules(name).map((rule) => {
+    const status = name === '' ? 'pending' : rule.ok ? 'ok' : 'bad';
+    const item = el('li', { className: status, textContent: rule.text });
+    item.dataset.rule = rule.id;
+    item.dataset.status = status;
+    item.prepend(el('span', { className: 'sr-only', textContent: status === 'ok' ? 'Met: ' : status === 'bad' ? 'Not met: ' : '' }));
+    return item;
+  }));
+  fields.name.setAttribute('aria-invalid', String(name !== '' && !nameIsValid(name)));
+}
+
+function setFieldError(key, message) {
+  const field = fields[key];
+  const error = $(`${key}-error`);
+  if (error) error.textContent = message ?? '';
+  field.setAttribute('aria-invalid', message ? 'true' : 'false');
+}
+
+function resetSecretForm() {
+  secretForm.reset();
+  clearCredentialFields();
+  for (const key of ['registry', 'username', 'password', 'email', 'dockerconfig']) setFieldError(key, null);
+  showBanner('form-error', '');
+  renderNameRules();
+}
+
+function openAdd() {
+  state.edit = null;
+  resetSecretForm();
+  state.returnFocus = $('add-secret');
+  $('secret-dialog-title').textContent = 'Add Docker registry secret';
+  $('edit-summary').hidden = true;
+  $('name-field').hidden = false;
+  $('form-submit').textContent = 'Add secret';
+  showMode('dockerhub');
+  secretDialog.showModal();
+  fields.name.focus();
+}
+
+function describeEdit(secret) {
+  const registries = (secret.registries ?? []).map(registryLabel).join(', ') || 'none';
+  const modified = new Date(secret.modifiedAt);
+  const when = Number.isNaN(modified.getTime()) ? '' : ` Last modified ${relativeTime(modified)}.`;
+  $('edit-summary').textContent = `Registries now: ${registries}.${when} The credentials you enter replace the stored ones; they are never shown.`;
+}
+
+async function openEdit(name) {
+  let found;
+  try {
+    found = await api.getSecret(state.token, name);
+  } catch (error) {
+    if (error.status === 401) return handleUnauthenticated();
+    notify(error.status === 404 ? `${name} no longer exists.` : error.message);
+    if (error.status === 404) loadList();
+    return;
+  }
+  resetSecretForm();
+  state.edit = { name, etag: found.etag };
+  $('secret-dialog-title').textContent = `Replace credentials of ${name}`;
+  describeEdit(found.json);
+  $('edit-summary').hidden = false;
+  $('name-field').hidden = true;
+  $('form-submit').textContent = 'Save credentials';
+  const registries = found.json.registries ?? [];
+  if (registries.length === 1 && !isDockerHub(registries[0])) {
+    showMode('private');
+    fields.registry.value = registries[0];
+  } else {
+    showMode(registries.length > 1 ? 'dockerconfig' : 'dockerhub');
+  }
+  secretDialog.showModal();
+  (selectedMode() === 'dockerconfig' ? fields.dockerconfig : fields.username).focus();
+}
+
+/** Checks every field of the chosen mode; returns whether all pass, focusing the first that does not. */
+function validateForm() {
+  const mode = selectedMode();
+  const problems = [];
+  if (!state.edit) {
+    renderNameRules();
+    if (!nameIsValid(fields.name.value)) problems.push(['name', null]);
+  }
+  if (mode === 'dockerconfig') {
+    problems.push(['dockerconfig', dockerConfigProblem(fields.dockerconfig.value)]);
+  } else {
+    if (mode === 'private') problems.push(['registry', registryProblem(fields.registry.value)]);
+    problems.push(['username', fields.username.value.trim() ? null : 'Enter the user name for the registry.']);
+    problems.push(['password', fields.password.value ? null : 'Enter the password or access token.']);
+    problems.push(['email', emailProblem(fields.email.value)]);
+  }
+  for (const [key, message] of problems) if (key !== 'name') setFieldError(key, message);
+  const first = problems.find(([key, message]) => message || key === 'name');
+  if (first) fields[first[0]].focus();
+  return !first;
+}
+
+function requestBody() {
+  const mode = selectedMode();
+  const body = state.edit ? {} : { name: fields.name.value };
+  if (mode === 'dockerconfig') {
+    body.data = { '.dockerconfigjson': fields.dockerconfig.value.trim() };
+    return body;
+  }
+  if (mode === 'private') body.registry = fields.registry.value.trim();
+  body.username = fields.username.value.trim();
+  body.password = fields.password.value;
+  if (fields.email.value.trim()) body.email = fields.email.value.trim();
+  return body;
+}
+
+async function submitSecret() {
+  showBanner('form-error', '');
+  if (!validateForm()) return;
+  const body = requestBody();
+  clearCredentialFields();
+  const submit = $('form-submit');
+  submit.disabled = true;
+  const editing = state.edit;
+  try {
+    if (editing) {
+      await api.patchSecret(state.token, editing.name, editing.etag, body);
+    } else {
+      await api.createSecret(state.token, body);
+    }
+    const name = editing ? editing.name : body.name;
+    secretDialog.close();
+    notify(editing ? `The credentials of ${name} have been replaced.` : `Secret ${name} has been created.`);
+    if (!editing) state.returnFocus = $('add-secret');
+    refresh();
+  } catch (error) {
+    if (error.status === 401) return handleUnauthenticated();
+    if (editing && error.status === 412) return reportConflict(editing.name);
+    if (editing && error.status === 404) {
+      showBanner('form-error', `${editing.name} was deleted by someone else; nothing was saved.`);
+      loadList();
+      return;
+    }
+    showBanner('form-error', error.message);
+    if (error.code === 'InvalidSecretName' || error.code === 'SecretNameExists') fields.name.focus();
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+/** A 412 means someone changed the secret after this form was opened: nothing was overwritten. */
+async function reportConflict(name) {
+  const conflict = `Conflict: ${name} was changed by someone else after you opened this form, so your credentials were not saved.`;
+  try {
+    const current = await api.getSecret(state.token, name);
+    state.edit = { name, etag: current.etag };
+    describeEdit(current.json);
+    showBanner('form-error', `${conflict} Its current version is loaded now: enter the credentials again to replace it, or cancel.`);
+  } catch (error) {
+    if (error.status === 401) return handleUnauthenticated();
+    showBanner('form-error', error.status === 404 ? `${conflict} It has since been deleted.` : conflict);
+  }
+  loadList();
+}
+
+// ---------------------------------------------------------------- delete
+
+const deleteDialog = $('delete-dialog');
+
+async function openDelete(name) {
+  let found;
+  try {
+    found = await api.getSecret(state.token, name);
+  } catch (error) {
+    if (error.status === 401) return handleUnauthenticated();
+    notify(error.status === 404 ? `${name} no longer exists.` : error.message);
+    if (error.status === 404) loadList();
+    return;
+  }
+  state.deleting = { name, etag: found.etag };
+  $('delete-name').textContent = name;
+  showBanner('delete-error', '');
+  deleteDialog.showModal();
+  $('delete-cancel').focus();
+}
+
+async function confirmDelete() {
+  const { name, etag } = state.deleting;
+  const confirm = $('delete-confirm');
+  confirm.disabled = true;
+  try {
+    await api.deleteSecret(state.token, name, etag);
+    deleteDialog.close();
+    state.returnFocus = $('filter-input');
+    notify(`Secret ${name} has been deleted.`);
+    refresh();
+  } catch (error) {
+    if (error.status === 401) return handleUnauthenticated();
+    if (error.status === 412) {
+      showBanner('delete-error', `${name} was changed by someone else after you opened this dialog, so it was not deleted. Close this dialog and review it first.`);
+    } else if (error.status === 404) {
+      showBanner('delete-error', `${name} has already been deleted.`);
+    } else {
+      showBanner('delete-error', error.message);
+    }
+    loadList();
+  } finally {
+    confirm.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- use it
+
+const useDialog = $('use-dialog');
+
+function openUse(name) {
+  $('use-name').textContent = name;
+  $('snippet-yaml').textContent = pullSecretYaml(name);
+  const puller = $('puller-snippet');
+  puller.hidden = !state.identity.canPull;
+  $('snippet-curl').textContent = state.identity.canPull ? applyCommand(location.origin, name) : '';
+  useDialog.showModal();
+  $('copy-yaml').focus();
+}
+
+async function copyFrom(testId, button) {
+  const text = $(testId).textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // Without clipboard permission, select the text so that Ctrl+C copies it.
+    const range = document.createRange();
+    range.selectNodeContents($(testId));
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    notify('Press Ctrl+C (\u2318C) to copy the selected text.');
+    return;
+  }
+  button.textContent = 'Copied';
+  setTimeout(() => { button.textContent = 'Copy'; }, 1500);
+}
+
+// ---------------------------------------------------------------- wiring
+
+let filterTimer;
+
+function applyFilter(value) {
+  clearTimeout(filterTimer);
+  state.search = value.trim();
+  state.skip = 0;
+  loadList();
+}
+
+function wire() {
+  $('signin-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const token = $('token-input').value.trim().replace(/^Bearer\s+/i, '');
+    if (!token) {
+      $('signin-error').textContent = 'Paste a token first.';
+      return;
+    }
+    signIn(token);
+  });
+  $('signout').addEventListener('click', () => signOut());
+
+  const filter = $('filter-input');
+  filter.addEventListener('input', () => {
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(() => applyFilter(filter.value), 250);
+  });
+  filter.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') applyFilter(filter.value);
+  });
+  $('filter-reset').addEventListener('click', () => {
+    filter.value = '';
+    applyFilter('');
+    filter.focus();
+  });
+
+  $('page-size').addEventListener('change', (event) => {
+    state.top = Number(event.target.value);
+    state.skip = 0;
+    loadList();
+  });
+  $('pager-prev').addEventListener('click', () => {
+    state.skip = Math.max(0, state.skip - state.top);
+    loadList();
+  });
+  $('pager-next').addEventListener('click', () => {
+    state.skip += state.top;
+    loadList();
+  });
+
+  $('add-secret').addEventListener('click', openAdd);
+  fields.name.addEventListener('input', renderNameRules);
+  for (const radio of secretForm.querySelectorAll('input[name=mode]')) {
+    radio.addEventListener('change', () => showMode(radio.value));
+  }
+  for (const key of ['registry', 'username', 'password', 'email', 'dockerconfig']) {
+    fields[key].addEventListener('input', () => setFieldError(key, null));
+  }
+  secretForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    submitSecret();
+  });
+  $('form-cancel').addEventListener('click', () => secretDialog.close());
+
+  deleteDialog.querySelector('form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    confirmDelete();
+  });
+  $('delete-cancel').addEventListener('click', () => deleteDialog.close());
+
+  $('copy-yaml').addEventListener('click', (event) => copyFrom('snippet-yaml', event.currentTarget));
+  $('copy-curl').addEventListener('click', (event) => copyFrom('snippet-curl', event.currentTarget));
+
+  for (const dialog of [secretDialog, deleteDialog, useDialog]) {
+    dialog.addEventListener('close', () => {
+      if (dialog === secretDialog) {
+        clearCredentialFields();
+        state.edit = null;
+      }
+      if (dialog === deleteDialog) state.deleting = null;
+      const target = state.returnFocus;
+      state.returnFocus = null;
+      if (target?.isConnected && !target.closest('[hidden]')) target.focus();
+      else if (state.token) $('filter-input').focus();
+    });
+  }
+
+  // Refresh relative times and the expiry now and then, without refetching.
+  setInterval(() => {
+    if (!state.identity) return;
+    renderExpiry();
+    for (const time of document.querySelectorAll('tbody time[datetime]')) {
+      time.textContent = relativeTime(new Date(time.dateTime));
+    }
+  }, 30_000);
+}
+
+wire();
+renderNameRules();
+const stored = session.storedToken();
+if (stored) signIn(stored, { restoring: true });
+else showSignIn();
