@@ -3,7 +3,7 @@
 
 mod build;
 mod client;
-mod tokens;
+pub mod tokens;
 
 pub use client::{Call, Reply};
 pub use tokens::Tokens;
@@ -61,7 +61,7 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn start(options: Options) -> TestApp {
-        Self::start_with(options, Tokens::new(), BTreeMap::new())
+        Self::start_with(options, Tokens::default(), BTreeMap::new())
     }
 
     /// Starts the app with these token keys and extra application variables.
