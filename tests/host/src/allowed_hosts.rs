@@ -62,7 +62,10 @@ impl AllowedHost {
         } else if let Some((a, b)) = port.split_once("..") {
             PortRule::Range(a.parse()?, b.parse()?)
         } else {
-            PortRule::Port(port.parse().with_context(|| format!("port {port:?} is not a number"))?)
+            PortRule::Port(
+                port.parse()
+                    .with_context(|| format!("port {port:?} is not a number"))?,
+            )
         };
         let scheme = if scheme == "*" {
             None
@@ -163,8 +166,7 @@ impl AllowedHosts {
     pub fn allows_relative(&self) -> bool {
         self.hosts.iter().any(|h| {
             matches!(h.host, HostRule::Any | HostRule::ToSelf)
-                && h
-                    .scheme
+                && h.scheme
                     .as_deref()
                     .is_none_or(|s| s == "http" || s == "https")
         })
@@ -192,16 +194,31 @@ mod tests {
 
     #[test]
     fn exact_host_and_port() {
-        assert!(allows(&["http://127.0.0.1:8080"], "http://127.0.0.1:8080/x"));
-        assert!(!allows(&["http://127.0.0.1:8080"], "http://127.0.0.1:8081/x"));
-        assert!(!allows(&["http://127.0.0.1:8080"], "https://127.0.0.1:8080/x"));
+        assert!(allows(
+            &["http://127.0.0.1:8080"],
+            "http://127.0.0.1:8080/x"
+        ));
+        assert!(!allows(
+            &["http://127.0.0.1:8080"],
+            "http://127.0.0.1:8081/x"
+        ));
+        assert!(!allows(
+            &["http://127.0.0.1:8080"],
+            "https://127.0.0.1:8080/x"
+        ));
     }
 
     #[test]
     fn default_ports_by_scheme() {
         assert!(allows(&["https://example.com"], "https://example.com/a"));
-        assert!(allows(&["https://example.com"], "https://example.com:443/a"));
-        assert!(!allows(&["https://example.com"], "https://example.com:8443/a"));
+        assert!(allows(
+            &["https://example.com"],
+            "https://example.com:443/a"
+        ));
+        assert!(!allows(
+            &["https://example.com"],
+            "https://example.com:8443/a"
+        ));
         assert!(!allows(&["https://example.com"], "http://example.com/a"));
     }
 
@@ -211,15 +228,30 @@ mod tests {
         assert!(allows(&["https://*.example.com"], "https://a.example.com/"));
         assert!(!allows(&["https://*.example.com"], "https://example.com/"));
         assert!(allows(&["http://localhost:*"], "http://localhost:9999/"));
-        assert!(allows(&["http://localhost:8000..8010"], "http://localhost:8005/"));
-        assert!(!allows(&["http://localhost:8000..8010"], "http://localhost:8010/"));
+        assert!(allows(
+            &["http://localhost:8000..8010"],
+            "http://localhost:8005/"
+        ));
+        assert!(!allows(
+            &["http://localhost:8000..8010"],
+            "http://localhost:8010/"
+        ));
     }
 
     #[test]
     fn service_chaining_wildcard_covers_only_app_components() {
-        assert!(allows(&["http://*.spin.internal"], "http://create.spin.internal/v2"));
-        assert!(!allows(&["http://*.spin.internal"], "http://other.spin.internal/v2"));
-        assert!(!allows(&["http://create.spin.internal"], "http://list.spin.internal/"));
+        assert!(allows(
+            &["http://*.spin.internal"],
+            "http://create.spin.internal/v2"
+        ));
+        assert!(!allows(
+            &["http://*.spin.internal"],
+            "http://other.spin.internal/v2"
+        ));
+        assert!(!allows(
+            &["http://create.spin.internal"],
+            "http://list.spin.internal/"
+        ));
         assert!(!allows(&[], "http://create.spin.internal/"));
     }
 

@@ -66,7 +66,13 @@ impl AppShared {
         let manifest_dir = cfg
             .manifest
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    std::path::Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(std::path::Path::new("."))
             .to_path_buf();
 
@@ -100,7 +106,9 @@ impl AppShared {
             let path = manifest.source_path(&manifest_dir, decl);
             let component = Component::from_file(&engine, &path)
                 .map_err(|e| anyhow::anyhow!("{e:?}"))
-                .with_context(|| format!("cannot compile component {id:?} from {}", path.display()))?;
+                .with_context(|| {
+                    format!("cannot compile component {id:?} from {}", path.display())
+                })?;
             let pre = linker
                 .instantiate_pre(&component)
                 .and_then(ProxyPre::new)
@@ -114,7 +122,13 @@ impl AppShared {
                 allowed_hosts,
                 environment: decl.environment.clone().into_iter().collect(),
             };
-            components.insert(id.clone(), LoadedComponent { info: Arc::new(info), pre });
+            components.insert(
+                id.clone(),
+                LoadedComponent {
+                    info: Arc::new(info),
+                    pre,
+                },
+            );
         }
         let default_sqlite = match backends.get("default") {
             Some(Backend::Sqlite(s)) => s.path().map(|p| p.to_path_buf()),

@@ -88,12 +88,21 @@ impl store::Host for InstanceState {
 }
 
 impl store::HostBucket for InstanceState {
-    async fn get(&mut self, b: Resource<Store>, key: String) -> Wr<Result<Option<Vec<u8>>, store::Error>> {
+    async fn get(
+        &mut self,
+        b: Resource<Store>,
+        key: String,
+    ) -> Wr<Result<Option<Vec<u8>>, store::Error>> {
         let r = self.bucket(&b)?.get(&key).await.map_err(wasi_err);
         self.done(r)
     }
 
-    async fn set(&mut self, b: Resource<Store>, key: String, value: Vec<u8>) -> Wr<Result<(), store::Error>> {
+    async fn set(
+        &mut self,
+        b: Resource<Store>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Wr<Result<(), store::Error>> {
         let r = self.bucket(&b)?.set(&key, &value).await.map_err(wasi_err);
         self.done(r)
     }
@@ -108,9 +117,15 @@ impl store::HostBucket for InstanceState {
         self.done(r)
     }
 
-    async fn list_keys(&mut self, b: Resource<Store>, cursor: Option<String>) -> Wr<Result<store::KeyResponse, store::Error>> {
+    async fn list_keys(
+        &mut self,
+        b: Resource<Store>,
+        cursor: Option<String>,
+    ) -> Wr<Result<store::KeyResponse, store::Error>> {
         let r = match cursor {
-            Some(_) => Err(store::Error::Other("list_keys: cursor not supported".to_owned())),
+            Some(_) => Err(store::Error::Other(
+                "list_keys: cursor not supported".to_owned(),
+            )),
             None => self
                 .bucket(&b)?
                 .get_keys()
@@ -128,27 +143,55 @@ impl store::HostBucket for InstanceState {
 }
 
 impl batch::Host for InstanceState {
-    async fn get_many(&mut self, b: Resource<Store>, keys: Vec<String>) -> Wr<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
+    async fn get_many(
+        &mut self,
+        b: Resource<Store>,
+        keys: Vec<String>,
+    ) -> Wr<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
         let s = self.bucket(&b)?;
-        let r = if keys.is_empty() { Ok(vec![]) } else { s.get_many(keys).await.map_err(wasi_err) };
+        let r = if keys.is_empty() {
+            Ok(vec![])
+        } else {
+            s.get_many(keys).await.map_err(wasi_err)
+        };
         self.done(r)
     }
 
-    async fn set_many(&mut self, b: Resource<Store>, key_values: Vec<(String, Vec<u8>)>) -> Wr<Result<(), store::Error>> {
+    async fn set_many(
+        &mut self,
+        b: Resource<Store>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Wr<Result<(), store::Error>> {
         let s = self.bucket(&b)?;
-        let r = if key_values.is_empty() { Ok(()) } else { s.set_many(key_values).await.map_err(wasi_err) };
+        let r = if key_values.is_empty() {
+            Ok(())
+        } else {
+            s.set_many(key_values).await.map_err(wasi_err)
+        };
         self.done(r)
     }
 
-    async fn delete_many(&mut self, b: Resource<Store>, keys: Vec<String>) -> Wr<Result<(), store::Error>> {
+    async fn delete_many(
+        &mut self,
+        b: Resource<Store>,
+        keys: Vec<String>,
+    ) -> Wr<Result<(), store::Error>> {
         let s = self.bucket(&b)?;
-        let r = if keys.is_empty() { Ok(()) } else { s.delete_many(keys).await.map_err(wasi_err) };
+        let r = if keys.is_empty() {
+            Ok(())
+        } else {
+            s.delete_many(keys).await.map_err(wasi_err)
+        };
         self.done(r)
     }
 }
 
 impl atomics::HostCas for InstanceState {
-    async fn new(&mut self, b: Resource<Store>, key: String) -> Wr<Result<Resource<CasEntry>, store::Error>> {
+    async fn new(
+        &mut self,
+        b: Resource<Store>,
+        key: String,
+    ) -> Wr<Result<Resource<CasEntry>, store::Error>> {
         let store = self.bucket(&b)?;
         match store.new_cas(&key).await {
             Ok(cas) => Ok(Ok(self.table.push(CasEntry { store, cas })?)),
@@ -156,7 +199,10 @@ impl atomics::HostCas for InstanceState {
         }
     }
 
-    async fn current(&mut self, c: Resource<CasEntry>) -> Wr<Result<Option<Vec<u8>>, store::Error>> {
+    async fn current(
+        &mut self,
+        c: Resource<CasEntry>,
+    ) -> Wr<Result<Option<Vec<u8>>, store::Error>> {
         let entry = self.table.get_mut(&c)?;
         let store = entry.store.clone();
         let r = store.cas_current(&mut entry.cas).await.map_err(wasi_err);
@@ -170,14 +216,27 @@ impl atomics::HostCas for InstanceState {
 }
 
 impl atomics::Host for InstanceState {
-    async fn increment(&mut self, b: Resource<Store>, key: String, delta: i64) -> Wr<Result<i64, store::Error>> {
-        let r = self.bucket(&b)?.increment(&key, delta).await.map_err(wasi_err);
+    async fn increment(
+        &mut self,
+        b: Resource<Store>,
+        key: String,
+        delta: i64,
+    ) -> Wr<Result<i64, store::Error>> {
+        let r = self
+            .bucket(&b)?
+            .increment(&key, delta)
+            .await
+            .map_err(wasi_err);
         self.done(r)
     }
 
     /// As Spin: on cas-failed the guest gets a fresh cas for the same key whose `current` has
     /// already been read.
-    async fn swap(&mut self, c: Resource<CasEntry>, value: Vec<u8>) -> Wr<Result<(), atomics::CasError>> {
+    async fn swap(
+        &mut self,
+        c: Resource<CasEntry>,
+        value: Vec<u8>,
+    ) -> Wr<Result<(), atomics::CasError>> {
         let entry = self.table.delete(c)?;
         let r = match entry.store.cas_swap(&entry.cas, value).await {
             Ok(()) => Ok(()),
@@ -210,31 +269,51 @@ impl legacy::HostStore for InstanceState {
         }
     }
 
-    async fn get(&mut self, s: Resource<LegacyStore>, key: String) -> Wr<Result<Option<Vec<u8>>, legacy::Error>> {
+    async fn get(
+        &mut self,
+        s: Resource<LegacyStore>,
+        key: String,
+    ) -> Wr<Result<Option<Vec<u8>>, legacy::Error>> {
         let store = self.table.get(&s)?.0.clone();
         let r = store.get(&key).await.map_err(legacy_err);
         self.done(r)
     }
 
-    async fn set(&mut self, s: Resource<LegacyStore>, key: String, value: Vec<u8>) -> Wr<Result<(), legacy::Error>> {
+    async fn set(
+        &mut self,
+        s: Resource<LegacyStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Wr<Result<(), legacy::Error>> {
         let store = self.table.get(&s)?.0.clone();
         let r = store.set(&key, &value).await.map_err(legacy_err);
         self.done(r)
     }
 
-    async fn delete(&mut self, s: Resource<LegacyStore>, key: String) -> Wr<Result<(), legacy::Error>> {
+    async fn delete(
+        &mut self,
+        s: Resource<LegacyStore>,
+        key: String,
+    ) -> Wr<Result<(), legacy::Error>> {
         let store = self.table.get(&s)?.0.clone();
         let r = store.delete(&key).await.map_err(legacy_err);
         self.done(r)
     }
 
-    async fn exists(&mut self, s: Resource<LegacyStore>, key: String) -> Wr<Result<bool, legacy::Error>> {
+    async fn exists(
+        &mut self,
+        s: Resource<LegacyStore>,
+        key: String,
+    ) -> Wr<Result<bool, legacy::Error>> {
         let store = self.table.get(&s)?.0.clone();
         let r = store.exists(&key).await.map_err(legacy_err);
         self.done(r)
     }
 
-    async fn get_keys(&mut self, s: Resource<LegacyStore>) -> Wr<Result<Vec<String>, legacy::Error>> {
+    async fn get_keys(
+        &mut self,
+        s: Resource<LegacyStore>,
+    ) -> Wr<Result<Vec<String>, legacy::Error>> {
         let store = self.table.get(&s)?.0.clone();
         let r = store.get_keys().await.map_err(legacy_err);
         self.done(r)

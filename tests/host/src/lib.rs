@@ -80,7 +80,12 @@ impl RunningApp {
         let _ = app.origin.set(addr);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(server::serve(app.clone(), listener, stop_rx));
-        Ok(RunningApp { app, addr, stop, runtime: None })
+        Ok(RunningApp {
+            app,
+            addr,
+            stop,
+            runtime: None,
+        })
     }
 
     /// For plain `#[test]` functions: runs the host on a runtime of its own.

@@ -131,9 +131,15 @@ key_value_stores = ["default"]
         .unwrap();
         assert_eq!(m.application.name, "app");
         assert!(m.variables["auth_jwks"].required);
-        assert_eq!(m.variables["tenant_claim"].default.as_deref(), Some("tenant"));
+        assert_eq!(
+            m.variables["tenant_claim"].default.as_deref(),
+            Some("tenant")
+        );
         assert!(matches!(&m.trigger.http[0].route, RouteConfig::Route(r) if r == "/v2/..."));
-        assert!(matches!(m.trigger.http[1].route, RouteConfig::Private { private: true }));
+        assert!(matches!(
+            m.trigger.http[1].route,
+            RouteConfig::Private { private: true }
+        ));
         assert_eq!(m.component["create"].key_value_stores, vec!["default"]);
         assert_eq!(m.component["gateway"].variables["jwks"], "{{ auth_jwks }}");
     }

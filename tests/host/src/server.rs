@@ -16,13 +16,16 @@ pub async fn serve(app: Arc<AppShared>, listener: TcpListener, mut stop: watch::
             a = listener.accept() => a,
             _ = stop.changed() => return,
         };
-        let Ok((stream, client)) = accepted else { continue };
+        let Ok((stream, client)) = accepted else {
+            continue;
+        };
         let app = app.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let app = app.clone();
                 async move {
-                    let req = req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+                    let req =
+                        req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
                     Ok::<_, Infallible>(handle_external(app, req, client).await)
                 }
             });

@@ -171,7 +171,11 @@ source = "o.wasm"
     fn templates_parse() {
         assert_eq!(
             parse_template("a{{ x }}b").unwrap(),
-            vec![Part::Lit("a".into()), Part::Var("x".into()), Part::Lit("b".into())]
+            vec![
+                Part::Lit("a".into()),
+                Part::Var("x".into()),
+                Part::Lit("b".into())
+            ]
         );
         assert!(parse_template("{{ x").is_err());
         assert!(parse_template("{{ X }}").is_err());
@@ -213,7 +217,10 @@ source = "o.wasm"
         let m = Manifest::parse(MANIFEST).unwrap();
         let overrides = BTreeMap::from([("auth_issuer".to_string(), "iss".to_string())]);
         let v = Variables::resolve(&m, &overrides, no_env).unwrap();
-        assert!(matches!(v.get("other", "issuer"), Err(VarError::Undefined(_))));
+        assert!(matches!(
+            v.get("other", "issuer"),
+            Err(VarError::Undefined(_))
+        ));
         // App variables are not component variables.
         assert!(matches!(v.get("gw", "region"), Err(VarError::Undefined(_))));
         assert!(matches!(v.get("gw", "Bad"), Err(VarError::InvalidName(_))));

@@ -163,25 +163,45 @@ mod tests {
         assert_eq!(kv.get("a").await.unwrap(), Some(b"1".to_vec()));
         assert!(kv.exists("a").await.unwrap());
         assert_eq!(kv.increment("n", 5).await.unwrap(), 5);
-        assert_eq!(kv.get("n").await.unwrap(), Some(b"5".to_vec()), "counters are decimal text");
+        assert_eq!(
+            kv.get("n").await.unwrap(),
+            Some(b"5".to_vec()),
+            "counters are decimal text"
+        );
         let mut keys = kv.get_keys().await.unwrap();
         keys.sort();
         assert_eq!(keys, vec!["a", "n"]);
-        kv.set_many(vec![("b".into(), b"2".to_vec()), ("c".into(), b"3".to_vec())])
-            .await
-            .unwrap();
-        assert!(kv.get_many(vec!["b".into(), "c".into()]).await.is_err(), "KEYS b c is refused");
+        kv.set_many(vec![
+            ("b".into(), b"2".to_vec()),
+            ("c".into(), b"3".to_vec()),
+        ])
+        .await
+        .unwrap();
+        assert!(
+            kv.get_many(vec!["b".into(), "c".into()]).await.is_err(),
+            "KEYS b c is refused"
+        );
         kv.delete_many(vec!["b".into(), "c".into()]).await.unwrap();
         assert!(!kv.exists("b").await.unwrap());
-        assert!(kv.increment("a", 1).await.is_ok(), "\"1\" is an integer to Redis");
+        assert!(
+            kv.increment("a", 1).await.is_ok(),
+            "\"1\" is an integer to Redis"
+        );
         kv.set("t", b"text").await.unwrap();
         assert!(kv.increment("t", 1).await.is_err());
 
         let cas = kv.new_cas("k").await.unwrap();
         assert_eq!(cas.current().await.unwrap(), None);
         let swapped = cas.swap(b"v".to_vec()).await;
-        assert!(matches!(swapped, Err(SwapError::CasFailed(_))), "{swapped:?}");
-        assert_eq!(kv.get("k").await.unwrap(), Some(b"v".to_vec()), "yet the value was written");
+        assert!(
+            matches!(swapped, Err(SwapError::CasFailed(_))),
+            "{swapped:?}"
+        );
+        assert_eq!(
+            kv.get("k").await.unwrap(),
+            Some(b"v".to_vec()),
+            "yet the value was written"
+        );
         flush(&kv).await;
     }
 }

@@ -82,8 +82,12 @@ mod tests {
             "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n[key_value_store.x]\ntype = \"spin\"\npath = \"x.db\"\n",
         )
         .unwrap();
-        assert!(matches!(&c.key_value_store["default"], StoreConfig::Redis { url } if url == "redis://127.0.0.1:6379"));
-        assert!(matches!(&c.key_value_store["x"], StoreConfig::Spin { path: Some(p) } if p == Path::new("x.db")));
+        assert!(
+            matches!(&c.key_value_store["default"], StoreConfig::Redis { url } if url == "redis://127.0.0.1:6379")
+        );
+        assert!(
+            matches!(&c.key_value_store["x"], StoreConfig::Spin { path: Some(p) } if p == Path::new("x.db"))
+        );
     }
 
     #[test]
@@ -92,9 +96,13 @@ mod tests {
         let c: RuntimeConfig =
             toml::from_str("[key_value_store.other]\ntype = \"spin\"\npath = \"o.db\"\n").unwrap();
         let b = backends(&c, Some(dir.path()), &dir.path().join("d.db")).unwrap();
-        let Backend::Sqlite(d) = &b["default"] else { panic!() };
+        let Backend::Sqlite(d) = &b["default"] else {
+            panic!()
+        };
         assert_eq!(d.path(), Some(dir.path().join("d.db").as_path()));
-        let Backend::Sqlite(o) = &b["other"] else { panic!() };
+        let Backend::Sqlite(o) = &b["other"] else {
+            panic!()
+        };
         assert_eq!(o.path(), Some(dir.path().join("o.db").as_path()));
         assert!(check_labels(&b, "c", &["nope".to_string()]).is_err());
     }

@@ -124,7 +124,11 @@ impl SqliteKv {
     }
 
     /// As Spin: keys that are absent are left out of the answer rather than paired with `none`.
-    pub fn get_many(&self, store: &str, keys: Vec<String>) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
+    pub fn get_many(
+        &self,
+        store: &str,
+        keys: Vec<String>,
+    ) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
         blocking(|| {
             let keys: Vec<rusqlite::types::Value> = keys.into_iter().map(Into::into).collect();
             let keys = Rc::new(keys);
@@ -165,7 +169,9 @@ impl SqliteKv {
             self.connection
                 .lock()
                 .unwrap()
-                .prepare_cached("DELETE FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)")
+                .prepare_cached(
+                    "DELETE FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
+                )
                 .map_err(other)?
                 .execute(named_params! {":name": store, ":keys": keys})
                 .map_err(other)
@@ -281,7 +287,10 @@ mod tests {
         kv.delete("default", "a").unwrap();
         assert_eq!(kv.get("default", "a").unwrap(), None);
         assert_eq!(kv.get("other", "a").unwrap(), Some(b"2".to_vec()));
-        assert_eq!(kv.dump().unwrap(), vec![("other".into(), "a".into(), b"2".to_vec())]);
+        assert_eq!(
+            kv.dump().unwrap(),
+            vec![("other".into(), "a".into(), b"2".to_vec())]
+        );
     }
 
     #[test]
@@ -296,7 +305,8 @@ mod tests {
     fn increment_of_non_counter_poisons_the_store_like_spin() {
         let (_d, kv) = temp();
         kv.set("s", "x", b"abc").unwrap();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kv.increment("s", "x", 1)));
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kv.increment("s", "x", 1)));
         assert!(r.is_err());
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kv.get("s", "x")));
         assert!(r.is_err(), "the mutex stays poisoned");
@@ -305,11 +315,20 @@ mod tests {
     #[test]
     fn batch_calls() {
         let (_d, kv) = temp();
-        kv.set_many("s", vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())]).unwrap();
-        let got = kv.get_many("s", vec!["a".into(), "zz".into(), "b".into()]).unwrap();
+        kv.set_many(
+            "s",
+            vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())],
+        )
+        .unwrap();
+        let got = kv
+            .get_many("s", vec!["a".into(), "zz".into(), "b".into()])
+            .unwrap();
         assert_eq!(
             got,
-            vec![("a".into(), Some(b"1".to_vec())), ("b".into(), Some(b"2".to_vec()))],
+            vec![
+                ("a".into(), Some(b"1".to_vec())),
+                ("b".into(), Some(b"2".to_vec()))
+            ],
             "absent keys are omitted, as in Spin"
         );
         kv.delete_many("s", vec!["a".into(), "b".into()]).unwrap();
@@ -323,7 +342,10 @@ mod tests {
         let mut cas = kv.new_cas("s", "k");
         assert_eq!(kv.cas_current(&mut cas).unwrap(), Some(b"v1".to_vec()));
         kv.set("s", "k", b"v2").unwrap();
-        assert!(matches!(kv.cas_swap(&cas, b"mine".to_vec()), Err(SwapError::CasFailed(_))));
+        assert!(matches!(
+            kv.cas_swap(&cas, b"mine".to_vec()),
+            Err(SwapError::CasFailed(_))
+        ));
         // Same value written back in between: the comparison by value cannot tell (ABA).
         kv.set("s", "k", b"v1").unwrap();
         kv.cas_swap(&cas, b"mine".to_vec()).unwrap();
