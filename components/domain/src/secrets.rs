@@ -26,7 +26,7 @@ use crate::clock::Clock;
 use crate::crypto::{BindingContext, Keyring, Sealed};
 use crate::dockerconfig::{DockerConfig, SecretRequest};
 use crate::error::{Error, Internal};
-use crate::identity::{Need, Principal};
+use crate::identity::{Need, Principal, Scope};
 use crate::index::{IfMatch, IndexEntry, SecretMetadata, TenantIndex};
 use crate::lock::{self, Held, LockPolicy};
 use crate::name::{SecretName, TenantId};
@@ -106,7 +106,7 @@ fn managed_guard(who: &Principal, entry: &IndexEntry, refusal: Error) -> Result<
     match (entry.managed, who.is_operator()) {
         (true, false) => Err(refusal),
         // The operator's scope covers managed secrets only; tenants' own are the tenants'.
-        (false, true) if who.require(Need::WriteSecrets).is_err() => Err(Error::Forbidden),
+        (false, true) if !who.scopes.contains(Scope::Admin) => Err(Error::Forbidden),
         _ => Ok(()),
     }
 }

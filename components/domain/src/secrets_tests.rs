@@ -282,3 +282,22 @@ fn a_trap_after_any_store_call_leaves_invariants_that_the_next_write_restores() 
         }
     }
 }
+
+#[test]
+fn operators_write_managed_secrets_only_and_admins_tenants_own_only() {
+    let store = MemoryStore::new();
+    let ring = keyring(&[("k1", 1)]);
+    let operator = who("acme", &[Scope::Operator]);
+    create(&env(&store, 10_000), &operator, &ring, request("managed", "pw")).unwrap();
+    create(&env(&store, 10_000), &admin("acme"), &ring, request("own", "pw")).unwrap();
+    assert!(get(&store, &admin("acme"), "managed").unwrap().managed);
+    assert_eq!(
+        modify(&env(&store, 10_000), &admin("acme"), &ring, "managed", request("managed", "x"), None),
+        Err(Error::UpdateManagedSecretNotAllowed)
+    );
+    assert_eq!(delete(&env(&store, 10_000), &admin("acme"), "managed", None), Err(Error::DeleteManagedSecretNotAllowed));
+    assert_eq!(modify(&env(&store, 10_000), &operator, &ring, "own", request("own", "x"), None), Err(Error::Forbidden));
+    assert_eq!(delete(&env(&store, 10_000), &operator, "own", None), Err(Error::Forbidden));
+    assert!(modify(&env(&store, 10_000), &operator, &ring, "managed", request("managed", "x"), None).is_ok());
+    assert!(delete(&env(&store, 10_000), &operator, "managed", None).is_ok());
+}
