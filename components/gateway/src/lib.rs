@@ -35,11 +35,24 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     send(outcome.response, response_out).await;
 }
 
-/// Everything but the headers Spin sets itself for each hop (`spin-*`) and `host`.
+/// The headers Spin sets on every request it hands a component; it sets them anew on the chained
+/// request, so they are not forwarded.
+const SET_BY_SPIN: &[&str] = &[
+    "spin-full-url",
+    "spin-path-info",
+    "spin-matched-route",
+    "spin-raw-component-route",
+    "spin-component-route",
+    "spin-base-path",
+    "spin-client-addr",
+];
+
+/// Everything but the headers Spin sets itself for each hop, and `host`.
 fn forwarded_headers(request: &IncomingRequest) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
     for (name, value) in request.headers().entries() {
-        if name.starts_with("spin-") || name.eq_ignore_ascii_case("host") {
+        let name = name.to_ascii_lowercase();
+        if SET_BY_SPIN.contains(&name.as_str()) || name.starts_with("spin-path-match-") || name == "host" {
             continue;
         }
         if let (Ok(name), Ok(value)) =
