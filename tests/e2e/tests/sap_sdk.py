@@ -17,7 +17,7 @@ config = {"auths": {"ghcr.io": {"username": "sdk-user", "password": "sdk-pass"}}
 encoded = base64.b64encode(json.dumps(config).encode()).decode()
 
 created = secrets.create(name="sdk-secret", data={".dockerconfigjson": encoded})
-assert created.id == "sdk-secret", vars(created)
+assert created.message == "Secret has been created", vars(created)
 
 got = secrets.get(name="sdk-secret")
 assert got.name == "sdk-secret", vars(got)
