@@ -49,10 +49,7 @@ pub fn resolve(path: &str) -> Option<&'static Asset> {
         "/" | "/index.html" => "index.html",
         _ => path.strip_prefix("/assets/")?,
     };
-    ASSETS
-        .iter()
-        .find(|(name, _)| *name == file)
-        .map(|(_, asset)| asset)
+    ASSETS.iter().find(|(name, _)| *name == file).map(|(_, asset)| asset)
 }
 
 /// FNV-1a: not a cryptographic hash, but an ETag only needs to change when the bytes change,
@@ -95,14 +92,8 @@ mod tests {
     #[test]
     fn assets_resolve_with_their_content_type() {
         assert_eq!(resolve("/assets/app.js").expect("app.js").content_type, JS);
-        assert_eq!(
-            resolve("/assets/console.css").expect("css").content_type,
-            CSS
-        );
-        assert_eq!(
-            resolve("/assets/favicon.svg").expect("svg").content_type,
-            "image/svg+xml"
-        );
+        assert_eq!(resolve("/assets/console.css").expect("css").content_type, CSS);
+        assert_eq!(resolve("/assets/favicon.svg").expect("svg").content_type, "image/svg+xml");
     }
 
     #[test]
@@ -122,19 +113,10 @@ mod tests {
     #[test]
     fn every_asset_the_page_links_is_in_the_table() {
         let page = core::str::from_utf8(resolve("/").expect("page").body).expect("utf-8");
-        let links: Vec<&str> = page
-            .split('"')
-            .filter(|part| part.starts_with("/assets/"))
-            .collect();
-        assert!(
-            links.len() >= 3,
-            "the page links its script, style and icon"
-        );
+        let links: Vec<&str> = page.split('"').filter(|part| part.starts_with("/assets/")).collect();
+        assert!(links.len() >= 3, "the page links its script, style and icon");
         for link in links {
-            assert!(
-                resolve(link).is_some(),
-                "index.html links {link}, which is not served"
-            );
+            assert!(resolve(link).is_some(), "index.html links {link}, which is not served");
         }
     }
 

@@ -24,18 +24,8 @@ fn handle(req: Request) -> impl IntoResponse {
     };
     let response = match assets::resolve(req.path()) {
         None => error(404, "NotFound", "No such page or asset in the console."),
-        Some(asset) if matches(req.header("if-none-match"), asset.etag) => {
-            serve(304, asset, Vec::new())
-        }
-        Some(asset) => serve(
-            200,
-            asset,
-            if head {
-                Vec::new()
-            } else {
-                asset.body.to_vec()
-            },
-        ),
+        Some(asset) if matches(req.header("if-none-match"), asset.etag) => serve(304, asset, Vec::new()),
+        Some(asset) => serve(200, asset, if head { Vec::new() } else { asset.body.to_vec() }),
     };
     with_security_headers(response)
 }
@@ -55,19 +45,11 @@ fn serve(status: u16, asset: &assets::Asset, body: Vec<u8>) -> Response {
 fn matches(if_none_match: Option<&spin_sdk::http::HeaderValue>, etag: &str) -> bool {
     if_none_match
         .and_then(|value| value.as_str())
-        .is_some_and(|value| {
-            value
-                .split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        })
+        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"))
 }
 
 fn method_not_allowed() -> Response {
-    let mut response = error(
-        405,
-        "MethodNotAllowed",
-        "The console serves GET and HEAD only.",
-    );
+    let mut response = error(405, "MethodNotAllowed", "The console serves GET and HEAD only.");
     response.set_header("allow", "GET, HEAD");
     response
 }
@@ -99,20 +81,14 @@ mod tests {
     }
 
     fn header<'a>(response: &'a Response, name: &str) -> &'a str {
-        response
-            .header(name)
-            .and_then(|value| value.as_str())
-            .unwrap_or_else(|| panic!("no {name} header"))
+        response.header(name).and_then(|value| value.as_str()).unwrap_or_else(|| panic!("no {name} header"))
     }
 
     #[test]
     fn the_page_is_served_with_validators_and_security_headers() {
         let response = get("/");
         assert_eq!(*response.status(), 200);
-        assert_eq!(
-            header(&response, "content-type"),
-            "text/html; charset=utf-8"
-        );
+        assert_eq!(header(&response, "content-type"), "text/html; charset=utf-8");
         assert_eq!(header(&response, "cache-control"), "no-cache");
         assert!(header(&response, "etag").starts_with('"'));
         assert!(header(&response, "content-security-policy").contains("frame-ancestors 'none'"));

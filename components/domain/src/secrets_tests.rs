@@ -295,7 +295,10 @@ fn operators_write_managed_secrets_only_and_admins_tenants_own_only() {
         modify(&env(&store, 10_000), &admin("acme"), &ring, "managed", request("managed", "x"), None),
         Err(Error::UpdateManagedSecretNotAllowed)
     );
-    assert_eq!(delete(&env(&store, 10_000), &admin("acme"), "managed", None), Err(Error::DeleteManagedSecretNotAllowed));
+    assert_eq!(
+        delete(&env(&store, 10_000), &admin("acme"), "managed", None),
+        Err(Error::DeleteManagedSecretNotAllowed)
+    );
     assert_eq!(modify(&env(&store, 10_000), &operator, &ring, "own", request("own", "x"), None), Err(Error::Forbidden));
     assert_eq!(delete(&env(&store, 10_000), &operator, "own", None), Err(Error::Forbidden));
     assert!(modify(&env(&store, 10_000), &operator, &ring, "managed", request("managed", "x"), None).is_ok());

@@ -40,14 +40,23 @@ fn fill(db: &std::path::Path) {
     let mut conn = rusqlite::Connection::open(db).expect("open the store");
     let tx = conn.transaction().unwrap();
     {
-        let mut insert = tx.prepare("INSERT OR REPLACE INTO spin_key_value (store, key, value) VALUES ('default', ?1, ?2)").unwrap();
+        let mut insert =
+            tx.prepare("INSERT OR REPLACE INTO spin_key_value (store, key, value) VALUES ('default', ?1, ?2)").unwrap();
         for t in 0..OTHER_TENANTS {
             let keys = TenantKeys::new(&TenantId::parse(&format!("other-{t}")).unwrap());
             let mut index = TenantIndex::default();
             for s in 0..SECRETS_EACH {
                 let version = s as u64 + 1;
-                index.upsert(IndexEntry { name: format!("secret-{s}"), registries: vec!["ghcr.io".into()], managed: false, created: 0, modified: 0, version });
-                let record = format!(r#"{{"name":"secret-{s}","sealed":{{"kid":"k1","n":"AAAA","ct":"{}"}}}}"#, "A".repeat(200));
+                index.upsert(IndexEntry {
+                    name: format!("secret-{s}"),
+                    registries: vec!["ghcr.io".into()],
+                    managed: false,
+                    created: 0,
+                    modified: 0,
+                    version,
+                });
+                let record =
+                    format!(r#"{{"name":"secret-{s}","sealed":{{"kid":"k1","n":"AAAA","ct":"{}"}}}}"#, "A".repeat(200));
                 insert.execute(rusqlite::params![keys.record(version).as_str(), record.as_bytes()]).unwrap();
             }
             insert.execute(rusqlite::params![keys.index().as_str(), serde_json::to_vec(&index).unwrap()]).unwrap();
@@ -69,9 +78,28 @@ fn print_store_calls() {
     let store = MemoryStore::new();
     let env = Env { store: &store, clock: &SystemClock, lock: LockPolicy::default() };
     let ring = Keyring::parse(&e2e::test_encryption_keys("k1")).unwrap();
-    let who = Principal { tenant: TenantId::parse("acme").unwrap(), scopes: Scopes::empty().with(Scope::Admin).with(Scope::Viewer).with(Scope::Puller) };
-    let body = || SecretRequest::from_json(serde_json::json!({"name": "app", "registry": "ghcr.io", "username": "u", "password": "p"}), true).unwrap();
-    secrets::create(&env, &who, &ring, SecretRequest::from_json(serde_json::json!({"name": "warm", "registry": "ghcr.io", "username": "u", "password": "p"}), true).unwrap()).unwrap();
+    let who = Principal {
+        tenant: TenantId::parse("acme").unwrap(),
+        scopes: Scopes::empty().with(Scope::Admin).with(Scope::Viewer).with(Scope::Puller),
+    };
+    let body = || {
+        SecretRequest::from_json(
+            serde_json::json!({"name": "app", "registry": "ghcr.io", "username": "u", "password": "p"}),
+            true,
+        )
+        .unwrap()
+    };
+    secrets::create(
+        &env,
+        &who,
+        &ring,
+        SecretRequest::from_json(
+            serde_json::json!({"name": "warm", "registry": "ghcr.io", "username": "u", "password": "p"}),
+            true,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let mut step = |label: &str, op: &mut dyn FnMut()| {
         let (r0, w0) = store.ops.snapshot();
         op();
@@ -95,16 +123,37 @@ fn main() {
     let app = TestApp::start(Options { sqlite_path: Some(db.clone()), ..Options::default() });
     let token = app.token("bench", &["regsecrets.admin", "regsecrets.viewer"]);
     for s in 0..SECRETS_EACH {
-        assert_eq!(app.call("POST", SECRETS).bearer(&token).json(&structured(&format!("bench-{s}"), "ghcr.io", "u", "p")).send().status, 201);
+        assert_eq!(
+            app.call("POST", SECRETS)
+                .bearer(&token)
+                .json(&structured(&format!("bench-{s}"), "ghcr.io", "u", "p"))
+                .send()
+                .status,
+            201
+        );
     }
     measure(&app, &token); // warm-up
     let empty = measure(&app, &token);
     let started = Instant::now();
     fill(&db);
-    println!("filled {OTHER_TENANTS} other tenants x {SECRETS_EACH} secrets ({} keys) in {:.1?}", OTHER_TENANTS * (SECRETS_EACH + 1), started.elapsed());
+    println!(
+        "filled {OTHER_TENANTS} other tenants x {SECRETS_EACH} secrets ({} keys) in {:.1?}",
+        OTHER_TENANTS * (SECRETS_EACH + 1),
+        started.elapsed()
+    );
     let full = measure(&app, &token);
-    println!("{:<6} {:>14} {:>14} {:>14} {:>14} {:>8}", "call", "empty p50", "empty p99", "full p50", "full p99", "p50 x");
+    println!(
+        "{:<6} {:>14} {:>14} {:>14} {:>14} {:>8}",
+        "call", "empty p50", "empty p99", "full p50", "full p99", "p50 x"
+    );
     for (label, (e, f)) in ["list", "get"].iter().zip(empty.iter().zip(full.iter())) {
-        println!("{label:<6} {:>14.2?} {:>14.2?} {:>14.2?} {:>14.2?} {:>8.2}", e.0, e.1, f.0, f.1, f.0.as_secs_f64() / e.0.as_secs_f64());
+        println!(
+            "{label:<6} {:>14.2?} {:>14.2?} {:>14.2?} {:>14.2?} {:>8.2}",
+            e.0,
+            e.1,
+            f.0,
+            f.1,
+            f.0.as_secs_f64() / e.0.as_secs_f64()
+        );
     }
 }

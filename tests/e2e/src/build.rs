@@ -22,7 +22,11 @@ fn newest_source(dir: &Path) -> SystemTime {
     let Ok(entries) = std::fs::read_dir(dir) else { return newest };
     for entry in entries.flatten() {
         let path = entry.path();
-        let time = if path.is_dir() { newest_source(&path) } else { entry.metadata().and_then(|m| m.modified()).unwrap_or(newest) };
+        let time = if path.is_dir() {
+            newest_source(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).unwrap_or(newest)
+        };
         newest = newest.max(time);
     }
     newest

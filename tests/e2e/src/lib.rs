@@ -37,14 +37,21 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { backend: Backend::Sqlite, lease_ms: 10_000, trap_injection: false, encryption_keys: Some(test_encryption_keys("k1")), sqlite_path: None }
+        Options {
+            backend: Backend::Sqlite,
+            lease_ms: 10_000,
+            trap_injection: false,
+            encryption_keys: Some(test_encryption_keys("k1")),
+            sqlite_path: None,
+        }
     }
 }
 
 /// A fixed, test-only keyring value: `<id>:<base64 of 32 bytes>`.
 pub fn test_encryption_keys(id: &str) -> String {
     use base64::Engine;
-    let key: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(7).wrapping_add(id.len() as u8 + id.as_bytes()[id.len() - 1])).collect();
+    let key: Vec<u8> =
+        (0..32u8).map(|i| i.wrapping_mul(7).wrapping_add(id.len() as u8 + id.as_bytes()[id.len() - 1])).collect();
     format!("{id}:{}", base64::engine::general_purpose::STANDARD.encode(key))
 }
 
@@ -72,10 +79,13 @@ impl TestApp {
         config.allow_trap_injection = options.trap_injection;
         config.echo_logs = std::env::var_os("E2E_ECHO_LOGS").is_some();
         match &options.backend {
-            Backend::Sqlite => config.sqlite_path = Some(options.sqlite_path.clone().unwrap_or_else(|| dir.path().join("kv.db"))),
+            Backend::Sqlite => {
+                config.sqlite_path = Some(options.sqlite_path.clone().unwrap_or_else(|| dir.path().join("kv.db")))
+            }
             Backend::Redis(url) => {
                 let file = dir.path().join("runtime-config.toml");
-                std::fs::write(&file, format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n")).expect("runtime config");
+                std::fs::write(&file, format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n"))
+                    .expect("runtime config");
                 config.runtime_config = Some(file);
             }
         }
@@ -135,7 +145,9 @@ impl TestApp {
 }
 
 pub fn tenant_prefix(tenant: &str) -> String {
-    domain::store::TenantKeys::new(&domain::name::TenantId::parse(tenant).expect("test tenants are valid")).prefix().to_owned()
+    domain::store::TenantKeys::new(&domain::name::TenantId::parse(tenant).expect("test tenants are valid"))
+        .prefix()
+        .to_owned()
 }
 
 /// A tenant id of the test's own, so tests sharing an app never see each other's secrets.

@@ -3,8 +3,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pub use devauth::{Alg, AUDIENCE, ISSUER};
 use devauth::DevKeys;
+pub use devauth::{Alg, AUDIENCE, ISSUER};
 use serde_json::Value;
 
 const TTL: Duration = Duration::from_secs(3600);

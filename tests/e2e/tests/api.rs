@@ -95,12 +95,23 @@ fn create_refuses_invalid_names_and_configs_with_400() {
         t.refused(400, "InvalidSecretName", || t.create(structured(name, "ghcr.io", "a", "b")));
     }
     t.refused(400, "InvalidDockerConfig", || t.create(sap_body("empty", json!({"auths": {}}))));
-    let reply = t.refused(400, "InvalidDockerConfig", || t.create(sap_body("helper", json!({"credsStore": "desktop"}))));
+    let reply =
+        t.refused(400, "InvalidDockerConfig", || t.create(sap_body("helper", json!({"credsStore": "desktop"}))));
     assert!(reply.json()["error"]["message"].as_str().unwrap().contains("credential helper"), "{}", reply.body);
     t.refused(400, "InvalidDockerConfig", || {
-        t.create(sap_body("twice", json!({"auths": {"docker.io": {"auth": "YTpi"}, "https://index.docker.io/v1/": {"auth": "YTpi"}}})))
+        t.create(sap_body(
+            "twice",
+            json!({"auths": {"docker.io": {"auth": "YTpi"}, "https://index.docker.io/v1/": {"auth": "YTpi"}}}),
+        ))
     });
-    t.refused(400, "InvalidRequest", || t.app.call("POST", SECRETS).bearer(&t.admin).header("content-type", "application/json").raw(b"{oops".to_vec()).send());
+    t.refused(400, "InvalidRequest", || {
+        t.app
+            .call("POST", SECRETS)
+            .bearer(&t.admin)
+            .header("content-type", "application/json")
+            .raw(b"{oops".to_vec())
+            .send()
+    });
 }
 
 #[test]
@@ -117,14 +128,22 @@ fn create_refuses_bodies_over_64_kib_with_413_and_non_json_with_415() {
 fn create_refuses_past_the_quota_with_403_and_details() {
     let t = Tenant::new("quota");
     let operator = t.app.token("platform", &["regsecrets.operator"]);
-    let set = t.app.call("PUT", &format!("/v2/operator/tenants/{}/quota", t.id)).bearer(&operator).json(&json!({"limit": 2})).send();
+    let set = t
+        .app
+        .call("PUT", &format!("/v2/operator/tenants/{}/quota", t.id))
+        .bearer(&operator)
+        .json(&json!({"limit": 2}))
+        .send();
     assert_eq!(set.status, 200, "{}", set.body);
     assert_eq!(set.json(), json!({"tenant": t.id, "limit": 2, "used": 0}));
     for name in ["one", "two"] {
         assert_eq!(t.create(structured(name, "ghcr.io", "a", "b")).status, 201);
     }
     let reply = t.refused(403, "QuotaExceeded", || t.create(structured("three", "ghcr.io", "a", "b")));
-    assert_eq!(reply.json()["error"]["details"], json!([{"code": "limit", "message": "2"}, {"code": "used", "message": "2"}]));
+    assert_eq!(
+        reply.json()["error"]["details"],
+        json!([{"code": "limit", "message": "2"}, {"code": "used", "message": "2"}])
+    );
     let quota = t.get("/v2/admin/resourceQuota/dockerRegistrySecrets").json();
     assert_eq!(quota, json!({"usage": {"count": 2}, "quota": {"maxCount": 2}}));
     let quota_only = t.get("/v2/admin/resourceQuota/dockerRegistrySecrets?quotaOnly=true").json();
@@ -242,12 +261,17 @@ fn delete_refuses_unknown_and_stale() {
 fn managed_secrets_are_visible_but_not_writable_by_tenant_admins() {
     let t = Tenant::new("managed");
     let operator = t.app.token(&t.id, &["regsecrets.operator"]);
-    let created = t.app.call("POST", SECRETS).bearer(&operator).json(&structured("platform", "ghcr.io", "a", "b")).send();
+    let created =
+        t.app.call("POST", SECRETS).bearer(&operator).json(&structured("platform", "ghcr.io", "a", "b")).send();
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(t.get(&format!("{SECRETS}/platform")).json()["managed"], true);
     let body = json!({"registry": "ghcr.io", "username": "x", "password": "y"});
-    t.refused(403, "UpdateManagedSecretNotAllowed", || t.app.call("PATCH", &format!("{SECRETS}/platform")).bearer(&t.admin).json(&body).send());
-    t.refused(403, "DeleteManagedSecretNotAllowed", || t.app.call("DELETE", &format!("{SECRETS}/platform")).bearer(&t.admin).send());
+    t.refused(403, "UpdateManagedSecretNotAllowed", || {
+        t.app.call("PATCH", &format!("{SECRETS}/platform")).bearer(&t.admin).json(&body).send()
+    });
+    t.refused(403, "DeleteManagedSecretNotAllowed", || {
+        t.app.call("DELETE", &format!("{SECRETS}/platform")).bearer(&t.admin).send()
+    });
     assert_eq!(t.app.call("PATCH", &format!("{SECRETS}/platform")).bearer(&operator).json(&body).send().status, 200);
     assert_eq!(t.app.call("DELETE", &format!("{SECRETS}/platform")).bearer(&operator).send().status, 200);
 }
@@ -263,7 +287,8 @@ fn unknown_methods_get_405_with_allow_and_unknown_paths_404() {
 #[test]
 fn request_ids_are_taken_from_the_request_when_sane() {
     let t = Tenant::new("reqid");
-    let reply = t.app.call("GET", &format!("{SECRETS}/nope")).bearer(&t.viewer).header("x-request-id", "trace-42").send();
+    let reply =
+        t.app.call("GET", &format!("{SECRETS}/nope")).bearer(&t.viewer).header("x-request-id", "trace-42").send();
     assert_eq!(reply.header("x-request-id"), Some("trace-42"));
     assert_eq!(reply.json()["error"]["requestId"], "trace-42");
 }
@@ -273,7 +298,11 @@ fn operator_quota_rejects_bad_tenants_and_limits() {
     let t = Tenant::new("opquota");
     let operator = t.app.token("platform", &["regsecrets.operator"]);
     t.refused(400, "InvalidQuota", || {
-        t.app.call("PUT", &format!("/v2/operator/tenants/{}/quota", t.id)).bearer(&operator).json(&json!({"limit": -1})).send()
+        t.app
+            .call("PUT", &format!("/v2/operator/tenants/{}/quota", t.id))
+            .bearer(&operator)
+            .json(&json!({"limit": -1}))
+            .send()
     });
     t.refused(400, "InvalidTenantId", || t.app.call("GET", "/v2/operator/tenants/a..b/quota").bearer(&operator).send());
     let got = t.app.call("GET", &format!("/v2/operator/tenants/{}/quota", t.id)).bearer(&operator).send();

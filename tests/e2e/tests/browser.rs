@@ -16,13 +16,20 @@ fn the_console_in_a_real_browser() {
     let app = TestApp::shared();
     let tenant = unique_tenant("console");
     let operator = app.token(&tenant, &["regsecrets.operator"]);
-    let managed = app.call("POST", SECRETS).bearer(&operator).json(&structured("platform-mirror", "mirror.example.com", "svc", "pw")).send();
+    let managed = app
+        .call("POST", SECRETS)
+        .bearer(&operator)
+        .json(&structured("platform-mirror", "mirror.example.com", "svc", "pw"))
+        .send();
     assert_eq!(managed.status, 201, "{}", managed.body);
     let output = Command::new("npm")
         .arg("test")
         .current_dir(&browser_dir)
         .env("REGSECRETS_URL", app.app.base_url())
-        .env("REGSECRETS_ADMIN_TOKEN", app.token(&tenant, &["regsecrets.admin", "regsecrets.viewer", "regsecrets.puller"]))
+        .env(
+            "REGSECRETS_ADMIN_TOKEN",
+            app.token(&tenant, &["regsecrets.admin", "regsecrets.viewer", "regsecrets.puller"]),
+        )
         .env("REGSECRETS_VIEWER_TOKEN", app.token(&tenant, &["regsecrets.viewer"]))
         .env("REGSECRETS_PULLER_TOKEN", app.token(&tenant, &["regsecrets.puller"]))
         .output()

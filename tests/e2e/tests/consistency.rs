@@ -72,7 +72,11 @@ fn of_32_concurrent_creates_of_one_name_exactly_one_wins() {
         let token = app.token(&tenant, &["regsecrets.admin"]);
         let (a, t) = (app.clone(), token.clone());
         let statuses = at_once(32, move |i| {
-            a.call("POST", SECRETS).bearer(&t).json(&structured("contested", "ghcr.io", "user", &format!("pw-{i}"))).send().status
+            a.call("POST", SECRETS)
+                .bearer(&t)
+                .json(&structured("contested", "ghcr.io", "user", &format!("pw-{i}")))
+                .send()
+                .status
         });
         assert_eq!(count(&statuses, 201), 1, "{backend:?}: {statuses:?}");
         assert_eq!(count(&statuses, 409), 31, "{backend:?}: {statuses:?}");
@@ -87,7 +91,11 @@ fn a_tenant_at_45_of_50_admits_exactly_5_of_64_concurrent_creates() {
         let tenant = unique_tenant("race-quota");
         let token = app.token(&tenant, &["regsecrets.admin"]);
         for i in 0..45 {
-            let created = app.call("POST", SECRETS).bearer(&token).json(&structured(&format!("pre-{i}"), "ghcr.io", "u", "p")).send();
+            let created = app
+                .call("POST", SECRETS)
+                .bearer(&token)
+                .json(&structured(&format!("pre-{i}"), "ghcr.io", "u", "p"))
+                .send();
             assert_eq!(created.status, 201);
         }
         let (a, t) = (app.clone(), token.clone());
@@ -121,7 +129,12 @@ fn mixed_storms_leave_the_invariants_intact() {
                     2 => a.call("DELETE", &format!("{SECRETS}/{name}")).bearer(&t).send(),
                     _ => a.call("GET", SECRETS).bearer(&t).send(),
                 };
-                assert!(matches!(reply.status, 200 | 201 | 404 | 409), "storm answered {}: {}", reply.status, reply.body);
+                assert!(
+                    matches!(reply.status, 200 | 201 | 404 | 409),
+                    "storm answered {}: {}",
+                    reply.status,
+                    reply.body
+                );
                 worst = worst.max(reply.status);
             }
             worst
@@ -141,12 +154,15 @@ fn a_trap_after_any_store_call_is_repaired_by_the_next_write() {
             loop {
                 let tenant = unique_tenant(&format!("trap-{operation}"));
                 let token = app.token(&tenant, &["regsecrets.admin", "regsecrets.viewer", "regsecrets.puller"]);
-                let seeded = app.call("POST", SECRETS).bearer(&token).json(&structured("seed", "ghcr.io", "u", "p")).send();
+                let seeded =
+                    app.call("POST", SECRETS).bearer(&token).json(&structured("seed", "ghcr.io", "u", "p")).send();
                 assert_eq!(seeded.status, 201);
                 let trap = position.to_string();
                 let reply = match operation {
                     "create" => app.call("POST", SECRETS).json(&structured("fresh", "ghcr.io", "u", "p")),
-                    "patch" => app.call("PATCH", &format!("{SECRETS}/seed")).json(&json!({"registry": "quay.io", "username": "u", "password": "p2"})),
+                    "patch" => app
+                        .call("PATCH", &format!("{SECRETS}/seed"))
+                        .json(&json!({"registry": "quay.io", "username": "u", "password": "p2"})),
                     _ => app.call("DELETE", &format!("{SECRETS}/seed")),
                 }
                 .bearer(&token)
@@ -154,9 +170,11 @@ fn a_trap_after_any_store_call_is_repaired_by_the_next_write() {
                 .send();
                 let trapped = reply.status == 500;
                 // The next write on the tenant: waits out the lease if a holder died, then repairs.
-                let next = app.call("POST", SECRETS).bearer(&token).json(&structured("next", "ghcr.io", "u", "p")).send();
+                let next =
+                    app.call("POST", SECRETS).bearer(&token).json(&structured("next", "ghcr.io", "u", "p")).send();
                 assert_eq!(next.status, 201, "{backend:?} {operation} trapped after call {position}: {}", next.body);
-                let names = assert_invariants(&app, &tenant, &format!("{backend:?} {operation} trapped after call {position}"));
+                let names =
+                    assert_invariants(&app, &tenant, &format!("{backend:?} {operation} trapped after call {position}"));
                 assert!(names.contains("next"));
                 if !trapped {
                     assert!(reply.status < 300, "{operation} without a trap: {}", reply.body);
@@ -188,11 +206,19 @@ fn two_nodes_sharing_one_redis_race_on_one_tenant() {
     let (a, b, t) = (first.clone(), second.clone(), token.clone());
     let statuses = at_once(32, move |i| {
         let node = if i % 2 == 0 { &a } else { &b };
-        node.call("POST", SECRETS).bearer(&t).json(&structured("contested", "ghcr.io", "u", &format!("p{i}"))).send().status
+        node.call("POST", SECRETS)
+            .bearer(&t)
+            .json(&structured("contested", "ghcr.io", "u", &format!("p{i}")))
+            .send()
+            .status
     });
     assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
     let operator = first.token("platform", &["regsecrets.operator"]);
-    let limited = first.call("PUT", &format!("/v2/operator/tenants/{tenant}/quota")).bearer(&operator).json(&json!({"limit": 6})).send();
+    let limited = first
+        .call("PUT", &format!("/v2/operator/tenants/{tenant}/quota"))
+        .bearer(&operator)
+        .json(&json!({"limit": 6}))
+        .send();
     assert_eq!(limited.status, 200);
     let (a, b, t) = (first.clone(), second.clone(), token.clone());
     let statuses = at_once(24, move |i| {

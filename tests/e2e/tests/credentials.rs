@@ -39,13 +39,21 @@ fn docker_hub_spellings_are_exported_under_the_key_the_kubelet_uses() {
     let app = TestApp::shared();
     let tenant = unique_tenant("hub");
     let token = app.token(&tenant, &["regsecrets.admin", "regsecrets.puller", "regsecrets.viewer"]);
-    for (i, registry) in ["docker.io", "https://index.docker.io/v1/", "registry-1.docker.io", "index.docker.io"].iter().enumerate() {
+    for (i, registry) in
+        ["docker.io", "https://index.docker.io/v1/", "registry-1.docker.io", "index.docker.io"].iter().enumerate()
+    {
         let name = format!("hub-{i}");
-        assert_eq!(app.call("POST", SECRETS).bearer(&token).json(&structured(&name, registry, "me", "pw")).send().status, 201);
+        assert_eq!(
+            app.call("POST", SECRETS).bearer(&token).json(&structured(&name, registry, "me", "pw")).send().status,
+            201
+        );
         let export = app.call("GET", &format!("{SECRETS}/{name}/credentials")).bearer(&token).send().json();
         let auths = decoded_config(&export)["auths"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         assert_eq!(auths, ["https://index.docker.io/v1/"], "{registry}");
-        assert_eq!(app.call("GET", &format!("{SECRETS}/{name}")).bearer(&token).send().json()["registries"], json!(["docker.io"]));
+        assert_eq!(
+            app.call("GET", &format!("{SECRETS}/{name}")).bearer(&token).send().json()["registries"],
+            json!(["docker.io"])
+        );
     }
     let default = json!({"name": "hub-default", "username": "me", "password": "pw"});
     assert_eq!(app.call("POST", SECRETS).bearer(&token).json(&default).send().status, 201);
@@ -61,7 +69,8 @@ fn known_credentials_leak_nowhere_but_the_export() {
     let tenant = unique_tenant("leak");
     let admin = app.token(&tenant, &["regsecrets.admin", "regsecrets.viewer"]);
     let puller = app.token(&tenant, &["regsecrets.puller"]);
-    let (user, password, email, token) = ("leak-user-7f3a", "leak-password-9c2e", "leak-mail-1b4d@example.com", "leak-idtoken-5e8f");
+    let (user, password, email, token) =
+        ("leak-user-7f3a", "leak-password-9c2e", "leak-mail-1b4d@example.com", "leak-idtoken-5e8f");
     let basic = B64.encode(format!("{user}:{password}"));
     let markers = [user, password, email, token, basic.as_str()];
     let sap = json!({"name": "sap", "data": {".dockerconfigjson": json!({"auths": {"quay.io": {"username": user, "password": password, "email": email, "identitytoken": token}}}).to_string()}});
@@ -96,7 +105,8 @@ fn known_credentials_leak_nowhere_but_the_export() {
         }
     }
     let logs = app.logs();
-    let stored: Vec<String> = app.raw_store().into_iter().map(|(_, k, v)| format!("{k}={}", String::from_utf8_lossy(&v))).collect();
+    let stored: Vec<String> =
+        app.raw_store().into_iter().map(|(_, k, v)| format!("{k}={}", String::from_utf8_lossy(&v))).collect();
     for marker in markers {
         assert!(!logs.contains(marker), "{marker} in the components' output");
         assert!(!stored.iter().any(|row| row.contains(marker)), "{marker} stored in plaintext");
@@ -118,7 +128,10 @@ fn without_encryption_keys_writes_and_exports_fail_closed_but_metadata_still_rea
     assert_eq!(app.call("GET", SECRETS).bearer(&token).send().status, 200);
     let malformed = TestApp::start(Options { encryption_keys: Some("k1:not-base64!".into()), ..Options::default() });
     let token = malformed.token(&tenant, &["regsecrets.admin"]);
-    assert_eq!(malformed.call("POST", SECRETS).bearer(&token).json(&structured("x", "ghcr.io", "u", "p")).send().status, 500);
+    assert_eq!(
+        malformed.call("POST", SECRETS).bearer(&token).json(&structured("x", "ghcr.io", "u", "p")).send().status,
+        500
+    );
 }
 
 #[test]
@@ -127,7 +140,12 @@ fn rotating_keys_keeps_old_secrets_readable_and_patch_reencrypts_under_the_new_k
     let db = dir.path().join("kv.db");
     let tenant = unique_tenant("rotate");
     let start = |keys: String, tokens: Option<e2e::Tokens>| {
-        let options = Options { backend: Backend::Sqlite, sqlite_path: Some(db.clone()), encryption_keys: Some(keys), ..Options::default() };
+        let options = Options {
+            backend: Backend::Sqlite,
+            sqlite_path: Some(db.clone()),
+            encryption_keys: Some(keys),
+            ..Options::default()
+        };
         TestApp::start_with(options, tokens.unwrap_or_default(), Default::default())
     };
     let k1 = test_encryption_keys("k1");
@@ -136,7 +154,10 @@ fn rotating_keys_keeps_old_secrets_readable_and_patch_reencrypts_under_the_new_k
     let tokens = first.tokens.clone();
     let token = first.token(&tenant, &["regsecrets.admin", "regsecrets.puller"]);
     for name in ["old", "patched"] {
-        assert_eq!(first.call("POST", SECRETS).bearer(&token).json(&structured(name, "ghcr.io", "u", "p1")).send().status, 201);
+        assert_eq!(
+            first.call("POST", SECRETS).bearer(&token).json(&structured(name, "ghcr.io", "u", "p1")).send().status,
+            201
+        );
     }
     drop(first);
     let rotated = start(format!("{k2},{k1}"), Some(tokens.clone()));
@@ -149,11 +170,17 @@ fn rotating_keys_keeps_old_secrets_readable_and_patch_reencrypts_under_the_new_k
         .tenant_rows(&tenant)
         .iter()
         .filter(|(k, _)| k.contains(":r:"))
-        .map(|(_, v)| serde_json::from_slice::<serde_json::Value>(v).unwrap()["sealed"]["kid"].as_str().unwrap().to_owned())
+        .map(|(_, v)| {
+            serde_json::from_slice::<serde_json::Value>(v).unwrap()["sealed"]["kid"].as_str().unwrap().to_owned()
+        })
         .collect();
     assert_eq!(kids.iter().filter(|k| *k == "k2").count(), 1, "{kids:?}");
     drop(rotated);
     let only_new = start(k2, Some(tokens));
     assert_eq!(only_new.call("GET", &format!("{SECRETS}/patched/credentials")).bearer(&token).send().status, 200);
-    assert_eq!(only_new.call("GET", &format!("{SECRETS}/old/credentials")).bearer(&token).send().status, 500, "k1 gone: old needs re-encryption first");
+    assert_eq!(
+        only_new.call("GET", &format!("{SECRETS}/old/credentials")).bearer(&token).send().status,
+        500,
+        "k1 gone: old needs re-encryption first"
+    );
 }

@@ -21,7 +21,11 @@ fn assert_invalid_token(reply: &Reply, case: &str) {
     assert_eq!(reply.status, 401, "{case}: {}", reply.body);
     assert_eq!(reply.header("www-authenticate"), Some("Bearer error=\"invalid_token\""), "{case}");
     assert_eq!(reply.code(), "Unauthorized", "{case}");
-    assert_eq!(reply.json()["error"]["message"], "The bearer token is missing or invalid", "{case}: the body says no more");
+    assert_eq!(
+        reply.json()["error"]["message"],
+        "The bearer token is missing or invalid",
+        "{case}: the body says no more"
+    );
 }
 
 fn claims(tenant: &str) -> serde_json::Value {
@@ -154,7 +158,14 @@ fn a_tenant_never_reaches_another_tenants_secrets() {
     let (a, b) = (unique_tenant("tenant-a"), unique_tenant("tenant-b"));
     let admin_a = app.token(&a, &["regsecrets.admin", "regsecrets.viewer", "regsecrets.puller"]);
     let admin_b = app.token(&b, &["regsecrets.admin", "regsecrets.viewer"]);
-    assert_eq!(app.call("POST", SECRETS).bearer(&admin_b).json(&structured("b-only", "ghcr.io", "bee", "b-password")).send().status, 201);
+    assert_eq!(
+        app.call("POST", SECRETS)
+            .bearer(&admin_b)
+            .json(&structured("b-only", "ghcr.io", "bee", "b-password"))
+            .send()
+            .status,
+        201
+    );
     let b_list = app.call("GET", SECRETS).bearer(&admin_b).send().body;
     for (method, path) in [
         ("GET", format!("{SECRETS}/b-only")),
@@ -177,8 +188,14 @@ fn the_same_name_in_two_tenants_stays_two_secrets() {
     let (a, b) = (unique_tenant("same-a"), unique_tenant("same-b"));
     let scopes = ["regsecrets.admin", "regsecrets.puller"];
     let (ta, tb) = (app.token(&a, &scopes), app.token(&b, &scopes));
-    assert_eq!(app.call("POST", SECRETS).bearer(&ta).json(&structured("shared", "ghcr.io", "ua", "pa")).send().status, 201);
-    assert_eq!(app.call("POST", SECRETS).bearer(&tb).json(&structured("shared", "ghcr.io", "ub", "pb")).send().status, 201);
+    assert_eq!(
+        app.call("POST", SECRETS).bearer(&ta).json(&structured("shared", "ghcr.io", "ua", "pa")).send().status,
+        201
+    );
+    assert_eq!(
+        app.call("POST", SECRETS).bearer(&tb).json(&structured("shared", "ghcr.io", "ub", "pb")).send().status,
+        201
+    );
     let export = |t: &str| app.call("GET", &format!("{SECRETS}/shared/credentials")).bearer(t).send().json();
     assert_ne!(export(&ta)["data"], export(&tb)["data"]);
 }
@@ -191,7 +208,14 @@ fn a_viewers_list_and_get_carry_no_credential_material() {
     let viewer = app.token(&tenant, &["regsecrets.viewer"]);
     let sap = json!({"name": "sap", "data": {".dockerconfigjson": json!({"auths": {"quay.io": {"username": "quser", "password": "qpass-123", "email": "q@example.com", "identitytoken": "idtok-456"}}}).to_string()}});
     assert_eq!(app.call("POST", SECRETS).bearer(&admin).json(&sap).send().status, 201);
-    assert_eq!(app.call("POST", SECRETS).bearer(&admin).json(&structured("kube", "ghcr.io", "kuser", "kpass-789")).send().status, 201);
+    assert_eq!(
+        app.call("POST", SECRETS)
+            .bearer(&admin)
+            .json(&structured("kube", "ghcr.io", "kuser", "kpass-789"))
+            .send()
+            .status,
+        201
+    );
     let bodies = [
         app.call("GET", SECRETS).bearer(&viewer).send().body,
         app.call("GET", &format!("{SECRETS}/sap")).bearer(&viewer).send().body,
