@@ -152,3 +152,11 @@ pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> O
         }
     })
 }
+
+pub fn reencrypt<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
+    serve(request, |endpoint| {
+        let Endpoint::ReencryptTenant { tenant } = endpoint else { return Err(wrong_component()) };
+        let who = ctx.principal(request)?;
+        Ok(Reply::json(200, &secrets::reencrypt(&ctx.env, &who, ctx.keyring()?, &tenant)?))
+    })
+}

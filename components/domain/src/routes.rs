@@ -22,6 +22,7 @@ pub enum Endpoint {
     ResourceQuota,
     GetTenantQuota { tenant: String },
     SetTenantQuota { tenant: String },
+    ReencryptTenant { tenant: String },
 }
 
 impl Endpoint {
@@ -34,6 +35,7 @@ impl Endpoint {
             Endpoint::DeleteSecret { .. } => "delete",
             Endpoint::ExportCredentials { .. } => "credentials",
             Endpoint::ResourceQuota | Endpoint::GetTenantQuota { .. } | Endpoint::SetTenantQuota { .. } => "quota",
+            Endpoint::ReencryptTenant { .. } => "reencrypt",
         }
     }
 }
@@ -85,6 +87,9 @@ pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
             ],
         );
     }
+    if let Some(tenant) = path.strip_prefix(OPERATOR_TENANTS).and_then(|r| r.strip_suffix("/reencrypt")).and_then(segment) {
+        return by_method(method, "POST", vec![(Method::POST, Endpoint::ReencryptTenant { tenant })]);
+    }
     Err(Error::RouteNotFound)
 }
 
@@ -105,6 +110,7 @@ mod tests {
             (Method::GET, "/v2/admin/resourceQuota/dockerRegistrySecrets", "quota"),
             (Method::GET, "/v2/operator/tenants/acme/quota", "quota"),
             (Method::PUT, "/v2/operator/tenants/acme/quota", "quota"),
+            (Method::POST, "/v2/operator/tenants/acme/reencrypt", "reencrypt"),
         ];
         for (method, path, component) in cases {
             assert_eq!(resolve(&method, path).unwrap().component(), component, "{method} {path}");
