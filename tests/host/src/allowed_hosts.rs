@@ -49,7 +49,7 @@ impl AllowedHost {
         };
         let (host, rest) = rest.rsplit_once(':').unwrap_or((rest, ""));
         let port = match rest.split_once('/') {
-            Some((port, path)) if path.is_empty() => port,
+            Some((port, "")) => port,
             Some(_) => bail!("{url:?} has a path but is not allowed to"),
             None => rest,
         };

@@ -20,6 +20,8 @@ struct Route {
     wildcard: bool,
 }
 
+type Captures = Vec<(String, String)>;
+
 #[derive(Debug, Clone, Default)]
 pub struct Router {
     routes: Vec<Route>,
@@ -104,7 +106,7 @@ impl Router {
 
     pub fn route(&self, path: &str) -> Option<RouteMatch> {
         let path_segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let mut best: Option<(Vec<u8>, &Route, Vec<(String, String)>)> = None;
+        let mut best: Option<(Vec<u8>, &Route, Captures)> = None;
         for route in &self.routes {
             let Some(named) = matches(route, &path_segments) else {
                 continue;
