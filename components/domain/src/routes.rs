@@ -87,7 +87,9 @@ pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
             ],
         );
     }
-    if let Some(tenant) = path.strip_prefix(OPERATOR_TENANTS).and_then(|r| r.strip_suffix("/reencrypt")).and_then(segment) {
+    if let Some(tenant) =
+        path.strip_prefix(OPERATOR_TENANTS).and_then(|r| r.strip_suffix("/reencrypt")).and_then(segment)
+    {
         return by_method(method, "POST", vec![(Method::POST, Endpoint::ReencryptTenant { tenant })]);
     }
     Err(Error::RouteNotFound)

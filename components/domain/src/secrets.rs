@@ -330,7 +330,8 @@ pub fn reencrypt<S: KeyValue, C: Clock>(
             }
             let binding = BindingContext { tenant: tenant.as_str(), name: &entry.name };
             let sealed = keyring.seal(&binding, &keyring.open(&binding, &record.sealed)?)?;
-            let bytes = serde_json::to_vec(&Record { name: entry.name.clone(), sealed }).map_err(|_| Internal::CorruptRecord)?;
+            let bytes = serde_json::to_vec(&Record { name: entry.name.clone(), sealed })
+                .map_err(|_| Internal::CorruptRecord)?;
             held.confirm(env.store, &keys)?;
             env.store.set(&key, &bytes)?;
             reencrypted += 1;

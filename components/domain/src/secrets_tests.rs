@@ -312,14 +312,16 @@ fn reencrypt_moves_every_secret_to_the_write_key_so_old_keys_can_go() {
     for name in ["a", "b", "c"] {
         create(&env(&store, 10_000), &admin("acme"), &old, request(name, "pw")).unwrap();
     }
-    let before: Vec<u64> = list(&store, &admin("acme"), &ListQuery::default()).unwrap().resources.iter().map(|m| m.version).collect();
+    let before: Vec<u64> =
+        list(&store, &admin("acme"), &ListQuery::default()).unwrap().resources.iter().map(|m| m.version).collect();
     let rotated = keyring(&[("k2", 2), ("k1", 1)]);
     let operator = who("platform", &[Scope::Operator]);
     assert_eq!(reencrypt(&env(&store, 10_000), &admin("acme"), &rotated, "acme").unwrap_err(), Error::Forbidden);
     let done = reencrypt(&env(&store, 10_000), &operator, &rotated, "acme").unwrap();
     assert_eq!((done.reencrypted, done.secrets, done.key.as_str()), (3, 3, "k2"));
     assert_eq!(reencrypt(&env(&store, 10_000), &operator, &rotated, "acme").unwrap().reencrypted, 0, "idempotent");
-    let after: Vec<u64> = list(&store, &admin("acme"), &ListQuery::default()).unwrap().resources.iter().map(|m| m.version).collect();
+    let after: Vec<u64> =
+        list(&store, &admin("acme"), &ListQuery::default()).unwrap().resources.iter().map(|m| m.version).collect();
     assert_eq!(before, after, "versions do not change");
     for name in ["a", "b", "c"] {
         assert!(export(&store, &admin("acme"), &keyring(&[("k2", 2)]), name).is_ok());

@@ -62,10 +62,7 @@ impl AllowedHost {
         } else if let Some((a, b)) = port.split_once("..") {
             PortRule::Range(a.parse()?, b.parse()?)
         } else {
-            PortRule::Port(
-                port.parse()
-                    .with_context(|| format!("port {port:?} is not a number"))?,
-            )
+            PortRule::Port(port.parse().with_context(|| format!("port {port:?} is not a number"))?)
         };
         let scheme = if scheme == "*" {
             None
@@ -157,18 +154,14 @@ impl AllowedHosts {
             return false;
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.hosts
-            .iter()
-            .any(|h| h.allows(scheme, host, uri.port_u16()))
+        self.hosts.iter().any(|h| h.allows(scheme, host, uri.port_u16()))
     }
 
     /// Whether a relative URL (a request to the app itself) may be requested.
     pub fn allows_relative(&self) -> bool {
         self.hosts.iter().any(|h| {
             matches!(h.host, HostRule::Any | HostRule::ToSelf)
-                && h.scheme
-                    .as_deref()
-                    .is_none_or(|s| s == "http" || s == "https")
+                && h.scheme.as_deref().is_none_or(|s| s == "http" || s == "https")
         })
     }
 }
@@ -187,38 +180,21 @@ mod tests {
     fn allows(entries: &[&str], url: &str) -> bool {
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
         let ids = vec!["create".to_string(), "list".to_string()];
-        AllowedHosts::parse(&entries, &ids)
-            .unwrap()
-            .allows_url(&url.parse().unwrap())
+        AllowedHosts::parse(&entries, &ids).unwrap().allows_url(&url.parse().unwrap())
     }
 
     #[test]
     fn exact_host_and_port() {
-        assert!(allows(
-            &["http://127.0.0.1:8080"],
-            "http://127.0.0.1:8080/x"
-        ));
-        assert!(!allows(
-            &["http://127.0.0.1:8080"],
-            "http://127.0.0.1:8081/x"
-        ));
-        assert!(!allows(
-            &["http://127.0.0.1:8080"],
-            "https://127.0.0.1:8080/x"
-        ));
+        assert!(allows(&["http://127.0.0.1:8080"], "http://127.0.0.1:8080/x"));
+        assert!(!allows(&["http://127.0.0.1:8080"], "http://127.0.0.1:8081/x"));
+        assert!(!allows(&["http://127.0.0.1:8080"], "https://127.0.0.1:8080/x"));
     }
 
     #[test]
     fn default_ports_by_scheme() {
         assert!(allows(&["https://example.com"], "https://example.com/a"));
-        assert!(allows(
-            &["https://example.com"],
-            "https://example.com:443/a"
-        ));
-        assert!(!allows(
-            &["https://example.com"],
-            "https://example.com:8443/a"
-        ));
+        assert!(allows(&["https://example.com"], "https://example.com:443/a"));
+        assert!(!allows(&["https://example.com"], "https://example.com:8443/a"));
         assert!(!allows(&["https://example.com"], "http://example.com/a"));
     }
 
@@ -228,30 +204,15 @@ mod tests {
         assert!(allows(&["https://*.example.com"], "https://a.example.com/"));
         assert!(!allows(&["https://*.example.com"], "https://example.com/"));
         assert!(allows(&["http://localhost:*"], "http://localhost:9999/"));
-        assert!(allows(
-            &["http://localhost:8000..8010"],
-            "http://localhost:8005/"
-        ));
-        assert!(!allows(
-            &["http://localhost:8000..8010"],
-            "http://localhost:8010/"
-        ));
+        assert!(allows(&["http://localhost:8000..8010"], "http://localhost:8005/"));
+        assert!(!allows(&["http://localhost:8000..8010"], "http://localhost:8010/"));
     }
 
     #[test]
     fn service_chaining_wildcard_covers_only_app_components() {
-        assert!(allows(
-            &["http://*.spin.internal"],
-            "http://create.spin.internal/v2"
-        ));
-        assert!(!allows(
-            &["http://*.spin.internal"],
-            "http://other.spin.internal/v2"
-        ));
-        assert!(!allows(
-            &["http://create.spin.internal"],
-            "http://list.spin.internal/"
-        ));
+        assert!(allows(&["http://*.spin.internal"], "http://create.spin.internal/v2"));
+        assert!(!allows(&["http://*.spin.internal"], "http://other.spin.internal/v2"));
+        assert!(!allows(&["http://create.spin.internal"], "http://list.spin.internal/"));
         assert!(!allows(&[], "http://create.spin.internal/"));
     }
 

@@ -55,8 +55,7 @@ fn linker(engine: &Engine) -> Result<Linker<InstanceState>> {
     let err = |e: wasmtime::Error| anyhow::anyhow!("{e:?}");
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(err)?;
-    crate::bindings::SpinHost::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)
-        .map_err(err)?;
+    crate::bindings::SpinHost::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s).map_err(err)?;
     Ok(linker)
 }
 
@@ -66,13 +65,7 @@ impl AppShared {
         let manifest_dir = cfg
             .manifest
             .parent()
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    std::path::Path::new(".")
-                } else {
-                    p
-                }
-            })
+            .map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p })
             .unwrap_or(std::path::Path::new("."))
             .to_path_buf();
 
@@ -82,10 +75,8 @@ impl AppShared {
             Some(p) => RuntimeConfig::load(p)?,
             None => RuntimeConfig::default(),
         };
-        let default_sqlite = cfg
-            .sqlite_path
-            .clone()
-            .unwrap_or_else(|| manifest_dir.join(".spin").join("sqlite_key_value.db"));
+        let default_sqlite =
+            cfg.sqlite_path.clone().unwrap_or_else(|| manifest_dir.join(".spin").join("sqlite_key_value.db"));
         let config_dir = cfg.runtime_config.as_ref().and_then(|p| p.parent());
         let backends = kv::runtime_config::backends(&runtime_config, config_dir, &default_sqlite)?;
 
@@ -106,29 +97,19 @@ impl AppShared {
             let path = manifest.source_path(&manifest_dir, decl);
             let component = Component::from_file(&engine, &path)
                 .map_err(|e| anyhow::anyhow!("{e:?}"))
-                .with_context(|| {
-                    format!("cannot compile component {id:?} from {}", path.display())
-                })?;
+                .with_context(|| format!("cannot compile component {id:?} from {}", path.display()))?;
             let pre = linker
                 .instantiate_pre(&component)
                 .and_then(ProxyPre::new)
                 .map_err(|e| anyhow::anyhow!("{e:?}"))
-                .with_context(|| {
-                    format!("component {id:?} ({}) cannot be loaded", path.display())
-                })?;
+                .with_context(|| format!("component {id:?} ({}) cannot be loaded", path.display()))?;
             let info = ComponentInfo {
                 id: id.clone(),
                 allowed_stores: Arc::new(decl.key_value_stores.iter().cloned().collect()),
                 allowed_hosts,
                 environment: decl.environment.clone().into_iter().collect(),
             };
-            components.insert(
-                id.clone(),
-                LoadedComponent {
-                    info: Arc::new(info),
-                    pre,
-                },
-            );
+            components.insert(id.clone(), LoadedComponent { info: Arc::new(info), pre });
         }
         let default_sqlite = match backends.get("default") {
             Some(Backend::Sqlite(s)) => s.path().map(|p| p.to_path_buf()),

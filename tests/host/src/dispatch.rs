@@ -27,17 +27,12 @@ pub fn empty(status: StatusCode) -> Response<WasiBody> {
 }
 
 fn text(body: &'static str) -> Response<WasiBody> {
-    Response::new(
-        Full::new(Bytes::from_static(body.as_bytes()))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    )
+    Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed_unsync())
 }
 
 fn is_service_chaining_host(host: &str) -> bool {
     let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
-    host.split_once('.')
-        .is_some_and(|(_, rest)| rest == "spin.internal")
+    host.split_once('.').is_some_and(|(_, rest)| rest == "spin.internal")
 }
 
 /// A request from outside (or a relative self-request).
@@ -47,12 +42,7 @@ pub async fn handle_external(
     client: SocketAddr,
 ) -> Response<WasiBody> {
     // As Spin: a client may not pose as a chained request.
-    if req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(is_service_chaining_host)
-    {
+    if req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).is_some_and(is_service_chaining_host) {
         req.headers_mut().remove(http::header::HOST);
     }
     let path = req.uri().path().to_string();
@@ -92,45 +82,21 @@ fn set_req_uri(req: &mut Request<WasiBody>) -> anyhow::Result<()> {
 }
 
 /// Spin's `prepare_request_headers`: the request's own headers, then the `spin-*` ones appended.
-pub fn spin_headers(
-    req: &Request<WasiBody>,
-    route: &RouteMatch,
-    client: SocketAddr,
-) -> Vec<(String, String)> {
-    let host = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+pub fn spin_headers(req: &Request<WasiBody>, route: &RouteMatch, client: SocketAddr) -> Vec<(String, String)> {
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let scheme = req.uri().scheme_str().unwrap_or("http");
     let mut out = vec![
         ("spin-path-info".to_string(), route.path_info.clone()),
-        (
-            "spin-full-url".to_string(),
-            format!("{scheme}://{host}{path_and_query}"),
-        ),
+        ("spin-full-url".to_string(), format!("{scheme}://{host}{path_and_query}")),
         ("spin-matched-route".to_string(), route.based_route.clone()),
         ("spin-base-path".to_string(), "/".to_string()),
-        (
-            "spin-raw-component-route".to_string(),
-            route.raw_route.clone(),
-        ),
-        (
-            "spin-component-route".to_string(),
-            route.raw_route_or_prefix().to_string(),
-        ),
+        ("spin-raw-component-route".to_string(), route.raw_route.clone()),
+        ("spin-component-route".to_string(), route.raw_route_or_prefix().to_string()),
         ("spin-client-addr".to_string(), client.to_string()),
     ];
     for (name, value) in &route.named {
-        out.push((
-            format!("spin-path-match-{}", name.to_ascii_lowercase()),
-            value.clone(),
-        ));
+        out.push((format!("spin-path-match-{}", name.to_ascii_lowercase()), value.clone()));
     }
     out
 }
@@ -142,10 +108,7 @@ pub async fn handle_component(
     client: SocketAddr,
 ) -> Response<WasiBody> {
     if let Err(e) = set_req_uri(&mut req) {
-        app.logs.line(
-            "host",
-            &format!("bad request for {:?}: {e}", route.component),
-        );
+        app.logs.line("host", &format!("bad request for {:?}: {e}", route.component));
         return empty(StatusCode::INTERNAL_SERVER_ERROR);
     }
     for (name, value) in spin_headers(&req, &route, client) {
@@ -156,13 +119,7 @@ pub async fn handle_component(
     match run_instance(&app, &route.component, req).await {
         Ok(resp) => resp,
         Err(e) => {
-            app.logs.line(
-                "host",
-                &format!(
-                    "Error processing request for component {:?}: {e:#}",
-                    route.component
-                ),
-            );
+            app.logs.line("host", &format!("Error processing request for component {:?}: {e:#}", route.component));
             empty(StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
@@ -172,13 +129,7 @@ fn trap_after(app: &AppShared, req: &Request<WasiBody>) -> Option<u32> {
     if !app.allow_trap_injection {
         return None;
     }
-    req.headers()
-        .get(TRAP_HEADER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    req.headers().get(TRAP_HEADER)?.to_str().ok()?.trim().parse().ok()
 }
 
 async fn run_instance(
@@ -186,10 +137,8 @@ async fn run_instance(
     component: &str,
     req: Request<WasiBody>,
 ) -> anyhow::Result<Response<WasiBody>> {
-    let loaded = app
-        .components
-        .get(component)
-        .ok_or_else(|| anyhow::anyhow!("unknown routing destination '{component}'"))?;
+    let loaded =
+        app.components.get(component).ok_or_else(|| anyhow::anyhow!("unknown routing destination '{component}'"))?;
     let info = loaded.info.clone();
     let wasi = WasiCtxBuilder::new()
         .stdout(app.logs.sink(&info.id))
@@ -212,44 +161,24 @@ async fn run_instance(
     };
     let mut store = Store::new(&app.engine, state);
     let err = |e: wasmtime::Error| anyhow::anyhow!("{e:?}");
-    let proxy = loaded
-        .pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(err)?;
-    let request = store
-        .data_mut()
-        .http()
-        .new_incoming_request(Scheme::Http, req)
-        .map_err(err)?;
+    let proxy = loaded.pre.instantiate_async(&mut store).await.map_err(err)?;
+    let request = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(err)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let outparam = store
-        .data_mut()
-        .http()
-        .new_response_outparam(tx)
-        .map_err(err)?;
+    let outparam = store.data_mut().http().new_response_outparam(tx).map_err(err)?;
     let logs = app.logs.clone();
     let id = info.id.clone();
-    let call = tokio::spawn(async move {
-        proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut store, request, outparam)
-            .await
-    });
+    let call =
+        tokio::spawn(
+            async move { proxy.wasi_http_incoming_handler().call_handle(&mut store, request, outparam).await },
+        );
     match rx.await {
         Ok(resp) => {
             // The guest may still fail while its body streams; Spin only logs that.
             tokio::spawn(async move {
                 match call.await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => logs.line(
-                        "host",
-                        &format!("Component {id:?} error after response started: {e:?}"),
-                    ),
-                    Err(e) => logs.line(
-                        "host",
-                        &format!("Component {id:?} panicked after response started: {e}"),
-                    ),
+                    Ok(Err(e)) => logs.line("host", &format!("Component {id:?} error after response started: {e:?}")),
+                    Err(e) => logs.line("host", &format!("Component {id:?} panicked after response started: {e}")),
                 }
             });
             resp.map_err(|code| anyhow::anyhow!("guest failed to produce a response: {code:?}"))

@@ -49,19 +49,16 @@ impl KvState {
             return Err(KvError::AccessDenied);
         }
         let backend = self.backends.get(label).ok_or(KvError::NoSuchStore)?;
-        Ok(Store {
-            label: label.to_string(),
-            backend: backend.clone(),
-        })
+        Ok(Store { label: label.to_string(), backend: backend.clone() })
     }
 
     /// Called once a store call has completed; its effect stays, the guest never sees its result.
     fn call_done(&mut self) -> Wr<()> {
         self.calls += 1;
         match self.trap_after {
-            Some(n) if n == self.calls => Err(wasmtime::format_err!(
-                "trap injected after key-value call {n} (spin-test-trap-after-store-calls)"
-            )),
+            Some(n) if n == self.calls => {
+                Err(wasmtime::format_err!("trap injected after key-value call {n} (spin-test-trap-after-store-calls)"))
+            }
             _ => Ok(()),
         }
     }
@@ -88,21 +85,12 @@ impl store::Host for InstanceState {
 }
 
 impl store::HostBucket for InstanceState {
-    async fn get(
-        &mut self,
-        b: Resource<Store>,
-        key: String,
-    ) -> Wr<Result<Option<Vec<u8>>, store::Error>> {
+    async fn get(&mut self, b: Resource<Store>, key: String) -> Wr<Result<Option<Vec<u8>>, store::Error>> {
         let r = self.bucket(&b)?.get(&key).await.map_err(wasi_err);
         self.done(r)
     }
 
-    async fn set(
-        &mut self,
-        b: Resource<Store>,
-        key: String,
-        value: Vec<u8>,
-    ) -> Wr<Result<(), store::Error>> {
+    async fn set(&mut self, b: Resource<Store>, key: String, value: Vec<u8>) -> Wr<Result<(), store::Error>> {
         let r = self.bucket(&b)?.set(&key, &value).await.map_err(wasi_err);
         self.done(r)
     }
@@ -123,9 +111,7 @@ impl store::HostBucket for InstanceState {
         cursor: Option<String>,
     ) -> Wr<Result<store::KeyResponse, store::Error>> {
         let r = match cursor {
-            Some(_) => Err(store::Error::Other(
-                "list_keys: cursor not supported".to_owned(),
-            )),
+            Some(_) => Err(store::Error::Other("list_keys: cursor not supported".to_owned())),
             None => self
                 .bucket(&b)?
                 .get_keys()
@@ -149,11 +135,7 @@ impl batch::Host for InstanceState {
         keys: Vec<String>,
     ) -> Wr<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
         let s = self.bucket(&b)?;
-        let r = if keys.is_empty() {
-            Ok(vec![])
-        } else {
-            s.get_many(keys).await.map_err(wasi_err)
-        };
+        let r = if keys.is_empty() { Ok(vec![]) } else { s.get_many(keys).await.map_err(wasi_err) };
         self.done(r)
     }
 
@@ -163,35 +145,19 @@ impl batch::Host for InstanceState {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Wr<Result<(), store::Error>> {
         let s = self.bucket(&b)?;
-        let r = if key_values.is_empty() {
-            Ok(())
-        } else {
-            s.set_many(key_values).await.map_err(wasi_err)
-        };
+        let r = if key_values.is_empty() { Ok(()) } else { s.set_many(key_values).await.map_err(wasi_err) };
         self.done(r)
     }
 
-    async fn delete_many(
-        &mut self,
-        b: Resource<Store>,
-        keys: Vec<String>,
-    ) -> Wr<Result<(), store::Error>> {
+    async fn delete_many(&mut self, b: Resource<Store>, keys: Vec<String>) -> Wr<Result<(), store::Error>> {
         let s = self.bucket(&b)?;
-        let r = if keys.is_empty() {
-            Ok(())
-        } else {
-            s.delete_many(keys).await.map_err(wasi_err)
-        };
+        let r = if keys.is_empty() { Ok(()) } else { s.delete_many(keys).await.map_err(wasi_err) };
         self.done(r)
     }
 }
 
 impl atomics::HostCas for InstanceState {
-    async fn new(
-        &mut self,
-        b: Resource<Store>,
-        key: String,
-    ) -> Wr<Result<Resource<CasEntry>, store::Error>> {
+    async fn new(&mut self, b: Resource<Store>, key: String) -> Wr<Result<Resource<CasEntry>, store::Error>> {
         let store = self.bucket(&b)?;
         match store.new_cas(&key).await {
             Ok(cas) => Ok(Ok(self.table.push(CasEntry { store, cas })?)),
@@ -199,10 +165,7 @@ impl atomics::HostCas for InstanceState {
         }
     }
 
-    async fn current(
-        &mut self,
-        c: Resource<CasEntry>,
-    ) -> Wr<Result<Option<Vec<u8>>, store::Error>> {
+    async fn current(&mut self, c: Resource<CasEntry>) -> Wr<Result<Option<Vec<u8>>, store::Error>> {
         let entry = self.table.get_mut(&c)?;
         let store = entry.store.clone();
         let r = store.cas_current(&mut entry.cas).await.map_err(wasi_err);
@@ -216,27 +179,14 @@ impl atomics::HostCas for InstanceState {
 }
 
 impl atomics::Host for InstanceState {
-    async fn increment(
-        &mut self,
-        b: Resource<Store>,
-        key: String,
-        delta: i64,
-    ) -> Wr<Result<i64, store::Error>> {
-        let r = self
-            .bucket(&b)?
-            .increment(&key, delta)
-            .await
-            .map_err(wasi_err);
+    async fn increment(&mut self, b: Resource<Store>, key: String, delta: i64) -> Wr<Result<i64, store::Error>> {
+        let r = self.bucket(&b)?.increment(&key, delta).await.map_err(wasi_err);
         self.done(r)
     }
 
     /// As Spin: on cas-failed the guest gets a fresh cas for the same key whose `current` has
     /// already been read.
-    async fn swap(
-        &mut self,
-        c: Resource<CasEntry>,
-        value: Vec<u8>,
-    ) -> Wr<Result<(), atomics::CasError>> {
+    async fn swap(&mut self, c: Resource<CasEntry>, value: Vec<u8>) -> Wr<Result<(), atomics::CasError>> {
         let entry = self.table.delete(c)?;
         let r = match entry.store.cas_swap(&entry.cas, value).await {
             Ok(()) => Ok(()),
@@ -269,51 +219,31 @@ impl legacy::HostStore for InstanceState {
         }
     }
 
-    async fn get(
-        &mut self,
-        s: Resource<LegacyStore>,
-        key: String,
-    ) -> Wr<Result<Option<Vec<u8>>, legacy::Error>> {
+    async fn get(&mut self, s: Resource<LegacyStore>, key: String) -> Wr<Result<Option<Vec<u8>>, legacy::Error>> {
         let store = self.table.get(&s)?.0.clone();
         let r = store.get(&key).await.map_err(legacy_err);
         self.done(r)
     }
 
-    async fn set(
-        &mut self,
-        s: Resource<LegacyStore>,
-        key: String,
-        value: Vec<u8>,
-    ) -> Wr<Result<(), legacy::Error>> {
+    async fn set(&mut self, s: Resource<LegacyStore>, key: String, value: Vec<u8>) -> Wr<Result<(), legacy::Error>> {
         let store = self.table.get(&s)?.0.clone();
         let r = store.set(&key, &value).await.map_err(legacy_err);
         self.done(r)
     }
 
-    async fn delete(
-        &mut self,
-        s: Resource<LegacyStore>,
-        key: String,
-    ) -> Wr<Result<(), legacy::Error>> {
+    async fn delete(&mut self, s: Resource<LegacyStore>, key: String) -> Wr<Result<(), legacy::Error>> {
         let store = self.table.get(&s)?.0.clone();
         let r = store.delete(&key).await.map_err(legacy_err);
         self.done(r)
     }
 
-    async fn exists(
-        &mut self,
-        s: Resource<LegacyStore>,
-        key: String,
-    ) -> Wr<Result<bool, legacy::Error>> {
+    async fn exists(&mut self, s: Resource<LegacyStore>, key: String) -> Wr<Result<bool, legacy::Error>> {
         let store = self.table.get(&s)?.0.clone();
         let r = store.exists(&key).await.map_err(legacy_err);
         self.done(r)
     }
 
-    async fn get_keys(
-        &mut self,
-        s: Resource<LegacyStore>,
-    ) -> Wr<Result<Vec<String>, legacy::Error>> {
+    async fn get_keys(&mut self, s: Resource<LegacyStore>) -> Wr<Result<Vec<String>, legacy::Error>> {
         let store = self.table.get(&s)?.0.clone();
         let r = store.get_keys().await.map_err(legacy_err);
         self.done(r)

@@ -80,20 +80,12 @@ impl RunningApp {
         let _ = app.origin.set(addr);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(server::serve(app.clone(), listener, stop_rx));
-        Ok(RunningApp {
-            app,
-            addr,
-            stop,
-            runtime: None,
-        })
+        Ok(RunningApp { app, addr, stop, runtime: None })
     }
 
     /// For plain `#[test]` functions: runs the host on a runtime of its own.
     pub fn start_blocking(cfg: HostConfig) -> Result<RunningApp> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_all()
-            .build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build()?;
         let mut running = runtime.block_on(Self::start(cfg))?;
         running.runtime = Some(runtime);
         Ok(running)
@@ -125,9 +117,7 @@ impl RunningApp {
     /// Every (store, key, value) in the configured backends (Redis rows carry their label).
     pub fn kv_dump(&self) -> Result<Vec<(String, String, Vec<u8>)>> {
         let app = self.app.clone();
-        std::thread::spawn(move || app.kv_dump())
-            .join()
-            .map_err(|_| anyhow::anyhow!("kv_dump panicked"))?
+        std::thread::spawn(move || app.kv_dump()).join().map_err(|_| anyhow::anyhow!("kv_dump panicked"))?
     }
 
     pub fn shutdown(mut self) {

@@ -16,10 +16,7 @@ pub struct LogBook {
 
 impl LogBook {
     pub fn new(echo: bool) -> LogBook {
-        LogBook {
-            text: Default::default(),
-            echo,
-        }
+        LogBook { text: Default::default(), echo }
     }
 
     pub fn line(&self, tag: &str, line: &str) {
@@ -35,10 +32,7 @@ impl LogBook {
     }
 
     pub fn sink(&self, component: &str) -> LogSink {
-        LogSink {
-            book: self.clone(),
-            component: component.to_string(),
-        }
+        LogSink { book: self.clone(), component: component.to_string() }
     }
 }
 
@@ -56,11 +50,7 @@ impl IsTerminal for LogSink {
 
 impl StdoutStream for LogSink {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
-            book: self.book.clone(),
-            component: self.component.clone(),
-            pending: Vec::new(),
-        })
+        Box::new(LineWriter { book: self.book.clone(), component: self.component.clone(), pending: Vec::new() })
     }
 }
 
@@ -90,11 +80,7 @@ impl Drop for LineWriter {
 }
 
 impl AsyncWrite for LineWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.pending.extend_from_slice(buf);
         self.emit_complete_lines();
         Poll::Ready(Ok(buf.len()))

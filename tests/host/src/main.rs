@@ -38,9 +38,7 @@ fn main() -> Result<()> {
         bail!("{USAGE}");
     }
     let cfg = parse(&args[1..])?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let app = RunningApp::start(cfg).await?;
         eprintln!("Serving {} ({})", app.base_url(), app.app_name());

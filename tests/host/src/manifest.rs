@@ -65,8 +65,7 @@ pub struct ComponentDecl {
 
 impl Manifest {
     pub fn load(path: &Path) -> anyhow::Result<Manifest> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read manifest {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read manifest {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("invalid manifest {}", path.display()))
     }
 
@@ -77,10 +76,7 @@ impl Manifest {
         }
         for trigger in &manifest.trigger.http {
             if !manifest.component.contains_key(&trigger.component) {
-                bail!(
-                    "trigger refers to component {:?}, which is not declared",
-                    trigger.component
-                );
+                bail!("trigger refers to component {:?}, which is not declared", trigger.component);
             }
             if let RouteConfig::Private { private: false } = trigger.route {
                 bail!(
@@ -131,15 +127,9 @@ key_value_stores = ["default"]
         .unwrap();
         assert_eq!(m.application.name, "app");
         assert!(m.variables["auth_jwks"].required);
-        assert_eq!(
-            m.variables["tenant_claim"].default.as_deref(),
-            Some("tenant")
-        );
+        assert_eq!(m.variables["tenant_claim"].default.as_deref(), Some("tenant"));
         assert!(matches!(&m.trigger.http[0].route, RouteConfig::Route(r) if r == "/v2/..."));
-        assert!(matches!(
-            m.trigger.http[1].route,
-            RouteConfig::Private { private: true }
-        ));
+        assert!(matches!(m.trigger.http[1].route, RouteConfig::Private { private: true }));
         assert_eq!(m.component["create"].key_value_stores, vec!["default"]);
         assert_eq!(m.component["gateway"].variables["jwks"], "{{ auth_jwks }}");
     }

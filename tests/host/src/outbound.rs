@@ -36,44 +36,29 @@ fn done() -> IoFuture {
     Box::new(async { Ok(()) })
 }
 
-async fn send(
-    app: Arc<AppShared>,
-    component: Arc<ComponentInfo>,
-    mut request: Request<WasiBody>,
-) -> SendResult {
+async fn send(app: Arc<AppShared>, component: Arc<ComponentInfo>, mut request: Request<WasiBody>) -> SendResult {
     let uri = request.uri().clone();
     let host = uri.host().unwrap_or("");
     let relative = host.is_empty() || host == "self.alt";
-    let allowed = if relative {
-        component.allowed_hosts.allows_relative()
-    } else {
-        component.allowed_hosts.allows_url(&uri)
-    };
+    let allowed =
+        if relative { component.allowed_hosts.allows_relative() } else { component.allowed_hosts.allows_url(&uri) };
     if !allowed {
         app.logs.line(
             "host",
-            &format!(
-                "component {:?}: outbound request to {uri} denied by allowed_outbound_hosts",
-                component.id
-            ),
+            &format!("component {:?}: outbound request to {uri} denied by allowed_outbound_hosts", component.id),
         );
         return Err(Error::HttpRequestDenied);
     }
     // Spin drops the guest's Host header before dispatch.
     request.headers_mut().remove(http::header::HOST);
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
 
     if relative {
         let Some(origin) = app.origin.get().copied() else {
             return Err(Error::HttpRequestUriInvalid);
         };
         *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
-        let host = http::HeaderValue::from_str(&origin.to_string())
-            .map_err(|_| Error::HttpRequestUriInvalid)?;
+        let host = http::HeaderValue::from_str(&origin.to_string()).map_err(|_| Error::HttpRequestUriInvalid)?;
         request.headers_mut().insert(http::header::HOST, host);
         let resp = handle_external(app, request, CHAINED_CLIENT_ADDR).await;
         return Ok((resp, done()));
@@ -81,9 +66,7 @@ async fn send(
 
     if let Some(target) = service_chaining_target(&uri) {
         if !app.components.contains_key(&target) {
-            return Err(Error::InternalError(Some(format!(
-                "unknown routing destination '{target}'"
-            ))));
+            return Err(Error::InternalError(Some(format!("unknown routing destination '{target}'"))));
         }
         let route = RouteMatch::synthetic(&target, uri.path());
         let resp = handle_component(app, route, request, CHAINED_CLIENT_ADDR).await;
@@ -91,21 +74,12 @@ async fn send(
     }
 
     if uri.scheme_str() != Some("http") {
-        return Err(Error::InternalError(Some(
-            "the test host sends plain http only".into(),
-        )));
+        return Err(Error::InternalError(Some("the test host sends plain http only".into())));
     }
     let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|_| Error::ConnectionRefused)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(Error::from)?;
-    let authority = uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .unwrap_or_default();
+    let stream = tokio::net::TcpStream::connect((host, port)).await.map_err(|_| Error::ConnectionRefused)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(Error::from)?;
+    let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
     *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
     if let Ok(v) = http::HeaderValue::from_str(&authority) {
         request.headers_mut().insert(http::header::HOST, v);

@@ -51,9 +51,7 @@ impl RouteMatch {
     }
 
     pub fn raw_route_or_prefix(&self) -> &str {
-        self.raw_route
-            .strip_suffix("/...")
-            .unwrap_or(&self.raw_route)
+        self.raw_route.strip_suffix("/...").unwrap_or(&self.raw_route)
     }
 }
 
@@ -67,16 +65,9 @@ impl Router {
     pub fn build<'a>(routes: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Router> {
         let mut out: Vec<Route> = Vec::new();
         for (component, raw) in routes {
-            let abs = if raw.starts_with('/') {
-                raw.to_string()
-            } else {
-                format!("/{raw}")
-            };
+            let abs = if raw.starts_with('/') { raw.to_string() } else { format!("/{raw}") };
             let based = sanitize(&abs).to_string();
-            let (prefix, wildcard) = match based
-                .strip_suffix("/...")
-                .or_else(|| based.strip_suffix("/*"))
-            {
+            let (prefix, wildcard) = match based.strip_suffix("/...").or_else(|| based.strip_suffix("/*")) {
                 Some(p) => (p.to_string(), true),
                 None if based == "/..." => (String::new(), true),
                 None => (based.clone(), false),
@@ -91,13 +82,7 @@ impl Router {
                     None => Segment::Exact(seg.to_string()),
                 });
             }
-            let route = Route {
-                component: component.to_string(),
-                raw: raw.to_string(),
-                based,
-                segments,
-                wildcard,
-            };
+            let route = Route { component: component.to_string(), raw: raw.to_string(), based, segments, wildcard };
             out.retain(|r| r.raw != route.raw);
             out.push(route);
         }
@@ -149,8 +134,7 @@ impl Router {
 }
 
 fn matches(route: &Route, path: &[&str]) -> Option<Vec<(String, String)>> {
-    if path.len() < route.segments.len() || (!route.wildcard && path.len() != route.segments.len())
-    {
+    if path.len() < route.segments.len() || (!route.wildcard && path.len() != route.segments.len()) {
         return None;
     }
     let mut named = Vec::new();
@@ -169,13 +153,8 @@ mod tests {
     use super::*;
 
     fn router() -> Router {
-        Router::build([
-            ("gateway", "/v2/..."),
-            ("health", "/v2/health"),
-            ("users", "/users/:id"),
-            ("root", "/"),
-        ])
-        .unwrap()
+        Router::build([("gateway", "/v2/..."), ("health", "/v2/health"), ("users", "/users/:id"), ("root", "/")])
+            .unwrap()
     }
 
     #[test]

@@ -24,14 +24,11 @@ pub async fn serve(app: Arc<AppShared>, listener: TcpListener, mut stop: watch::
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let app = app.clone();
                 async move {
-                    let req =
-                        req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+                    let req = req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
                     Ok::<_, Infallible>(handle_external(app, req, client).await)
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }

@@ -24,11 +24,10 @@ pub fn validate_key(key: &str) -> Result<(), String> {
     let Some(first) = key.bytes().next() else {
         return Err("must not be empty".into());
     };
-    if let Some(c) = key
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
-    {
-        return Err(format!("invalid character {c:?}. Variable names may contain only lower-case letters, numbers, and underscores."));
+    if let Some(c) = key.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')) {
+        return Err(format!(
+            "invalid character {c:?}. Variable names may contain only lower-case letters, numbers, and underscores."
+        ));
     }
     if !first.is_ascii_lowercase() {
         return Err("must start with a lowercase ASCII letter".into());
@@ -50,9 +49,7 @@ pub fn parse_template(s: &str) -> Result<Vec<Part>> {
             parts.push(Part::Lit(rest[..start].to_string()));
         }
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| anyhow!("unterminated template expression in {s:?}"))?;
+        let end = after.find("}}").ok_or_else(|| anyhow!("unterminated template expression in {s:?}"))?;
         let name = after[..end].trim();
         validate_key(name).map_err(|e| anyhow!("invalid variable name {name:?}: {e}"))?;
         parts.push(Part::Var(name.to_string()));
@@ -103,15 +100,15 @@ impl Variables {
         for (id, component) in &manifest.component {
             let mut vars = BTreeMap::new();
             for (key, template) in &component.variables {
-                validate_key(key)
-                    .map_err(|e| anyhow!("component {id:?}: invalid variable name {key:?}: {e}"))?;
+                validate_key(key).map_err(|e| anyhow!("component {id:?}: invalid variable name {key:?}: {e}"))?;
                 let mut value = String::new();
                 for part in parse_template(template)? {
                     match part {
                         Part::Lit(l) => value.push_str(&l),
-                        Part::Var(v) => value.push_str(app.get(v.as_str()).ok_or_else(|| {
-                            anyhow!("component {id:?}: variable {key:?}: unknown variable {v:?}")
-                        })?),
+                        Part::Var(v) => value
+                            .push_str(app.get(v.as_str()).ok_or_else(|| {
+                                anyhow!("component {id:?}: variable {key:?}: unknown variable {v:?}")
+                            })?),
                     }
                 }
                 vars.insert(key.clone(), value);
@@ -124,12 +121,11 @@ impl Variables {
     /// `fermyon:spin/variables.get` as a component sees it.
     pub fn get(&self, component: &str, key: &str) -> Result<String, VarError> {
         validate_key(key).map_err(|e| VarError::InvalidName(format!("{key:?}: {e}")))?;
-        let vars = self.resolved.get(component).ok_or_else(|| {
-            VarError::Undefined(format!("no variable for component {component:?}"))
-        })?;
-        vars.get(key)
-            .cloned()
-            .ok_or_else(|| VarError::Undefined(format!("no variable for {component:?}.{key:?}")))
+        let vars = self
+            .resolved
+            .get(component)
+            .ok_or_else(|| VarError::Undefined(format!("no variable for component {component:?}")))?;
+        vars.get(key).cloned().ok_or_else(|| VarError::Undefined(format!("no variable for {component:?}.{key:?}")))
     }
 
     pub fn all(&self, component: &str) -> Vec<(String, String)> {
@@ -171,11 +167,7 @@ source = "o.wasm"
     fn templates_parse() {
         assert_eq!(
             parse_template("a{{ x }}b").unwrap(),
-            vec![
-                Part::Lit("a".into()),
-                Part::Var("x".into()),
-                Part::Lit("b".into())
-            ]
+            vec![Part::Lit("a".into()), Part::Var("x".into()), Part::Lit("b".into())]
         );
         assert!(parse_template("{{ x").is_err());
         assert!(parse_template("{{ X }}").is_err());
@@ -196,10 +188,8 @@ source = "o.wasm"
     #[test]
     fn override_beats_env() {
         let m = Manifest::parse(MANIFEST).unwrap();
-        let overrides = BTreeMap::from([
-            ("auth_issuer".to_string(), "iss".to_string()),
-            ("region".to_string(), "ap".to_string()),
-        ]);
+        let overrides =
+            BTreeMap::from([("auth_issuer".to_string(), "iss".to_string()), ("region".to_string(), "ap".to_string())]);
         let env = |_: &str| Some("env".to_string());
         let v = Variables::resolve(&m, &overrides, env).unwrap();
         assert_eq!(v.get("gw", "url").unwrap(), "https://ap.example/env");
@@ -217,10 +207,7 @@ source = "o.wasm"
         let m = Manifest::parse(MANIFEST).unwrap();
         let overrides = BTreeMap::from([("auth_issuer".to_string(), "iss".to_string())]);
         let v = Variables::resolve(&m, &overrides, no_env).unwrap();
-        assert!(matches!(
-            v.get("other", "issuer"),
-            Err(VarError::Undefined(_))
-        ));
+        assert!(matches!(v.get("other", "issuer"), Err(VarError::Undefined(_))));
         // App variables are not component variables.
         assert!(matches!(v.get("gw", "region"), Err(VarError::Undefined(_))));
         assert!(matches!(v.get("gw", "Bad"), Err(VarError::InvalidName(_))));

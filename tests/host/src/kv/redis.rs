@@ -16,10 +16,7 @@ pub struct RedisKv {
 impl RedisKv {
     pub fn new(url: &str) -> anyhow::Result<RedisKv> {
         redis::parse_redis_url(url).ok_or_else(|| anyhow::anyhow!("Invalid Redis URL"))?;
-        Ok(RedisKv {
-            url: url.to_string(),
-            connection: OnceCell::new(),
-        })
+        Ok(RedisKv { url: url.to_string(), connection: OnceCell::new() })
     }
 
     pub fn url(&self) -> &str {
@@ -28,11 +25,7 @@ impl RedisKv {
 
     async fn conn(&self) -> KvResult<ConnectionManager> {
         self.connection
-            .get_or_try_init(|| async {
-                Client::open(self.url.as_str())?
-                    .get_connection_manager()
-                    .await
-            })
+            .get_or_try_init(|| async { Client::open(self.url.as_str())?.get_connection_manager().await })
             .await
             .cloned()
             .map_err(other)
@@ -91,15 +84,9 @@ impl RedisKv {
 
     /// As Spin, each cas gets a connection of its own, for its WATCH.
     pub async fn new_cas(&self, key: &str) -> KvResult<RedisCas> {
-        let connection = Client::open(self.url.as_str())
-            .map_err(other)?
-            .get_connection_manager()
-            .await
-            .map_err(other)?;
-        Ok(RedisCas {
-            key: key.to_string(),
-            connection,
-        })
+        let connection =
+            Client::open(self.url.as_str()).map_err(other)?.get_connection_manager().await.map_err(other)?;
+        Ok(RedisCas { key: key.to_string(), connection })
     }
 }
 
@@ -110,20 +97,13 @@ pub struct RedisCas {
 
 impl RedisCas {
     pub async fn current(&self) -> KvResult<Option<Vec<u8>>> {
-        redis::cmd("WATCH")
-            .arg(&self.key)
-            .exec_async(&mut self.connection.clone())
-            .await
-            .map_err(other)?;
+        redis::cmd("WATCH").arg(&self.key).exec_async(&mut self.connection.clone()).await.map_err(other)?;
         self.connection.clone().get(&self.key).await.map_err(other)
     }
 
     pub async fn swap(&self, value: Vec<u8>) -> Result<(), SwapError> {
-        let res: Result<(), RedisError> = redis::pipe()
-            .atomic()
-            .set(&self.key, value)
-            .query_async(&mut self.connection.clone())
-            .await;
+        let res: Result<(), RedisError> =
+            redis::pipe().atomic().set(&self.key, value).query_async(&mut self.connection.clone()).await;
         redis::cmd("UNWATCH")
             .arg(&self.key)
             .exec_async(&mut self.connection.clone())
@@ -149,10 +129,7 @@ mod tests {
     }
 
     async fn flush(kv: &RedisKv) {
-        let _: () = redis::cmd("FLUSHDB")
-            .query_async(&mut kv.conn().await.unwrap())
-            .await
-            .unwrap();
+        let _: () = redis::cmd("FLUSHDB").query_async(&mut kv.conn().await.unwrap()).await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -163,45 +140,23 @@ mod tests {
         assert_eq!(kv.get("a").await.unwrap(), Some(b"1".to_vec()));
         assert!(kv.exists("a").await.unwrap());
         assert_eq!(kv.increment("n", 5).await.unwrap(), 5);
-        assert_eq!(
-            kv.get("n").await.unwrap(),
-            Some(b"5".to_vec()),
-            "counters are decimal text"
-        );
+        assert_eq!(kv.get("n").await.unwrap(), Some(b"5".to_vec()), "counters are decimal text");
         let mut keys = kv.get_keys().await.unwrap();
         keys.sort();
         assert_eq!(keys, vec!["a", "n"]);
-        kv.set_many(vec![
-            ("b".into(), b"2".to_vec()),
-            ("c".into(), b"3".to_vec()),
-        ])
-        .await
-        .unwrap();
-        assert!(
-            kv.get_many(vec!["b".into(), "c".into()]).await.is_err(),
-            "KEYS b c is refused"
-        );
+        kv.set_many(vec![("b".into(), b"2".to_vec()), ("c".into(), b"3".to_vec())]).await.unwrap();
+        assert!(kv.get_many(vec!["b".into(), "c".into()]).await.is_err(), "KEYS b c is refused");
         kv.delete_many(vec!["b".into(), "c".into()]).await.unwrap();
         assert!(!kv.exists("b").await.unwrap());
-        assert!(
-            kv.increment("a", 1).await.is_ok(),
-            "\"1\" is an integer to Redis"
-        );
+        assert!(kv.increment("a", 1).await.is_ok(), "\"1\" is an integer to Redis");
         kv.set("t", b"text").await.unwrap();
         assert!(kv.increment("t", 1).await.is_err());
 
         let cas = kv.new_cas("k").await.unwrap();
         assert_eq!(cas.current().await.unwrap(), None);
         let swapped = cas.swap(b"v".to_vec()).await;
-        assert!(
-            matches!(swapped, Err(SwapError::CasFailed(_))),
-            "{swapped:?}"
-        );
-        assert_eq!(
-            kv.get("k").await.unwrap(),
-            Some(b"v".to_vec()),
-            "yet the value was written"
-        );
+        assert!(matches!(swapped, Err(SwapError::CasFailed(_))), "{swapped:?}");
+        assert_eq!(kv.get("k").await.unwrap(), Some(b"v".to_vec()), "yet the value was written");
         flush(&kv).await;
     }
 }

@@ -23,8 +23,8 @@ pub enum StoreConfig {
 
 impl RuntimeConfig {
     pub fn load(path: &Path) -> Result<RuntimeConfig> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read runtime config {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read runtime config {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid runtime config {}", path.display()))
     }
 }
@@ -51,10 +51,7 @@ pub fn backends(
         out.insert(label.clone(), backend);
     }
     if !out.contains_key("default") {
-        out.insert(
-            "default".into(),
-            Backend::Sqlite(Arc::new(SqliteKv::open(Some(default_sqlite))?)),
-        );
+        out.insert("default".into(), Backend::Sqlite(Arc::new(SqliteKv::open(Some(default_sqlite))?)));
     }
     Ok(out)
 }
@@ -82,27 +79,18 @@ mod tests {
             "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n[key_value_store.x]\ntype = \"spin\"\npath = \"x.db\"\n",
         )
         .unwrap();
-        assert!(
-            matches!(&c.key_value_store["default"], StoreConfig::Redis { url } if url == "redis://127.0.0.1:6379")
-        );
-        assert!(
-            matches!(&c.key_value_store["x"], StoreConfig::Spin { path: Some(p) } if p == Path::new("x.db"))
-        );
+        assert!(matches!(&c.key_value_store["default"], StoreConfig::Redis { url } if url == "redis://127.0.0.1:6379"));
+        assert!(matches!(&c.key_value_store["x"], StoreConfig::Spin { path: Some(p) } if p == Path::new("x.db")));
     }
 
     #[test]
     fn default_store_is_sqlite_and_relative_paths_follow_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
-        let c: RuntimeConfig =
-            toml::from_str("[key_value_store.other]\ntype = \"spin\"\npath = \"o.db\"\n").unwrap();
+        let c: RuntimeConfig = toml::from_str("[key_value_store.other]\ntype = \"spin\"\npath = \"o.db\"\n").unwrap();
         let b = backends(&c, Some(dir.path()), &dir.path().join("d.db")).unwrap();
-        let Backend::Sqlite(d) = &b["default"] else {
-            panic!()
-        };
+        let Backend::Sqlite(d) = &b["default"] else { panic!() };
         assert_eq!(d.path(), Some(dir.path().join("d.db").as_path()));
-        let Backend::Sqlite(o) = &b["other"] else {
-            panic!()
-        };
+        let Backend::Sqlite(o) = &b["other"] else { panic!() };
         assert_eq!(o.path(), Some(dir.path().join("o.db").as_path()));
         assert!(check_labels(&b, "c", &["nope".to_string()]).is_err());
     }

@@ -20,9 +20,7 @@ pub struct SqliteKv {
 /// SQLite work blocks; Spin does it in `block_in_place`, so it holds a runtime worker meanwhile.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
     }
 }
@@ -49,10 +47,7 @@ impl SqliteKv {
             [],
         )?;
         rusqlite::vtab::array::load_module(&connection)?;
-        Ok(SqliteKv {
-            path: path.map(Path::to_path_buf),
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        Ok(SqliteKv { path: path.map(Path::to_path_buf), connection: Arc::new(Mutex::new(connection)) })
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -62,8 +57,7 @@ impl SqliteKv {
     /// Every row, for tests that check what a request left behind.
     pub fn dump(&self) -> anyhow::Result<Vec<(String, String, Vec<u8>)>> {
         let conn = self.connection.lock().unwrap();
-        let mut stmt =
-            conn.prepare("SELECT store, key, value FROM spin_key_value ORDER BY store, key")?;
+        let mut stmt = conn.prepare("SELECT store, key, value FROM spin_key_value ORDER BY store, key")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -124,20 +118,14 @@ impl SqliteKv {
     }
 
     /// As Spin: keys that are absent are left out of the answer rather than paired with `none`.
-    pub fn get_many(
-        &self,
-        store: &str,
-        keys: Vec<String>,
-    ) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
+    pub fn get_many(&self, store: &str, keys: Vec<String>) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
         blocking(|| {
             let keys: Vec<rusqlite::types::Value> = keys.into_iter().map(Into::into).collect();
             let keys = Rc::new(keys);
             self.connection
                 .lock()
                 .unwrap()
-                .prepare_cached(
-                    "SELECT key, value FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
-                )
+                .prepare_cached("SELECT key, value FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)")
                 .map_err(other)?
                 .query_map(named_params! {":name": store, ":keys": keys}, |row| {
                     <(String, Option<Vec<u8>>)>::try_from(row)
@@ -153,10 +141,7 @@ impl SqliteKv {
             let mut conn = self.connection.lock().unwrap();
             let tx = conn.transaction().map_err(other)?;
             for (k, v) in key_values {
-                tx.prepare_cached(UPSERT)
-                    .map_err(other)?
-                    .execute(rusqlite::params![store, k, v])
-                    .map_err(other)?;
+                tx.prepare_cached(UPSERT).map_err(other)?.execute(rusqlite::params![store, k, v]).map_err(other)?;
             }
             tx.commit().map_err(other)
         })
@@ -169,9 +154,7 @@ impl SqliteKv {
             self.connection
                 .lock()
                 .unwrap()
-                .prepare_cached(
-                    "DELETE FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
-                )
+                .prepare_cached("DELETE FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)")
                 .map_err(other)?
                 .execute(named_params! {":name": store, ":keys": keys})
                 .map_err(other)
@@ -208,11 +191,7 @@ impl SqliteKv {
     }
 
     pub fn new_cas(&self, store: &str, key: &str) -> SqliteCas {
-        SqliteCas {
-            store: store.to_string(),
-            key: key.to_string(),
-            seen: None,
-        }
+        SqliteCas { store: store.to_string(), key: key.to_string(), seen: None }
     }
 
     pub fn cas_current(&self, cas: &mut SqliteCas) -> KvResult<Option<Vec<u8>>> {
@@ -287,10 +266,7 @@ mod tests {
         kv.delete("default", "a").unwrap();
         assert_eq!(kv.get("default", "a").unwrap(), None);
         assert_eq!(kv.get("other", "a").unwrap(), Some(b"2".to_vec()));
-        assert_eq!(
-            kv.dump().unwrap(),
-            vec![("other".into(), "a".into(), b"2".to_vec())]
-        );
+        assert_eq!(kv.dump().unwrap(), vec![("other".into(), "a".into(), b"2".to_vec())]);
     }
 
     #[test]
@@ -305,8 +281,7 @@ mod tests {
     fn increment_of_non_counter_poisons_the_store_like_spin() {
         let (_d, kv) = temp();
         kv.set("s", "x", b"abc").unwrap();
-        let r =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kv.increment("s", "x", 1)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kv.increment("s", "x", 1)));
         assert!(r.is_err());
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kv.get("s", "x")));
         assert!(r.is_err(), "the mutex stays poisoned");
@@ -315,20 +290,11 @@ mod tests {
     #[test]
     fn batch_calls() {
         let (_d, kv) = temp();
-        kv.set_many(
-            "s",
-            vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())],
-        )
-        .unwrap();
-        let got = kv
-            .get_many("s", vec!["a".into(), "zz".into(), "b".into()])
-            .unwrap();
+        kv.set_many("s", vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())]).unwrap();
+        let got = kv.get_many("s", vec!["a".into(), "zz".into(), "b".into()]).unwrap();
         assert_eq!(
             got,
-            vec![
-                ("a".into(), Some(b"1".to_vec())),
-                ("b".into(), Some(b"2".to_vec()))
-            ],
+            vec![("a".into(), Some(b"1".to_vec())), ("b".into(), Some(b"2".to_vec()))],
             "absent keys are omitted, as in Spin"
         );
         kv.delete_many("s", vec!["a".into(), "b".into()]).unwrap();
@@ -342,10 +308,7 @@ mod tests {
         let mut cas = kv.new_cas("s", "k");
         assert_eq!(kv.cas_current(&mut cas).unwrap(), Some(b"v1".to_vec()));
         kv.set("s", "k", b"v2").unwrap();
-        assert!(matches!(
-            kv.cas_swap(&cas, b"mine".to_vec()),
-            Err(SwapError::CasFailed(_))
-        ));
+        assert!(matches!(kv.cas_swap(&cas, b"mine".to_vec()), Err(SwapError::CasFailed(_))));
         // Same value written back in between: the comparison by value cannot tell (ABA).
         kv.set("s", "k", b"v1").unwrap();
         kv.cas_swap(&cas, b"mine".to_vec()).unwrap();
