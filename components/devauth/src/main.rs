@@ -151,11 +151,11 @@ fn up(options: &Options, spin_args: &[String]) -> anyhow::Result<ExitCode> {
     } else if Path::new("tests/host/Cargo.toml").exists() {
         eprintln!("devauth: `spin` is not on PATH; running the test host instead");
         let mut host = Command::new("cargo");
-        host.args(["run", "--release", "-p", "testhost", "--", "serve"]).args(spin_args);
+        host.args(["run", "--profile", "host", "-p", "testhost", "--", "serve"]).args(spin_args);
         host
     } else {
         eprintln!("devauth: `spin` is not on PATH. Install Spin, or from the repository root run");
-        eprintln!("  eval \"$(devauth env)\" && cargo run --release -p testhost -- serve");
+        eprintln!("  eval \"$(devauth env)\" && cargo run --profile host -p testhost -- serve");
         return Ok(ExitCode::from(127));
     };
     eprintln!(

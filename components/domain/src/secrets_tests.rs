@@ -233,11 +233,6 @@ impl KeyValue for Trapping<'_> {
         self.tick();
         r
     }
-    fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Vec<u8>>>> {
-        let r = self.inner.get_many(keys);
-        self.tick();
-        r
-    }
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
         let r = self.inner.increment(key, delta);
         self.tick();

@@ -1,7 +1,8 @@
 //! The storage seam: the small trait the domain needs from a key-value store, and the key layout.
 //!
-//! The trait offers exactly what every Spin key-value backend really guarantees: `get`, `set`,
-//! `delete`, `exists`, `get_many` and an atomic `increment`. There is deliberately no
+//! The trait offers what every Spin key-value backend really guarantees and the design needs:
+//! `get`, `set`, `delete`, `exists` and an atomic `increment`. Not `get_many`: no operation
+//! needs it, and Spin's Redis backend sends it as `KEYS k1 k2 …`, which fails for two keys or more. There is deliberately no
 //! compare-and-swap (unusable on Spin: an upsert on SQLite after an absent `current()`, and a
 //! permanent `cas-failed` on Redis) and no key listing (it returns every key of the store under a
 //! process-wide lock). This module is the only place that knows key strings.
@@ -22,8 +23,6 @@ pub trait KeyValue {
     fn set(&self, key: &Key, value: &[u8]) -> StoreResult<()>;
     fn delete(&self, key: &Key) -> StoreResult<()>;
     fn exists(&self, key: &Key) -> StoreResult<bool>;
-    /// Values in the order of `keys`; absent keys give `None`.
-    fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Vec<u8>>>>;
     /// Atomically adds `delta` and returns the new value; an absent key counts as 0.
     /// Counters are touched only through this call: backends encode them differently.
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64>;
@@ -172,12 +171,6 @@ impl KeyValue for MemoryStore {
         self.ops.read(1);
         Ok(self.data.lock().unwrap().contains_key(key.as_str())
             || self.counters.lock().unwrap().contains_key(key.as_str()))
-    }
-
-    fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Vec<u8>>>> {
-        self.ops.read(keys.len() as u64);
-        let data = self.data.lock().unwrap();
-        Ok(keys.iter().map(|k| data.get(k.as_str()).cloned()).collect())
     }
 
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {

@@ -1,6 +1,6 @@
 use domain::error::Internal;
 use domain::store::{Key, KeyValue, StoreResult};
-use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
+use spin_sdk::wit::wasi::keyvalue::{atomics, store};
 
 /// The domain's store over Spin's `wasi:keyvalue` (draft 2): the same calls on every backend.
 pub struct SpinStore {
@@ -44,14 +44,6 @@ impl KeyValue for SpinStore {
 
     fn exists(&self, key: &Key) -> StoreResult<bool> {
         self.bucket()?.exists(key.as_str()).map_err(fault)
-    }
-
-    fn get_many(&self, keys: &[Key]) -> StoreResult<Vec<Option<Vec<u8>>>> {
-        let names: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
-        let found = batch::get_many(self.bucket()?, &names).map_err(fault)?;
-        // Backends differ in whether absent keys are returned; match by key, not position.
-        let mut by_key: std::collections::HashMap<String, Option<Vec<u8>>> = found.into_iter().collect();
-        Ok(names.iter().map(|k| by_key.remove(k).flatten()).collect())
     }
 
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {

@@ -135,7 +135,7 @@ fn without_encryption_keys_writes_and_exports_fail_closed_but_metadata_still_rea
 }
 
 #[test]
-fn rotating_keys_keeps_old_secrets_readable_and_patch_reencrypts_under_the_new_key() {
+fn rotating_keys_keeps_old_secrets_readable_and_patch_or_reencrypt_moves_them_to_the_new_key() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kv.db");
     let tenant = unique_tenant("rotate");
@@ -176,11 +176,19 @@ fn rotating_keys_keeps_old_secrets_readable_and_patch_reencrypts_under_the_new_k
         .collect();
     assert_eq!(kids.iter().filter(|k| *k == "k2").count(), 1, "{kids:?}");
     drop(rotated);
-    let only_new = start(k2, Some(tokens));
+    let only_new = start(k2.clone(), Some(tokens.clone()));
     assert_eq!(only_new.call("GET", &format!("{SECRETS}/patched/credentials")).bearer(&token).send().status, 200);
-    assert_eq!(
-        only_new.call("GET", &format!("{SECRETS}/old/credentials")).bearer(&token).send().status,
-        500,
-        "k1 gone: old needs re-encryption first"
-    );
+    let stale = only_new.call("GET", &format!("{SECRETS}/old/credentials")).bearer(&token).send();
+    assert_eq!(stale.status, 500, "k1 is gone and `old` was never re-encrypted");
+    drop(only_new);
+    let both = start(format!("{k2},{k1}"), Some(tokens.clone()));
+    let operator = both.token("platform", &["regsecrets.operator"]);
+    let done = both.call("POST", &format!("/v2/operator/tenants/{tenant}/reencrypt")).bearer(&operator).send();
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.json(), json!({"tenant": tenant, "key": "k2", "reencrypted": 1, "secrets": 2}));
+    drop(both);
+    let only_new = start(k2, Some(tokens));
+    for name in ["old", "patched"] {
+        assert_eq!(only_new.call("GET", &format!("{SECRETS}/{name}/credentials")).bearer(&token).send().status, 200, "{name}");
+    }
 }
