@@ -189,6 +189,10 @@ fn rotating_keys_keeps_old_secrets_readable_and_patch_or_reencrypt_moves_them_to
     drop(both);
     let only_new = start(k2, Some(tokens));
     for name in ["old", "patched"] {
-        assert_eq!(only_new.call("GET", &format!("{SECRETS}/{name}/credentials")).bearer(&token).send().status, 200, "{name}");
+        assert_eq!(
+            only_new.call("GET", &format!("{SECRETS}/{name}/credentials")).bearer(&token).send().status,
+            200,
+            "{name}"
+        );
     }
 }
