@@ -407,16 +407,24 @@ function describeEdit(secret) {
   $('edit-summary').textContent = `Registries now: ${registries}.${when} The credentials you enter replace the stored ones; they are never shown.`;
 }
 
-async function openEdit(name) {
-  let found;
+/** The secret as the server has it now, or null once the user has been told why it cannot be had. */
+async function currentSecret(name) {
   try {
-    found = await api.getSecret(state.token, name);
+    return await api.getSecret(state.token, name);
   } catch (error) {
-    if (error.status === 401) return handleUnauthenticated();
+    if (error.status === 401) {
+      handleUnauthenticated();
+      return null;
+    }
     notify(error.status === 404 ? `${name} no longer exists.` : error.message);
     if (error.status === 404) loadList();
-    return;
+    return null;
   }
+}
+
+async function openEdit(name) {
+  const found = await currentSecret(name);
+  if (!found) return;
   resetSecretForm();
   state.edit = { name, etag: found.etag };
   $('secret-dialog-title').textContent = `Replace credentials of ${name}`;
@@ -525,15 +533,8 @@ async function reportConflict(name) {
 const deleteDialog = $('delete-dialog');
 
 async function openDelete(name) {
-  let found;
-  try {
-    found = await api.getSecret(state.token, name);
-  } catch (error) {
-    if (error.status === 401) return handleUnauthenticated();
-    notify(error.status === 404 ? `${name} no longer exists.` : error.message);
-    if (error.status === 404) loadList();
-    return;
-  }
+  const found = await currentSecret(name);
+  if (!found) return;
   state.deleting = { name, etag: found.etag };
   $('delete-name').textContent = name;
   showBanner('delete-error', '');

@@ -100,7 +100,7 @@ fn print_store_calls() {
         .unwrap(),
     )
     .unwrap();
-    let mut step = |label: &str, op: &mut dyn FnMut()| {
+    let step = |label: &str, op: &mut dyn FnMut()| {
         let (r0, w0) = store.ops.snapshot();
         op();
         let (r1, w1) = store.ops.snapshot();
