@@ -16,6 +16,7 @@ use crate::quota::{self, SetQuota};
 use crate::routes::{resolve, Endpoint, SECRETS};
 use crate::secrets::{self, Env};
 use crate::store::KeyValue;
+use crate::{export, reencrypt};
 
 /// What an endpoint gets from its component.
 pub struct Context<'a, S: KeyValue, C: Clock> {
@@ -121,7 +122,7 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
         let Endpoint::ExportCredentials { name } = endpoint else { return Err(wrong_component()) };
         let who = ctx.principal(request)?;
         who.require(Need::ReadCredentials)?;
-        let manifest = secrets::export(ctx.env.store, &who, ctx.keyring()?, &name)?;
+        let manifest = export::export(ctx.env.store, &who, ctx.keyring()?, &name)?;
         Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
     })
 }
@@ -157,6 +158,6 @@ pub fn reencrypt<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) 
     serve(request, |endpoint| {
         let Endpoint::ReencryptTenant { tenant } = endpoint else { return Err(wrong_component()) };
         let who = ctx.principal(request)?;
-        Ok(Reply::json(200, &secrets::reencrypt(&ctx.env, &who, ctx.keyring()?, &tenant)?))
+        Ok(Reply::json(200, &reencrypt::reencrypt(&ctx.env, &who, ctx.keyring()?, &tenant)?))
     })
 }

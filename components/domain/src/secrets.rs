@@ -1,4 +1,5 @@
-//! Create, modify, delete, list, get and export: the operations, as functions over the store.
+//! Create, modify, delete, list and get: the operations, as functions over the store
+//! (the export is in `export.rs`, re-encryption in `reencrypt.rs`).
 //!
 //! Writes run under the tenant lock ([`crate::lock`]); reads never wait for it. The store calls
 //! of each operation (P = the tenant prefix; "lock" = the acquire/release calls of `lock.rs`):
@@ -29,7 +30,7 @@ use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal, Scope};
 use crate::index::{IfMatch, IndexEntry, SecretMetadata, TenantIndex};
 use crate::lock::{self, Held, LockPolicy};
-use crate::name::{SecretName, TenantId, TenantIdError};
+use crate::name::{SecretName, TenantId};
 use crate::paging::{ListQuery, Page};
 use crate::quota;
 use crate::store::{KeyValue, TenantKeys};
@@ -43,9 +44,19 @@ pub struct Env<'a, S: KeyValue, C: Clock> {
 
 /// A secret's credentials as stored at `P:r:<version>`.
 #[derive(Debug, Serialize, Deserialize)]
-struct Record {
-    name: String,
-    sealed: Sealed,
+pub(crate) struct Record {
+    pub(crate) name: String,
+    pub(crate) sealed: Sealed,
+}
+
+impl Record {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Record, Error> {
+        serde_json::from_slice(bytes).map_err(|_| Internal::CorruptRecord.into())
+    }
+
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, Error> {
+        serde_json::to_vec(self).map_err(|_| Internal::CorruptRecord.into())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,12 +68,12 @@ pub struct Written {
 fn seal(keyring: &Keyring, tenant: &TenantId, name: &SecretName, config: &DockerConfig) -> Result<Vec<u8>, Error> {
     let sealed = keyring
         .seal(&BindingContext { tenant: tenant.as_str(), name: name.as_str() }, &config.to_dockerconfigjson())?;
-    serde_json::to_vec(&Record { name: name.as_str().to_owned(), sealed }).map_err(|_| Internal::CorruptRecord.into())
+    Record { name: name.as_str().to_owned(), sealed }.encode()
 }
 
 /// Runs `write` under the tenant's lock, after repairing what dead holders left, and always
 /// releases. `write` gets the repaired index and returns what to answer.
-fn under_lock<S: KeyValue, C: Clock, T>(
+pub(crate) fn under_lock<S: KeyValue, C: Clock, T>(
     env: &Env<S, C>,
     keys: &TenantKeys,
     write: impl FnOnce(&Held, TenantIndex) -> Result<T, Error>,
@@ -242,107 +253,6 @@ pub fn get<S: KeyValue>(store: &S, who: &Principal, name: &str) -> Result<Secret
     who.require(Need::ReadMetadata)?;
     let index = TenantIndex::load(store, &TenantKeys::new(&who.tenant))?;
     index.find(name).map(SecretMetadata::from).ok_or(Error::SecretNotFound)
-}
-
-/// The credentials as a Kubernetes Secret manifest, for `kubectl apply -f -`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KubernetesSecret {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    #[serde(rename = "type")]
-    pub secret_type: &'static str,
-    pub metadata: KubernetesMetadata,
-    pub data: KubernetesData,
-}
-
-#[derive(Debug, Serialize)]
-pub struct KubernetesMetadata {
-    pub name: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct KubernetesData {
-    #[serde(rename = ".dockerconfigjson")]
-    pub dockerconfigjson: String,
-}
-
-pub fn export<S: KeyValue>(
-    store: &S,
-    who: &Principal,
-    keyring: &Keyring,
-    name: &str,
-) -> Result<KubernetesSecret, Error> {
-    use base64::Engine;
-    who.require(Need::ReadCredentials)?;
-    let keys = TenantKeys::new(&who.tenant);
-    // A modify commits the index before deleting the record it replaced; if it did that between
-    // our two reads, the index read again names the new record.
-    for _ in 0..3 {
-        let index = TenantIndex::load(store, &keys)?;
-        let entry = index.find(name).ok_or(Error::SecretNotFound)?;
-        let Some(bytes) = store.get(&keys.record(entry.version))? else { continue };
-        let record: Record = serde_json::from_slice(&bytes).map_err(|_| Internal::CorruptRecord)?;
-        let plain = keyring.open(&BindingContext { tenant: who.tenant.as_str(), name: &entry.name }, &record.sealed)?;
-        return Ok(KubernetesSecret {
-            api_version: "v1",
-            kind: "Secret",
-            secret_type: "kubernetes.io/dockerconfigjson",
-            metadata: KubernetesMetadata { name: entry.name.clone() },
-            data: KubernetesData { dockerconfigjson: base64::engine::general_purpose::STANDARD.encode(plain) },
-        });
-    }
-    Err(Internal::Platform("secret changed under three consecutive reads").into())
-}
-
-/// What a re-encryption did.
-#[derive(Debug, Serialize)]
-pub struct Reencrypted {
-    pub tenant: String,
-    /// The key every secret of the tenant is now sealed with.
-    pub key: String,
-    pub reencrypted: usize,
-    pub secrets: usize,
-}
-
-/// Re-seals every secret of a tenant that is not yet under the keyring's write key, so that the
-/// old keys can be dropped from `encryption_keys`. Each record is rewritten in place, under the
-/// tenant lock: a single `set` of a key replaces the value whole, and both the old and the new
-/// value decrypt while both keys are configured, so a crash midway loses nothing; running it
-/// again finishes the job. Versions and ETags do not change: the secrets did not.
-pub fn reencrypt<S: KeyValue, C: Clock>(
-    env: &Env<S, C>,
-    who: &Principal,
-    keyring: &Keyring,
-    tenant: &str,
-) -> Result<Reencrypted, Error> {
-    who.require(Need::Operate)?;
-    let tenant = TenantId::parse(tenant).map_err(TenantIdError::into_invalid_tenant)?;
-    let keys = TenantKeys::new(&tenant);
-    under_lock(env, &keys, |held, index| {
-        let mut reencrypted = 0;
-        for entry in &index.secrets {
-            let key = keys.record(entry.version);
-            let Some(bytes) = env.store.get(&key)? else { continue };
-            let record: Record = serde_json::from_slice(&bytes).map_err(|_| Internal::CorruptRecord)?;
-            if !keyring.needs_reencrypt(&record.sealed) {
-                continue;
-            }
-            let binding = BindingContext { tenant: tenant.as_str(), name: &entry.name };
-            let sealed = keyring.seal(&binding, &keyring.open(&binding, &record.sealed)?)?;
-            let bytes = serde_json::to_vec(&Record { name: entry.name.clone(), sealed })
-                .map_err(|_| Internal::CorruptRecord)?;
-            held.confirm(env.store, &keys)?;
-            env.store.set(&key, &bytes)?;
-            reencrypted += 1;
-        }
-        Ok(Reencrypted {
-            tenant: tenant.as_str().to_owned(),
-            key: keyring.write_kid().to_owned(),
-            reencrypted,
-            secrets: index.secrets.len(),
-        })
-    })
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@ use base64::Engine;
 
 use super::*;
 use crate::clock::SystemClock;
+use crate::export::export;
 use crate::identity::{Scope, Scopes};
 use crate::paging::ListQuery;
+use crate::reencrypt::reencrypt;
 use crate::store::{Key, MemoryStore, StoreResult};
 
 fn keyring(spec: &[(&str, u8)]) -> Keyring {

@@ -16,7 +16,8 @@ use spin_sdk::http_component;
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
     let path = path_with_query.split('?').next().unwrap_or("/");
-    let method = http::Method::from_bytes(request.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
+    // A method that is not a valid token takes no route: CONNECT stands for it, so it gets 405.
+    let method = http::Method::from_bytes(request.method().to_string().as_bytes()).unwrap_or(http::Method::CONNECT);
     let mut headers = forwarded_headers(&request);
     let request_id = RequestId::of(&headers);
     headers.insert(REQUEST_ID, http::HeaderValue::from_str(request_id.as_str()).expect("request ids are header-safe"));

@@ -112,7 +112,7 @@ fn print_store_calls() {
     step("modify", &mut || drop(secrets::modify(&env, &who, &ring, "app", body(), None).unwrap()));
     step("list", &mut || drop(secrets::list(&store, &who, &ListQuery::default()).unwrap()));
     step("get", &mut || drop(secrets::get(&store, &who, "app").unwrap()));
-    step("export", &mut || drop(secrets::export(&store, &who, &ring, "app").unwrap()));
+    step("export", &mut || drop(domain::export::export(&store, &who, &ring, "app").unwrap()));
     step("delete", &mut || drop(secrets::delete(&env, &who, "app", None).unwrap()));
 }
 

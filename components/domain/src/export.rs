@@ -1,0 +1,62 @@
+//! The credentials export: a Kubernetes Secret manifest of type `kubernetes.io/dockerconfigjson`,
+//! for pullers, so that `curl … | kubectl apply -f -` creates the pull secret in a cluster.
+
+use serde::Serialize;
+
+use crate::crypto::{BindingContext, Keyring};
+use crate::error::{Error, Internal};
+use crate::identity::{Need, Principal};
+use crate::index::TenantIndex;
+use crate::secrets::Record;
+use crate::store::{KeyValue, TenantKeys};
+
+/// The credentials as a Kubernetes Secret manifest, for `kubectl apply -f -`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesSecret {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    #[serde(rename = "type")]
+    pub secret_type: &'static str,
+    pub metadata: KubernetesMetadata,
+    pub data: KubernetesData,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KubernetesMetadata {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KubernetesData {
+    #[serde(rename = ".dockerconfigjson")]
+    pub dockerconfigjson: String,
+}
+
+pub fn export<S: KeyValue>(
+    store: &S,
+    who: &Principal,
+    keyring: &Keyring,
+    name: &str,
+) -> Result<KubernetesSecret, Error> {
+    use base64::Engine;
+    who.require(Need::ReadCredentials)?;
+    let keys = TenantKeys::new(&who.tenant);
+    // A modify commits the index before deleting the record it replaced; if it did that between
+    // our two reads, the index read again names the new record.
+    for _ in 0..3 {
+        let index = TenantIndex::load(store, &keys)?;
+        let entry = index.find(name).ok_or(Error::SecretNotFound)?;
+        let Some(bytes) = store.get(&keys.record(entry.version))? else { continue };
+        let record = Record::decode(&bytes)?;
+        let plain = keyring.open(&BindingContext { tenant: who.tenant.as_str(), name: &entry.name }, &record.sealed)?;
+        return Ok(KubernetesSecret {
+            api_version: "v1",
+            kind: "Secret",
+            secret_type: "kubernetes.io/dockerconfigjson",
+            metadata: KubernetesMetadata { name: entry.name.clone() },
+            data: KubernetesData { dockerconfigjson: base64::engine::general_purpose::STANDARD.encode(plain) },
+        });
+    }
+    Err(Internal::Platform("secret changed under three consecutive reads").into())
+}
