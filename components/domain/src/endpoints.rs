@@ -9,7 +9,8 @@ use crate::crypto::Keyring;
 use crate::dockerconfig::SecretRequest;
 use crate::error::{Error, Internal};
 use crate::http::{finish, header, json_body, Outcome, Reply, Request, RequestId, JSON, JSON_OR_MERGE_PATCH};
-use crate::identity::{authenticate, AuthSettings, Need, Principal};
+use crate::identity::cache::{authenticate_cached, Lookup};
+use crate::identity::{authenticate, unix_now, AuthSettings, Need, Principal};
 use crate::index::{etag, IfMatch};
 use crate::paging::ListQuery;
 use crate::quota::{self, SetQuota};
@@ -38,6 +39,23 @@ impl<S: KeyValue, C: Clock> Context<'_, S, C> {
 
     fn principal(&self, request: &Request) -> Result<Principal, Error> {
         authenticate(header(request, "authorization"), self.auth)
+    }
+
+    /// For reads, which are frequent and cheap: the token may come from the verified-token cache,
+    /// and a newly verified one is remembered only once `answer` has succeeded, so a refused
+    /// request still stores nothing. Writes verify every time: their fsyncs dwarf verification.
+    fn read_as(
+        &self,
+        request: &Request,
+        answer: impl FnOnce(&Principal) -> Result<Reply, Error>,
+    ) -> Result<Reply, Error> {
+        let (who, lookup) =
+            authenticate_cached(self.env.store, header(request, "authorization"), self.auth, unix_now())?;
+        let reply = answer(&who)?;
+        if let Lookup::Verified(Some(remember)) = lookup {
+            remember.save(self.env.store);
+        }
+        Ok(reply)
     }
 }
 
@@ -100,30 +118,28 @@ pub fn delete<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
 
 /// List and get one: both read metadata only, so one component serves them.
 pub fn read<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(request, |endpoint| {
-        let who = ctx.principal(request)?;
-        match endpoint {
-            Endpoint::ListSecrets => {
-                let query = ListQuery::parse(request.uri().query())?;
-                Ok(Reply::json(200, &secrets::list(ctx.env.store, &who, &query)?))
-            }
-            Endpoint::GetSecret { name } => {
-                let metadata = secrets::get(ctx.env.store, &who, &name)?;
-                let tag = etag(metadata.version);
-                Ok(Reply::json(200, &metadata).with_header(ETAG, tag))
-            }
-            _ => Err(wrong_component()),
-        }
+    serve(request, |endpoint| match endpoint {
+        Endpoint::ListSecrets => ctx.read_as(request, |who| {
+            let query = ListQuery::parse(request.uri().query())?;
+            Ok(Reply::json(200, &secrets::list(ctx.env.store, who, &query)?))
+        }),
+        Endpoint::GetSecret { name } => ctx.read_as(request, |who| {
+            let metadata = secrets::get(ctx.env.store, who, &name)?;
+            let tag = etag(metadata.version);
+            Ok(Reply::json(200, &metadata).with_header(ETAG, tag))
+        }),
+        _ => Err(wrong_component()),
     })
 }
 
 pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
     serve(request, |endpoint| {
         let Endpoint::ExportCredentials { name } = endpoint else { return Err(wrong_component()) };
-        let who = ctx.principal(request)?;
-        who.require(Need::ReadCredentials)?;
-        let manifest = export::export(ctx.env.store, &who, ctx.keyring()?, &name)?;
-        Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
+        ctx.read_as(request, |who| {
+            who.require(Need::ReadCredentials)?;
+            let manifest = export::export(ctx.env.store, who, ctx.keyring()?, &name)?;
+            Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
+        })
     })
 }
 

@@ -207,11 +207,23 @@ impl Principal {
     }
 }
 
+/// A verified token: who it names, and the times that bound its validity (Unix seconds).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub principal: Principal,
+    pub expires_at: u64,
+    pub not_before: Option<u64>,
+}
+
+/// The current wall-clock time in Unix seconds.
+pub fn unix_now() -> u64 {
+    // A clock before 1970 makes every token look issued in the future: refused, never accepted.
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|since| since.as_secs()).unwrap_or(0)
+}
+
 /// Verifies the `Authorization` header's bearer token at the current time.
 pub fn authenticate(authorization: Option<&str>, settings: &AuthSettings) -> Result<Principal, Error> {
-    // A clock before 1970 makes every token look issued in the future: refused, never accepted.
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|since| since.as_secs()).unwrap_or(0);
-    authenticate_at(authorization, settings, now)
+    authenticate_at(authorization, settings, unix_now())
 }
 
 /// [`authenticate`] at a given time (seconds since the Unix epoch), for tests and benchmarks.
@@ -220,6 +232,11 @@ pub fn authenticate_at(
     settings: &AuthSettings,
     now_unix_secs: u64,
 ) -> Result<Principal, Error> {
+    verify_at(authorization, settings, now_unix_secs).map(|verified| verified.principal)
+}
+
+/// [`authenticate_at`], keeping the token's validity bounds (for the verified-token cache).
+pub fn verify_at(authorization: Option<&str>, settings: &AuthSettings, now_unix_secs: u64) -> Result<Verified, Error> {
     verify(authorization, settings, now_unix_secs).map_err(Error::Unauthenticated)
 }
 
@@ -237,7 +254,7 @@ pub fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthFailure> {
     Ok(token)
 }
 
-fn verify(authorization: Option<&str>, settings: &AuthSettings, now_unix_secs: u64) -> Result<Principal, AuthFailure> {
+fn verify(authorization: Option<&str>, settings: &AuthSettings, now_unix_secs: u64) -> Result<Verified, AuthFailure> {
     let tenant_claim = TenantClaim::of(settings)?;
     let token = bearer_token(authorization)?;
 
@@ -257,15 +274,14 @@ fn verify(authorization: Option<&str>, settings: &AuthSettings, now_unix_secs: u
     })?;
 
     let claims = verify_signature_and_times(&key, token, settings, now_unix_secs)?;
-    if claims.expires_at.is_none() {
-        return Err(AuthFailure::MissingExpiry);
-    }
+    let expires_at = claims.expires_at.ok_or(AuthFailure::MissingExpiry)?.as_secs();
     let tenant = tenant_claim.read(&claims)?;
     let scopes = match claims.custom.get("scope") {
         None => Scopes::empty(),
         Some(claim) => Scopes::from_claim(claim)?,
     };
-    Ok(Principal { tenant, scopes })
+    let not_before = claims.invalid_before.map(|t| t.as_secs());
+    Ok(Verified { principal: Principal { tenant, scopes }, expires_at, not_before })
 }
 
 fn verify_signature_and_times(
@@ -335,6 +351,8 @@ impl<'s> TenantClaim<'s> {
         TenantId::parse(value).map_err(|_| AuthFailure::InvalidTenant)
     }
 }
+
+pub mod cache;
 
 #[cfg(test)]
 mod tests;

@@ -59,6 +59,12 @@ fn digest_hex(domain: &str, value: &str) -> String {
     hasher.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The slots of the verified-token cache (`auth:cache:<n>`), shared by all tenants: they hold
+/// token digests, tenant ids and scopes, no secret material (see `identity::cache`).
+pub fn token_cache_slot(slot: u8) -> Key {
+    Key::from_parts(&["auth", "cache", &slot.to_string()])
+}
+
 /// All keys of one tenant. Layout (P = `t-<32 hex digits of SHA-256(tenant id)>`):
 ///
 /// | key              | holds                                                        | written by          |

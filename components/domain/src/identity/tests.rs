@@ -409,3 +409,88 @@ fn scopes_print_their_names() {
     let scopes = Scopes::from_iter([Scope::Puller, Scope::Viewer]);
     assert_eq!(format!("{scopes:?}"), r#"{"regsecrets.viewer", "regsecrets.puller"}"#);
 }
+
+mod cache {
+    use super::*;
+    use crate::identity::cache::{authenticate_cached, Lookup};
+    use crate::store::MemoryStore;
+
+    fn cached(
+        store: &MemoryStore,
+        token: &str,
+        settings: &AuthSettings,
+        now: u64,
+    ) -> Result<(Principal, Lookup), Error> {
+        authenticate_cached(store, Some(&bearer(token)), settings, now)
+    }
+
+    /// Verifies, and writes the entry as an endpoint does after a successful read.
+    fn verify_and_save(store: &MemoryStore, token: &str) {
+        match cached(store, token, &settings(), NOW).unwrap().1 {
+            Lookup::Verified(Some(remember)) => remember.save(store),
+            other => panic!("expected a fresh verification, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_token_verified_once_is_then_answered_from_the_cache() {
+        let store = MemoryStore::new();
+        let token = ed_token(claims());
+        verify_and_save(&store, &token);
+        let (principal, lookup) = cached(&store, &token, &settings(), NOW + 10).unwrap();
+        assert!(matches!(lookup, Lookup::Hit));
+        assert_eq!(principal.tenant.as_str(), "acme");
+        assert!(principal.scopes.contains(Scope::Admin));
+    }
+
+    #[test]
+    fn nothing_but_the_same_token_under_the_same_settings_hits() {
+        let store = MemoryStore::new();
+        let token = ed_token(claims());
+        verify_and_save(&store, &token);
+        let tampered = format!("{}x", &token[..token.len() - 1]);
+        assert!(matches!(cached(&store, &tampered, &settings(), NOW), Err(Error::Unauthenticated(_))));
+        let mut other = settings();
+        other.audience = "another-api".into();
+        assert_eq!(
+            cached(&store, &token, &other, NOW).unwrap_err(),
+            Error::Unauthenticated(AuthFailure::WrongAudience),
+            "new settings: verified again, and refused"
+        );
+    }
+
+    #[test]
+    fn a_cached_token_still_expires_with_the_same_leeway() {
+        let store = MemoryStore::new();
+        let token = ed_token(claims());
+        verify_and_save(&store, &token);
+        assert!(matches!(cached(&store, &token, &settings(), NOW + 3600 + 30).unwrap().1, Lookup::Hit));
+        assert_eq!(
+            cached(&store, &token, &settings(), NOW + 3600 + 120).unwrap_err(),
+            Error::Unauthenticated(AuthFailure::Expired)
+        );
+    }
+
+    #[test]
+    fn refused_tokens_are_never_remembered_and_live_entries_are_not_evicted() {
+        let store = MemoryStore::new();
+        let mut expired = claims();
+        expired.expires_at = Some(Duration::from_secs(NOW - 3600));
+        assert!(cached(&store, &ed_token(expired), &settings(), NOW).is_err());
+        assert!(store.dump().is_empty());
+        // Fill every slot, then a new token finds its slot taken by a live entry: no write.
+        let mut tokens = Vec::new();
+        let mut n = 0;
+        while store.dump().len() < crate::identity::cache::SLOTS as usize {
+            let token = ed_token(claims_with(json!({"tenant": format!("t{n}"), "scope": "regsecrets.viewer"})));
+            n += 1;
+            if let Lookup::Verified(Some(remember)) = cached(&store, &token, &settings(), NOW).unwrap().1 {
+                remember.save(&store);
+                tokens.push(token);
+            }
+        }
+        let newcomer = ed_token(claims_with(json!({"tenant": "late", "scope": "regsecrets.viewer"})));
+        assert!(matches!(cached(&store, &newcomer, &settings(), NOW).unwrap().1, Lookup::Verified(None)));
+        assert!(matches!(cached(&store, &tokens[0], &settings(), NOW).unwrap().1, Lookup::Hit));
+    }
+}
