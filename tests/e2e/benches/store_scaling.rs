@@ -123,14 +123,7 @@ fn main() {
     let app = TestApp::start(Options { sqlite_path: Some(db.clone()), ..Options::default() });
     let token = app.token("bench", &["regsecrets.admin", "regsecrets.viewer"]);
     for s in 0..SECRETS_EACH {
-        assert_eq!(
-            app.call("POST", SECRETS)
-                .bearer(&token)
-                .json(&structured(&format!("bench-{s}"), "ghcr.io", "u", "p"))
-                .send()
-                .status,
-            201
-        );
+        assert_eq!(app.create(&token, &structured(&format!("bench-{s}"), "ghcr.io", "u", "p")).status, 201);
     }
     measure(&app, &token); // warm-up
     let empty = measure(&app, &token);

@@ -33,10 +33,7 @@ fn p50(app: &TestApp, path: &str, authorization: Option<&str>, expect: u16) -> D
 fn main() {
     let app = TestApp::start(Default::default());
     let admin = app.token("bench", &["regsecrets.admin"]);
-    assert_eq!(
-        app.call("POST", SECRETS).bearer(&admin).json(&structured("present", "ghcr.io", "u", "p")).send().status,
-        201
-    );
+    assert_eq!(app.create(&admin, &structured("present", "ghcr.io", "u", "p")).status, 201);
     let claims = app.tokens.claims("bench", &["regsecrets.viewer"]);
     let (missing, present) = (format!("{SECRETS}/missing"), format!("{SECRETS}/present"));
     p50(&app, &missing, None, 401); // warm-up

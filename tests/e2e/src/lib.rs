@@ -122,6 +122,11 @@ impl TestApp {
         Call::new(method, self.url(path))
     }
 
+    /// `POST` the collection: create a secret.
+    pub fn create(&self, token: &str, body: &serde_json::Value) -> Reply {
+        self.call("POST", SECRETS).bearer(token).json(body).send()
+    }
+
     pub fn token(&self, tenant: &str, scopes: &[&str]) -> String {
         self.tokens.token(tenant, scopes)
     }

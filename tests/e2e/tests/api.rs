@@ -22,7 +22,7 @@ impl Tenant {
     }
 
     fn create(&self, body: serde_json::Value) -> Reply {
-        self.app.call("POST", SECRETS).bearer(&self.admin).json(&body).send()
+        self.app.create(&self.admin, &body)
     }
 
     fn get(&self, path: &str) -> Reply {
@@ -261,8 +261,7 @@ fn delete_refuses_unknown_and_stale() {
 fn managed_secrets_are_visible_but_not_writable_by_tenant_admins() {
     let t = Tenant::new("managed");
     let operator = t.app.token(&t.id, &["regsecrets.operator"]);
-    let created =
-        t.app.call("POST", SECRETS).bearer(&operator).json(&structured("platform", "ghcr.io", "a", "b")).send();
+    let created = t.app.create(&operator, &structured("platform", "ghcr.io", "a", "b"));
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(t.get(&format!("{SECRETS}/platform")).json()["managed"], true);
     let body = json!({"registry": "ghcr.io", "username": "x", "password": "y"});

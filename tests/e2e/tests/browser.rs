@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use e2e::{repo_root, structured, unique_tenant, TestApp, SECRETS};
+use e2e::{repo_root, structured, unique_tenant, TestApp};
 
 #[test]
 fn the_console_in_a_real_browser() {
@@ -16,11 +16,7 @@ fn the_console_in_a_real_browser() {
     let app = TestApp::shared();
     let tenant = unique_tenant("console");
     let operator = app.token(&tenant, &["regsecrets.operator"]);
-    let managed = app
-        .call("POST", SECRETS)
-        .bearer(&operator)
-        .json(&structured("platform-mirror", "mirror.example.com", "svc", "pw"))
-        .send();
+    let managed = app.create(&operator, &structured("platform-mirror", "mirror.example.com", "svc", "pw"));
     assert_eq!(managed.status, 201, "{}", managed.body);
     let output = Command::new("npm")
         .arg("test")

@@ -71,13 +71,8 @@ fn of_32_concurrent_creates_of_one_name_exactly_one_wins() {
         let tenant = unique_tenant("race-name");
         let token = app.token(&tenant, &["regsecrets.admin"]);
         let (a, t) = (app.clone(), token.clone());
-        let statuses = at_once(32, move |i| {
-            a.call("POST", SECRETS)
-                .bearer(&t)
-                .json(&structured("contested", "ghcr.io", "user", &format!("pw-{i}")))
-                .send()
-                .status
-        });
+        let statuses =
+            at_once(32, move |i| a.create(&t, &structured("contested", "ghcr.io", "user", &format!("pw-{i}"))).status);
         assert_eq!(count(&statuses, 201), 1, "{backend:?}: {statuses:?}");
         assert_eq!(count(&statuses, 409), 31, "{backend:?}: {statuses:?}");
         assert_eq!(assert_invariants(&app, &tenant, "after the race"), BTreeSet::from(["contested".to_owned()]));
@@ -91,17 +86,11 @@ fn a_tenant_at_45_of_50_admits_exactly_5_of_64_concurrent_creates() {
         let tenant = unique_tenant("race-quota");
         let token = app.token(&tenant, &["regsecrets.admin"]);
         for i in 0..45 {
-            let created = app
-                .call("POST", SECRETS)
-                .bearer(&token)
-                .json(&structured(&format!("pre-{i}"), "ghcr.io", "u", "p"))
-                .send();
+            let created = app.create(&token, &structured(&format!("pre-{i}"), "ghcr.io", "u", "p"));
             assert_eq!(created.status, 201);
         }
         let (a, t) = (app.clone(), token.clone());
-        let statuses = at_once(64, move |i| {
-            a.call("POST", SECRETS).bearer(&t).json(&structured(&format!("new-{i}"), "ghcr.io", "u", "p")).send().status
-        });
+        let statuses = at_once(64, move |i| a.create(&t, &structured(&format!("new-{i}"), "ghcr.io", "u", "p")).status);
         assert_eq!(count(&statuses, 201), 5, "{backend:?}: {statuses:?}");
         assert_eq!(count(&statuses, 403), 59, "{backend:?}: {statuses:?}");
         assert_eq!(assert_invariants(&app, &tenant, "after the quota race").len(), 50);
@@ -120,7 +109,7 @@ fn mixed_storms_leave_the_invariants_intact() {
             for step in 0..24 {
                 let name = format!("s-{}", (client * 7 + step * 3) % 10);
                 let reply = match (client + step) % 4 {
-                    0 => a.call("POST", SECRETS).bearer(&t).json(&structured(&name, "ghcr.io", "u", "p")).send(),
+                    0 => a.create(&t, &structured(&name, "ghcr.io", "u", "p")),
                     1 => a
                         .call("PATCH", &format!("{SECRETS}/{name}"))
                         .bearer(&t)
@@ -154,8 +143,7 @@ fn a_trap_after_any_store_call_is_repaired_by_the_next_write() {
             loop {
                 let tenant = unique_tenant(&format!("trap-{operation}"));
                 let token = app.token(&tenant, &["regsecrets.admin", "regsecrets.viewer", "regsecrets.puller"]);
-                let seeded =
-                    app.call("POST", SECRETS).bearer(&token).json(&structured("seed", "ghcr.io", "u", "p")).send();
+                let seeded = app.create(&token, &structured("seed", "ghcr.io", "u", "p"));
                 assert_eq!(seeded.status, 201);
                 let trap = position.to_string();
                 let reply = match operation {
@@ -170,8 +158,7 @@ fn a_trap_after_any_store_call_is_repaired_by_the_next_write() {
                 .send();
                 let trapped = reply.status == 500;
                 // The next write on the tenant: waits out the lease if a holder died, then repairs.
-                let next =
-                    app.call("POST", SECRETS).bearer(&token).json(&structured("next", "ghcr.io", "u", "p")).send();
+                let next = app.create(&token, &structured("next", "ghcr.io", "u", "p"));
                 assert_eq!(next.status, 201, "{backend:?} {operation} trapped after call {position}: {}", next.body);
                 let names =
                     assert_invariants(&app, &tenant, &format!("{backend:?} {operation} trapped after call {position}"));
@@ -206,11 +193,7 @@ fn two_nodes_sharing_one_redis_race_on_one_tenant() {
     let (a, b, t) = (first.clone(), second.clone(), token.clone());
     let statuses = at_once(32, move |i| {
         let node = if i % 2 == 0 { &a } else { &b };
-        node.call("POST", SECRETS)
-            .bearer(&t)
-            .json(&structured("contested", "ghcr.io", "u", &format!("p{i}")))
-            .send()
-            .status
+        node.create(&t, &structured("contested", "ghcr.io", "u", &format!("p{i}"))).status
     });
     assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
     let operator = first.token("platform", &["regsecrets.operator"]);
@@ -223,7 +206,7 @@ fn two_nodes_sharing_one_redis_race_on_one_tenant() {
     let (a, b, t) = (first.clone(), second.clone(), token.clone());
     let statuses = at_once(24, move |i| {
         let node = if i % 2 == 0 { &a } else { &b };
-        node.call("POST", SECRETS).bearer(&t).json(&structured(&format!("n-{i}"), "ghcr.io", "u", "p")).send().status
+        node.create(&t, &structured(&format!("n-{i}"), "ghcr.io", "u", "p")).status
     });
     assert_eq!(count(&statuses, 201), 5, "{statuses:?}");
     assert_eq!(assert_invariants(&first, &tenant, "node one").len(), 6);

@@ -18,7 +18,7 @@ fn the_export_is_the_manifest_kubectl_create_secret_docker_registry_builds() {
     let tenant = unique_tenant("export");
     let token = app.token(&tenant, &["regsecrets.admin", "regsecrets.puller"]);
     let body = json!({"name": "regcred", "registry": "registry.example.com:5000", "username": "jane", "password": "p@ss w0rd", "email": "jane@example.com"});
-    assert_eq!(app.call("POST", SECRETS).bearer(&token).json(&body).send().status, 201);
+    assert_eq!(app.create(&token, &body).status, 201);
     let export = app.call("GET", &format!("{SECRETS}/regcred/credentials")).bearer(&token).send();
     assert_eq!(export.status, 200, "{}", export.body);
     assert_eq!(export.header("cache-control"), Some("no-store"));
@@ -43,10 +43,7 @@ fn docker_hub_spellings_are_exported_under_the_key_the_kubelet_uses() {
         ["docker.io", "https://index.docker.io/v1/", "registry-1.docker.io", "index.docker.io"].iter().enumerate()
     {
         let name = format!("hub-{i}");
-        assert_eq!(
-            app.call("POST", SECRETS).bearer(&token).json(&structured(&name, registry, "me", "pw")).send().status,
-            201
-        );
+        assert_eq!(app.create(&token, &structured(&name, registry, "me", "pw")).status, 201);
         let export = app.call("GET", &format!("{SECRETS}/{name}/credentials")).bearer(&token).send().json();
         let auths = decoded_config(&export)["auths"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         assert_eq!(auths, ["https://index.docker.io/v1/"], "{registry}");
@@ -56,7 +53,7 @@ fn docker_hub_spellings_are_exported_under_the_key_the_kubelet_uses() {
         );
     }
     let default = json!({"name": "hub-default", "username": "me", "password": "pw"});
-    assert_eq!(app.call("POST", SECRETS).bearer(&token).json(&default).send().status, 201);
+    assert_eq!(app.create(&token, &default).status, 201);
     let export = app.call("GET", &format!("{SECRETS}/hub-default/credentials")).bearer(&token).send().json();
     assert!(decoded_config(&export)["auths"]["https://index.docker.io/v1/"].is_object());
 }
@@ -75,15 +72,15 @@ fn known_credentials_leak_nowhere_but_the_export() {
     let markers = [user, password, email, token, basic.as_str()];
     let sap = json!({"name": "sap", "data": {".dockerconfigjson": json!({"auths": {"quay.io": {"username": user, "password": password, "email": email, "identitytoken": token}}}).to_string()}});
     let mut replies = vec![
-        app.call("POST", SECRETS).bearer(&admin).json(&sap).send(),
-        app.call("POST", SECRETS).bearer(&admin).json(&json!({"name": "kube", "registry": "ghcr.io", "username": user, "password": password, "email": email})).send(),
+        app.create(&admin, &sap),
+        app.create(&admin, &json!({"name": "kube", "registry": "ghcr.io", "username": user, "password": password, "email": email})),
         // Refusals that carry the credentials in their bodies:
-        app.call("POST", SECRETS).bearer(&admin).json(&json!({"name": "sap", "registry": "ghcr.io", "username": user, "password": password})).send(),
-        app.call("POST", SECRETS).bearer(&admin).json(&json!({"name": "Bad_Name", "registry": "ghcr.io", "username": user, "password": password})).send(),
-        app.call("POST", SECRETS).bearer(&admin).json(&json!({"name": "x", "registry": format!("https://{user}:{password}@ghcr.io"), "username": user, "password": password})).send(),
-        app.call("POST", SECRETS).bearer(&admin).json(&json!({"name": "x", "data": {".dockerconfigjson": format!("{{\"auths\": {{\"a.io\": {{\"auth\": \"{password}\"}}}}}}")}})).send(),
+        app.create(&admin, &json!({"name": "sap", "registry": "ghcr.io", "username": user, "password": password})),
+        app.create(&admin, &json!({"name": "Bad_Name", "registry": "ghcr.io", "username": user, "password": password})),
+        app.create(&admin, &json!({"name": "x", "registry": format!("https://{user}:{password}@ghcr.io"), "username": user, "password": password})),
+        app.create(&admin, &json!({"name": "x", "data": {".dockerconfigjson": format!("{{\"auths\": {{\"a.io\": {{\"auth\": \"{password}\"}}}}}}")}})),
         app.call("POST", SECRETS).bearer(&admin).header("content-type", "application/json").raw(format!("{{\"password\": \"{password}\"").into_bytes()).send(),
-        app.call("POST", SECRETS).bearer(&puller).json(&json!({"name": "y", "registry": "ghcr.io", "username": user, "password": password})).send(),
+        app.create(&puller, &json!({"name": "y", "registry": "ghcr.io", "username": user, "password": password})),
         app.call("POST", SECRETS).header("authorization", &format!("Bearer {password}")).json(&sap).send(),
         app.call("PATCH", &format!("{SECRETS}/sap")).bearer(&admin).json(&json!({"name": "other", "registry": "ghcr.io", "username": user, "password": password})).send(),
         app.call("PATCH", &format!("{SECRETS}/kube")).bearer(&admin).json(&json!({"registry": "ghcr.io", "username": user, "password": password})).send(),
@@ -119,7 +116,7 @@ fn without_encryption_keys_writes_and_exports_fail_closed_but_metadata_still_rea
     let tenant = unique_tenant("nokeys");
     let token = app.token(&tenant, &["regsecrets.admin", "regsecrets.viewer", "regsecrets.puller"]);
     let before = app.raw_store();
-    let created = app.call("POST", SECRETS).bearer(&token).json(&structured("x", "ghcr.io", "u", "nokeys-pw")).send();
+    let created = app.create(&token, &structured("x", "ghcr.io", "u", "nokeys-pw"));
     assert_eq!(created.status, 500, "{}", created.body);
     assert_eq!(created.code(), "InternalError");
     assert_eq!(created.json()["error"]["message"], "The service could not complete the request; try again later");
@@ -128,10 +125,7 @@ fn without_encryption_keys_writes_and_exports_fail_closed_but_metadata_still_rea
     assert_eq!(app.call("GET", SECRETS).bearer(&token).send().status, 200);
     let malformed = TestApp::start(Options { encryption_keys: Some("k1:not-base64!".into()), ..Options::default() });
     let token = malformed.token(&tenant, &["regsecrets.admin"]);
-    assert_eq!(
-        malformed.call("POST", SECRETS).bearer(&token).json(&structured("x", "ghcr.io", "u", "p")).send().status,
-        500
-    );
+    assert_eq!(malformed.create(&token, &structured("x", "ghcr.io", "u", "p")).status, 500);
 }
 
 #[test]
@@ -154,10 +148,7 @@ fn rotating_keys_keeps_old_secrets_readable_and_patch_or_reencrypt_moves_them_to
     let tokens = first.tokens.clone();
     let token = first.token(&tenant, &["regsecrets.admin", "regsecrets.puller"]);
     for name in ["old", "patched"] {
-        assert_eq!(
-            first.call("POST", SECRETS).bearer(&token).json(&structured(name, "ghcr.io", "u", "p1")).send().status,
-            201
-        );
+        assert_eq!(first.create(&token, &structured(name, "ghcr.io", "u", "p1")).status, 201);
     }
     drop(first);
     let rotated = start(format!("{k2},{k1}"), Some(tokens.clone()));

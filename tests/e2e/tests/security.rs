@@ -109,7 +109,7 @@ fn each_scope_reaches_only_what_the_contract_gives_it() {
     let app = app();
     let tenant = unique_tenant("scopes");
     let admin = app.token(&tenant, &["regsecrets.admin"]);
-    assert_eq!(app.call("POST", SECRETS).bearer(&admin).json(&structured("s", "ghcr.io", "u", "p")).send().status, 201);
+    assert_eq!(app.create(&admin, &structured("s", "ghcr.io", "u", "p")).status, 201);
     let body = structured("t", "ghcr.io", "u", "p");
     let patch_body = json!({"registry": "ghcr.io", "username": "u", "password": "p2"});
     let quota_path = format!("/v2/operator/tenants/{tenant}/quota");
@@ -158,14 +158,7 @@ fn a_tenant_never_reaches_another_tenants_secrets() {
     let (a, b) = (unique_tenant("tenant-a"), unique_tenant("tenant-b"));
     let admin_a = app.token(&a, &["regsecrets.admin", "regsecrets.viewer", "regsecrets.puller"]);
     let admin_b = app.token(&b, &["regsecrets.admin", "regsecrets.viewer"]);
-    assert_eq!(
-        app.call("POST", SECRETS)
-            .bearer(&admin_b)
-            .json(&structured("b-only", "ghcr.io", "bee", "b-password"))
-            .send()
-            .status,
-        201
-    );
+    assert_eq!(app.create(&admin_b, &structured("b-only", "ghcr.io", "bee", "b-password")).status, 201);
     let b_list = app.call("GET", SECRETS).bearer(&admin_b).send().body;
     for (method, path) in [
         ("GET", format!("{SECRETS}/b-only")),
@@ -188,14 +181,8 @@ fn the_same_name_in_two_tenants_stays_two_secrets() {
     let (a, b) = (unique_tenant("same-a"), unique_tenant("same-b"));
     let scopes = ["regsecrets.admin", "regsecrets.puller"];
     let (ta, tb) = (app.token(&a, &scopes), app.token(&b, &scopes));
-    assert_eq!(
-        app.call("POST", SECRETS).bearer(&ta).json(&structured("shared", "ghcr.io", "ua", "pa")).send().status,
-        201
-    );
-    assert_eq!(
-        app.call("POST", SECRETS).bearer(&tb).json(&structured("shared", "ghcr.io", "ub", "pb")).send().status,
-        201
-    );
+    assert_eq!(app.create(&ta, &structured("shared", "ghcr.io", "ua", "pa")).status, 201);
+    assert_eq!(app.create(&tb, &structured("shared", "ghcr.io", "ub", "pb")).status, 201);
     let export = |t: &str| app.call("GET", &format!("{SECRETS}/shared/credentials")).bearer(t).send().json();
     assert_ne!(export(&ta)["data"], export(&tb)["data"]);
 }
@@ -207,15 +194,8 @@ fn a_viewers_list_and_get_carry_no_credential_material() {
     let admin = app.token(&tenant, &["regsecrets.admin"]);
     let viewer = app.token(&tenant, &["regsecrets.viewer"]);
     let sap = json!({"name": "sap", "data": {".dockerconfigjson": json!({"auths": {"quay.io": {"username": "quser", "password": "qpass-123", "email": "q@example.com", "identitytoken": "idtok-456"}}}).to_string()}});
-    assert_eq!(app.call("POST", SECRETS).bearer(&admin).json(&sap).send().status, 201);
-    assert_eq!(
-        app.call("POST", SECRETS)
-            .bearer(&admin)
-            .json(&structured("kube", "ghcr.io", "kuser", "kpass-789"))
-            .send()
-            .status,
-        201
-    );
+    assert_eq!(app.create(&admin, &sap).status, 201);
+    assert_eq!(app.create(&admin, &structured("kube", "ghcr.io", "kuser", "kpass-789")).status, 201);
     let bodies = [
         app.call("GET", SECRETS).bearer(&viewer).send().body,
         app.call("GET", &format!("{SECRETS}/sap")).bearer(&viewer).send().body,
