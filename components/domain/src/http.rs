@@ -182,12 +182,26 @@ pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// What follows `prefix` in the path, percent-decoded; `None` if the path is not under it.
-pub fn path_after(path: &str, prefix: &str) -> Option<String> {
-    path.strip_prefix(prefix).map(percent_decode)
+/// A request method as the `http` crate types it. A name that is not a valid token takes no route:
+/// CONNECT stands for it, so it is answered 405.
+pub fn method(name: &str) -> http::Method {
+    http::Method::from_bytes(name.as_bytes()).unwrap_or(http::Method::CONNECT)
 }
 
-fn percent_decode(s: &str) -> String {
+/// Headers as the `http` crate types them; a name or value that is not valid HTTP is dropped.
+pub fn header_map(entries: impl IntoIterator<Item = (String, Vec<u8>)>) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in entries {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(&value))
+        {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+/// Percent-decodes a path segment (`+` stays `+`: this is a path, not a form).
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -294,9 +308,9 @@ mod tests {
 
     #[test]
     fn path_segments_are_percent_decoded() {
-        assert_eq!(path_after("/a/b%2Ec", "/a/").unwrap(), "b.c");
-        assert_eq!(path_after("/a/plain%", "/a/").unwrap(), "plain%");
-        assert_eq!(path_after("/a/x%zz", "/a/").unwrap(), "x%zz");
-        assert!(path_after("/x/plain", "/a/").is_none());
+        assert_eq!(percent_decode("b%2Ec"), "b.c");
+        assert_eq!(percent_decode("plain%"), "plain%");
+        assert_eq!(percent_decode("x%zz"), "x%zz");
+        assert_eq!(percent_decode("a+b"), "a+b");
     }
 }

@@ -5,7 +5,7 @@
 use http::Method;
 
 use crate::error::Error;
-use crate::http::path_after;
+use crate::http::percent_decode;
 
 pub const SECRETS: &str = "/v2/admin/dockerRegistrySecrets";
 pub const RESOURCE_QUOTA: &str = "/v2/admin/resourceQuota/dockerRegistrySecrets";
@@ -46,7 +46,7 @@ fn by_method(method: &Method, allow: &'static str, choices: Vec<(Method, Endpoin
 
 /// A single non-empty path segment.
 fn segment(raw: &str) -> Option<String> {
-    (!raw.is_empty() && !raw.contains('/')).then(|| path_after(raw, "").unwrap_or_default())
+    (!raw.is_empty() && !raw.contains('/')).then(|| percent_decode(raw))
 }
 
 pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {

@@ -4,7 +4,7 @@
 //! gateway verifies and grants nothing) and body, streaming the answer back. Unknown paths and
 //! methods are answered here (404, 405 with `Allow`).
 
-use domain::http::{finish, RequestId, REQUEST_ID};
+use domain::http::{finish, header_map, method, RequestId, REQUEST_ID};
 use domain::routes::resolve;
 use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{
@@ -16,8 +16,7 @@ use spin_sdk::http_component;
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
     let path = path_with_query.split('?').next().unwrap_or("/");
-    // A method that is not a valid token takes no route: CONNECT stands for it, so it gets 405.
-    let method = http::Method::from_bytes(request.method().to_string().as_bytes()).unwrap_or(http::Method::CONNECT);
+    let method = method(&request.method().to_string());
     let mut headers = forwarded_headers(&request);
     let request_id = RequestId::of(&headers);
     headers.insert(REQUEST_ID, http::HeaderValue::from_str(request_id.as_str()).expect("request ids are header-safe"));
@@ -50,19 +49,10 @@ const SET_BY_SPIN: &[&str] = &[
 
 /// Everything but the headers Spin sets itself for each hop, and `host`.
 fn forwarded_headers(request: &IncomingRequest) -> http::HeaderMap {
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in request.headers().entries() {
+    header_map(request.headers().entries().into_iter().filter(|(name, _)| {
         let name = name.to_ascii_lowercase();
-        if SET_BY_SPIN.contains(&name.as_str()) || name.starts_with("spin-path-match-") || name == "host" {
-            continue;
-        }
-        if let (Ok(name), Ok(value)) =
-            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_bytes(&value))
-        {
-            headers.append(name, value);
-        }
-    }
-    headers
+        !(SET_BY_SPIN.contains(&name.as_str()) || name.starts_with("spin-path-match-") || name == "host")
+    }))
 }
 
 fn fields(headers: &http::HeaderMap) -> Fields {

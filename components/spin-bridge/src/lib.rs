@@ -1,10 +1,7 @@
-//! The Spin side of the domain's seam. An endpoint component is a few lines over [`serve`]:
+//! The Spin side of the domain's seam. An endpoint component is one line over [`serve`]:
 //!
 //! ```ignore
-//! #[http_component]
-//! async fn handle(request: IncomingRequest) -> http::Response<Vec<u8>> {
-//!     spin_bridge::serve(request, Grants::CREDENTIALS, domain::endpoints::create).await
-//! }
+//! spin_bridge::endpoint_component!(CREDENTIALS, domain::endpoints::create);
 //! ```
 
 mod request;

@@ -1,22 +1,20 @@
-use domain::http::{Body, Request, MAX_BODY_BYTES};
+use domain::http::{header_map, method, Body, Request, MAX_BODY_BYTES};
 use futures::StreamExt;
 use spin_sdk::http::IncomingRequest;
 
 /// The request as the domain takes it. The body is read only up to the limit: a larger one is
 /// never buffered, whatever its Content-Length claims.
 pub async fn read_request(incoming: IncomingRequest) -> Request {
-    let mut builder = http::Request::builder()
-        .method(incoming.method().to_string().as_str())
-        .uri(incoming.path_with_query().unwrap_or_else(|| "/".into()));
-    for (name, value) in incoming.headers().entries() {
-        builder = builder.header(name, value);
-    }
-    let declared = builder
-        .headers_ref()
-        .and_then(|h| h.get(http::header::CONTENT_LENGTH))
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let method = method(&incoming.method().to_string());
+    let uri = incoming.path_with_query().and_then(|p| p.parse().ok()).unwrap_or_else(|| http::Uri::from_static("/"));
+    let headers = header_map(incoming.headers().entries());
+    let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let body = if declared.is_some_and(|n| n > MAX_BODY_BYTES) { Body::TooLarge } else { read_limited(incoming).await };
-    builder.body(body).unwrap_or_else(|_| http::Request::new(Body::TooLarge))
+    let mut request = http::Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    request
 }
 
 async fn read_limited(incoming: IncomingRequest) -> Body {
