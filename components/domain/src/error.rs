@@ -59,12 +59,9 @@ impl fmt::Display for Internal {
     }
 }
 
-/// One entry of the error body's `details` array.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Detail {
-    pub code: &'static str,
-    pub message: String,
-}
+/// The error body's `details`: a JSON object, as SAP's `BckndError.details` is, so that clients
+/// generated from SAP's document read it as a map. Left out of the body when empty.
+pub type Details = serde_json::Map<String, serde_json::Value>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -196,14 +193,13 @@ impl Error {
         }
     }
 
-    pub fn details(&self) -> Vec<Detail> {
-        match self {
-            Error::QuotaExceeded { limit, used } => vec![
-                Detail { code: "limit", message: limit.to_string() },
-                Detail { code: "used", message: used.to_string() },
-            ],
-            _ => Vec::new(),
+    pub fn details(&self) -> Details {
+        let mut details = Details::new();
+        if let Error::QuotaExceeded { limit, used } = self {
+            details.insert("limit".into(), (*limit).into());
+            details.insert("used".into(), (*used).into());
         }
+        details
     }
 
     /// What the log line says about this error: the kind, never a value from the request.

@@ -4,7 +4,7 @@
 use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde::Serialize;
 
-use crate::error::{Detail, Error};
+use crate::error::{Details, Error};
 
 /// Bodies larger than this are refused with 413 before anything parses them.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -85,7 +85,8 @@ struct ErrorContent<'a> {
     message: String,
     request_id: &'a str,
     target: &'a str,
-    details: Vec<Detail>,
+    #[serde(skip_serializing_if = "Details::is_empty")]
+    details: Details,
 }
 
 /// A finished response and what to log about it (never secret material).
@@ -298,12 +299,14 @@ mod tests {
         assert_eq!(body["error"]["code"], "QuotaExceeded");
         assert_eq!(body["error"]["requestId"], id.as_str());
         assert_eq!(body["error"]["target"], "/v2/x");
-        assert_eq!(body["error"]["details"][0]["code"], "limit");
+        assert_eq!(body["error"]["details"], serde_json::json!({"limit": 50, "used": 50}));
         let out = finish(Err(Error::Unauthenticated(crate::error::AuthFailure::Expired)), &id, "/");
         assert_eq!(out.response.headers()[WWW_AUTHENTICATE], "Bearer error=\"invalid_token\"");
         assert!(out.log.unwrap().contains("Expired"));
         let body = String::from_utf8(out.response.body().clone()).unwrap();
         assert!(!body.contains("Expired"), "the reason is logged, not returned");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(body["error"].get("details").is_none(), "no details: the key is left out, {body}");
     }
 
     #[test]

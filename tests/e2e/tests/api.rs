@@ -142,7 +142,7 @@ fn create_refuses_past_the_quota_with_403_and_details() {
     let reply = t.refused(403, "QuotaExceeded", || t.create(structured("three", "ghcr.io", "a", "b")));
     assert_eq!(
         reply.json()["error"]["details"],
-        json!([{"code": "limit", "message": "2"}, {"code": "used", "message": "2"}])
+        json!({"limit": 2, "used": 2})
     );
     let quota = t.get("/v2/admin/resourceQuota/dockerRegistrySecrets").json();
     assert_eq!(quota, json!({"usage": {"count": 2}, "quota": {"maxCount": 2}}));
