@@ -16,6 +16,9 @@ fn assert_in_one_piece(what: &str, answer: &Answer, status: u16) {
     assert_eq!(length, answer.body.len().to_string(), "{what}");
 }
 
+/// What, method, path, headers, body, expected status.
+type Case<'a> = (&'a str, &'a str, String, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+
 #[test]
 fn every_answer_comes_whole_with_a_content_length_on_one_kept_alive_connection() {
     let app = TestApp::shared();
@@ -30,7 +33,7 @@ fn every_answer_comes_whole_with_a_content_length_on_one_kept_alive_connection()
     let body = structured("wired", "ghcr.io", "bot", "pw").to_string();
     let patch = structured("wired", "ghcr.io", "bot", "pw2").to_string();
     let admin_only = [("authorization", admin.as_str())];
-    let calls: Vec<(&str, &str, String, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+    let calls: Vec<Case> = vec![
         ("create", "POST", SECRETS.into(), json.to_vec(), body.clone().into_bytes(), 201),
         ("create again (409)", "POST", SECRETS.into(), json.to_vec(), body.into_bytes(), 409),
         ("list", "GET", SECRETS.into(), admin_only.to_vec(), vec![], 200),

@@ -93,7 +93,7 @@ mod tests {
             let local = sock.local_addr().ok().and_then(|a| a.as_socket());
             let peer = sock.peer_addr().ok().and_then(|a| a.as_socket());
             if local == Some(server) && peer == Some(client) {
-                return sock.nodelay().unwrap();
+                return sock.tcp_nodelay().unwrap();
             }
         }
         panic!("no server-side socket for {client} -> {server}");
