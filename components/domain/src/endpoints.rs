@@ -143,30 +143,27 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
     })
 }
 
+/// The quota reads share the reads' cheap path (the verified-token cache); setting a limit is a
+/// write and verifies in full.
 pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(request, |endpoint| {
-        let who = ctx.principal(request)?;
-        match endpoint {
-            Endpoint::ResourceQuota => {
-                let quota_only = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-                    .any(|(k, v)| k == "quotaOnly" && v.eq_ignore_ascii_case("true"));
-                Ok(Reply::json(200, &quota::resource_quota(ctx.env.store, &who, quota_only)?))
-            }
-            Endpoint::GetTenantQuota { tenant } => {
-                Ok(Reply::json(200, &quota::get_tenant_quota(ctx.env.store, &who, &tenant)?))
-            }
-            Endpoint::SetTenantQuota { tenant } => {
-                who.require(Need::Operate)?;
-                let body: SetQuota = serde_json::from_value(json_body(request, JSON)?).map_err(|_| {
-                    Error::InvalidQuota(format!(
-                        "The body must be {{\"limit\": N}} with N from 0 to {}",
-                        quota::MAX_LIMIT
-                    ))
-                })?;
-                Ok(Reply::json(200, &quota::set_tenant_quota(ctx.env.store, &who, &tenant, body)?))
-            }
-            _ => Err(wrong_component()),
+    serve(request, |endpoint| match endpoint {
+        Endpoint::ResourceQuota => ctx.read_as(request, |who| {
+            let quota_only = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                .any(|(k, v)| k == "quotaOnly" && v.eq_ignore_ascii_case("true"));
+            Ok(Reply::json(200, &quota::resource_quota(ctx.env.store, who, quota_only)?))
+        }),
+        Endpoint::GetTenantQuota { tenant } => {
+            ctx.read_as(request, |who| Ok(Reply::json(200, &quota::get_tenant_quota(ctx.env.store, who, &tenant)?)))
         }
+        Endpoint::SetTenantQuota { tenant } => {
+            let who = ctx.principal(request)?;
+            who.require(Need::Operate)?;
+            let body: SetQuota = serde_json::from_value(json_body(request, JSON)?).map_err(|_| {
+                Error::InvalidQuota(format!("The body must be {{\"limit\": N}} with N from 0 to {}", quota::MAX_LIMIT))
+            })?;
+            Ok(Reply::json(200, &quota::set_tenant_quota(ctx.env.store, &who, &tenant, body)?))
+        }
+        _ => Err(wrong_component()),
     })
 }
 

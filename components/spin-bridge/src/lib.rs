@@ -3,12 +3,19 @@
 //! ```ignore
 //! spin_bridge::endpoint_component!(CREDENTIALS, domain::endpoints::create);
 //! ```
+//!
+//! Answers leave in one piece ([`answer`]); requests for other components are forwarded to them
+//! through service chaining ([`gateway`]).
 
+mod chain;
 mod request;
+mod response;
 mod settings;
 mod store;
 
+pub use chain::{gateway, served_elsewhere};
 pub use request::read_request;
+pub use response::answer;
 pub use settings::Grants;
 pub use store::SpinStore;
 // The macro below names it through this crate, so components need not depend on it.
@@ -21,7 +28,8 @@ use domain::secrets::Env;
 use spin_sdk::http::IncomingRequest;
 
 /// Reads the request, builds the endpoint's context from the store and the variables this
-/// component was granted, runs the endpoint, logs what it says to log, and answers.
+/// component was granted, runs the endpoint, logs what it says to log, and returns the answer
+/// ([`answer`] sends it).
 pub async fn serve(
     incoming: IncomingRequest,
     grants: Grants,
@@ -43,13 +51,25 @@ pub async fn serve(
 }
 
 /// The whole of an endpoint component: which secret variables it was granted, and which domain
-/// endpoint it serves.
+/// endpoint it serves. With `forwarding_all_but = "<its id>"`, the component also takes public
+/// routes whose other methods other components serve, and forwards those requests to them
+/// (it needs their `http://<id>.spin.internal` in `allowed_outbound_hosts`).
 #[macro_export]
 macro_rules! endpoint_component {
+    ($grants:ident, $endpoint:path, forwarding_all_but = $id:literal) => {
+        #[::spin_sdk::http_component]
+        async fn handle(request: ::spin_sdk::http::IncomingRequest, response_out: ::spin_sdk::http::ResponseOutparam) {
+            if $crate::served_elsewhere(&request, $id).is_some() {
+                $crate::gateway(request, response_out).await
+            } else {
+                $crate::answer($crate::serve(request, $crate::Grants::$grants, $endpoint).await, response_out)
+            }
+        }
+    };
     ($grants:ident, $endpoint:path) => {
         #[::spin_sdk::http_component]
-        async fn handle(request: ::spin_sdk::http::IncomingRequest) -> $crate::http::Response<Vec<u8>> {
-            $crate::serve(request, $crate::Grants::$grants, $endpoint).await
+        async fn handle(request: ::spin_sdk::http::IncomingRequest, response_out: ::spin_sdk::http::ResponseOutparam) {
+            $crate::answer($crate::serve(request, $crate::Grants::$grants, $endpoint).await, response_out)
         }
     };
 }

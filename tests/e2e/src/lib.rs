@@ -3,7 +3,9 @@
 
 mod build;
 mod client;
+pub mod hello;
 pub mod tokens;
+pub mod wire;
 
 pub use client::{Call, Reply};
 pub use tokens::Tokens;
@@ -73,9 +75,14 @@ impl TestApp {
 
     /// Starts the app with these token keys and extra application variables.
     pub fn start_with(options: Options, tokens: Tokens, extra: BTreeMap<String, String>) -> TestApp {
+        Self::start_from(repo_root().join("spin.toml"), options, tokens, extra)
+    }
+
+    /// As [`TestApp::start_with`], from another manifest (the latency bench adds a hello-world).
+    pub fn start_from(manifest: PathBuf, options: Options, tokens: Tokens, extra: BTreeMap<String, String>) -> TestApp {
         build::ensure_components();
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = HostConfig::new(repo_root().join("spin.toml"));
+        let mut config = HostConfig::new(manifest);
         config.allow_trap_injection = options.trap_injection;
         config.echo_logs = std::env::var_os("E2E_ECHO_LOGS").is_some();
         match &options.backend {

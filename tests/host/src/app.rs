@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 pub struct ComponentInfo {
@@ -41,13 +41,6 @@ pub struct AppShared {
     pub default_sqlite: Option<PathBuf>,
     /// Where the app serves, known once the listener is bound.
     pub origin: OnceLock<std::net::SocketAddr>,
-}
-
-fn engine() -> Result<Engine> {
-    let mut config = Config::new();
-    config.wasm_component_model(true);
-    config.parallel_compilation(true);
-    Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 fn linker(engine: &Engine) -> Result<Linker<InstanceState>> {
@@ -86,7 +79,7 @@ impl AppShared {
         });
         let router = Router::build(public)?;
 
-        let engine = engine()?;
+        let engine = crate::engine::engine()?;
         let linker = linker(&engine)?;
         let ids: Vec<String> = manifest.component.keys().cloned().collect();
         let mut components = HashMap::new();

@@ -6,6 +6,7 @@ pub mod allowed_hosts;
 mod app;
 mod bindings;
 mod dispatch;
+mod engine;
 pub mod kv;
 mod kv_host;
 mod logs;
