@@ -17,7 +17,7 @@ fn components(manifest: &str) -> Vec<String> {
         .collect()
 }
 
-fn newest_source(dir: &Path) -> SystemTime {
+pub(crate) fn newest_source(dir: &Path) -> SystemTime {
     let mut newest = SystemTime::UNIX_EPOCH;
     let Ok(entries) = std::fs::read_dir(dir) else { return newest };
     for entry in entries.flatten() {

@@ -3,6 +3,8 @@
 
 mod build;
 mod client;
+pub mod invariants;
+pub mod nodes;
 pub mod tokens;
 
 pub use client::{Call, Reply};
