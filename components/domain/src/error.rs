@@ -40,8 +40,6 @@ pub enum Internal {
     Config(&'static str),
     /// Encryption or decryption failed (wrong key, tampered value, no key with that id).
     Crypto(&'static str),
-    /// The tenant's write lock could not be taken in time.
-    LockTimeout,
     /// Anything else the adapter met (e.g. service chaining failed); a short static description.
     Platform(&'static str),
 }
@@ -53,7 +51,6 @@ impl fmt::Display for Internal {
             Internal::CorruptRecord => f.write_str("stored record could not be decoded"),
             Internal::Config(variable) => write!(f, "configuration variable `{variable}` is missing or malformed"),
             Internal::Crypto(what) => write!(f, "encryption error: {what}"),
-            Internal::LockTimeout => f.write_str("tenant write lock not acquired in time"),
             Internal::Platform(what) => write!(f, "platform error: {what}"),
         }
     }
@@ -107,6 +104,12 @@ pub enum Error {
     UnsupportedMediaType,
     // 500
     Internal(Internal),
+    // 503
+    /// The tenant's write lock could not be had in time (a long queue, or recovery from a dead
+    /// writer under way), or was lost before the commit: nothing was written; retry later.
+    TenantBusy {
+        retry_after_secs: u64,
+    },
 }
 
 impl Error {
@@ -131,6 +134,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => 413,
             Error::UnsupportedMediaType => 415,
             Error::Internal(_) => 500,
+            Error::TenantBusy { .. } => 503,
         }
     }
 
@@ -156,6 +160,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => "PayloadTooLarge",
             Error::UnsupportedMediaType => "UnsupportedMediaType",
             Error::Internal(_) => "InternalError",
+            Error::TenantBusy { .. } => "TenantBusy",
         }
     }
 
@@ -190,6 +195,9 @@ impl Error {
             Error::PayloadTooLarge { limit } => format!("The request body is larger than {limit} bytes"),
             Error::UnsupportedMediaType => "The request body must be JSON (Content-Type: application/json)".into(),
             Error::Internal(_) => "The service could not complete the request; try again later".into(),
+            Error::TenantBusy { retry_after_secs } => format!(
+                "Other writes of this tenant's secrets are in progress; nothing was changed, retry in {retry_after_secs} s"
+            ),
         }
     }
 

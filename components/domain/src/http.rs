@@ -128,8 +128,8 @@ fn error_reply(error: &Error, id: &RequestId, target: &str) -> Reply {
     match error {
         Error::Unauthenticated(_) => reply.headers.push((WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"".into())),
         Error::MethodNotAllowed { allow } => reply.headers.push((ALLOW, (*allow).into())),
-        Error::Internal(crate::error::Internal::LockTimeout) => {
-            reply.headers.push((http::header::RETRY_AFTER, "1".into()))
+        Error::TenantBusy { retry_after_secs } => {
+            reply.headers.push((http::header::RETRY_AFTER, retry_after_secs.to_string()))
         }
         _ => {}
     }
@@ -307,6 +307,19 @@ mod tests {
         assert!(!body.contains("Expired"), "the reason is logged, not returned");
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert!(body["error"].get("details").is_none(), "no details: the key is left out, {body}");
+    }
+
+    #[test]
+    fn a_busy_tenant_is_a_503_with_retry_after_and_the_contract_body() {
+        let id = RequestId::fresh();
+        let out = finish(Err(Error::TenantBusy { retry_after_secs: 3 }), &id, "/v2/x");
+        assert_eq!(out.response.status(), 503);
+        assert_eq!(out.response.headers()[http::header::RETRY_AFTER], "3");
+        let body: serde_json::Value = serde_json::from_slice(out.response.body()).unwrap();
+        assert_eq!(body["error"]["code"], "TenantBusy");
+        assert_eq!(body["error"]["requestId"], id.as_str());
+        assert!(body["error"]["message"].as_str().unwrap().contains("retry"), "{body}");
+        assert!(out.log.is_none(), "a busy tenant is not a fault of ours");
     }
 
     #[test]

@@ -1,24 +1,68 @@
-//! The per-tenant write lock: a ticket lock built on `increment`, the one reliable atomic.
+//! The per-tenant write lock: a ticket lock built on `increment`, the one reliable atomic, that
+//! recovers from any number of dead tickets in bounded time.
 //!
 //! Every write of a tenant's secrets happens under this lock, so the tenant's index can be read,
 //! changed and written back without compare-and-swap (which Spin's stores cannot offer) and
 //! without losing a concurrent update. Readers never take it.
 //!
-//! Store calls:
-//! - acquire: `increment(P:lock:next, 1)` (one write) for a ticket, then `get(P:lock:serving)`
-//!   (reads only) until it names our ticket. FIFO, and a waiter only reads while it waits.
-//! - release: `set(P:lock:serving, ticket + 1)` (one write).
+//! ## Protocol (P = the tenant prefix)
+//! - **Acquire**: take a ticket `t = increment(P:lock:next)`, then read `P:lock:serving` until it
+//!   names `t` (reads only while waiting; FIFO among live waiters). If it names a ticket *above*
+//!   `t`, we were skipped by a break: take a fresh ticket (the wait so far still counts).
+//! - **Release**: read `serving` (still ours? if not, a breaker holds it: write nothing), read
+//!   `P:lock:gone`, and set `serving` to the next ticket that is not marked gone.
+//! - **Break** (recovery): a waiter that sees the same `serving` for a whole lease, on its own
+//!   clock, re-reads it, takes a *fresh* ticket `F = increment(P:lock:next)` and sets `serving` to
+//!   `F`, adding the stuck ticket to the value's *suspects*. Every ticket dispensed before `F`, dead
+//!   or alive, is skipped at once: live skipped waiters see `serving > mine` and queue again, dead
+//!   ones cost nothing more. So one lease after the last change of `serving`, whatever the number of
+//!   dead tickets, a live writer has the lock. The breaker then waits half a lease (the *settle*)
+//!   before reading `serving` again: if another waiter broke the same stuck ticket at the same time,
+//!   the later write wins and the loser sees `serving` is not its ticket (above it: it queues again;
+//!   below it: it waits in line as any waiter).
+//! - **Give up**: a waiter that has waited `max_wait` in all adds its ticket to `P:lock:gone`
+//!   (read, add, write, read back to check a racing give-up did not overwrite it), so releases hand
+//!   the lock past it at no cost to those behind. It then reads `serving` once more: if the lock
+//!   reached it meanwhile it holds the lock after all and goes on; otherwise it answers 503.
+//!   `gone` is pruned of tickets already passed by each writer of it, so it stays small.
+//! - **Confirm**: right before its commit write, a holder reads `serving`: if it no longer names its
+//!   ticket, the holder was declared dead (stalled past its lease), writes nothing more, deletes the
+//!   record it wrote under its own ticket, and answers 503.
 //!
-//! Crashes: a holder or waiter that traps leaves `serving` on its ticket. A waiter that sees the
-//! same `serving` for longer than the lease (measured on its own clock, so nodes' clocks need not
-//! agree) breaks the lock by setting `serving` to the next ticket and recording the dead ticket as
-//! a *suspect*; the next holder removes whatever the suspect wrote but never committed (see
-//! `secrets::repair`). Several breakers write the same value, so breaking is idempotent.
+//! ## Store calls
+//! acquire: `increment P:lock:next`, `get P:lock:serving` ×k (k ≥ 1; more only while waiting).
+//! release: `get P:lock:serving`, `get P:lock:gone`, `set P:lock:serving`. A break adds
+//! `get P:lock:serving`, `increment P:lock:next`, `set P:lock:serving`; a give-up adds
+//! `get P:lock:serving`, `get P:lock:gone`, `set P:lock:gone`, `get P:lock:gone`, `get P:lock:serving`.
 //!
-//! What this relies on: a live holder finishes within the lease (default 10 s; an operation is a
-//! handful of store calls). A holder re-checks that it still holds the lock before its commit
-//! write ([`Held::confirm`]), which narrows the window left by a holder stalled past its lease.
+//! ## Failure model (a node dies between any two of these calls)
+//! - After `increment` (a waiter dies): its ticket is dead. When `serving` reaches it, nobody moves
+//!   `serving` for a lease; the next live waiter breaks, skipping it and every other dead ticket.
+//! - While holding (after the `get` that returned its ticket, before the release's `set`): the same;
+//!   its uncommitted record (`P:r:<ticket>`) is removed by the next holder, which inherits the ticket
+//!   as a suspect. Committed work stays (the index write is the commit point).
+//! - A breaker dies after its `increment`: its fresh ticket is one more dead ticket, nothing else
+//!   changed. After its `set`: `serving` names its dead fresh ticket; the next break skips it
+//!   (the suspects list carries the original stuck ticket along, so its repair is not lost).
+//! - A giving-up waiter dies before or after marking: unmarked, its ticket is one more dead ticket
+//!   (one lease, then skipped with all others); marked, it is skipped at no cost.
+//! - Only `increment`, `get` and `set` of single keys are used, atomic on SQLite and Redis.
+//!
+//! ## What this relies on
+//! A live holder finishes within the lease (default 10 s; an operation is a handful of store calls);
+//! a breaker's re-read, `increment` and `set` take less than the settle (half a lease). If a holder
+//! stalls past its lease, two holders can overlap; [`Held::confirm`] right before the commit write
+//! narrows that to the one store call between the confirm and the commit. `serving` never moves
+//! backwards except by such an overlap (release re-reads it first). Nodes' clocks need not agree:
+//! every duration is measured on the waiter's own clock.
+//!
+//! ## Residual costs
+//! A waiter that gives up at the very moment a release reads `gone` may be handed the lock after
+//! it left: one lease, then a break. Live waiters skipped by a break lose their place (FIFO holds
+//! among waiters that were not skipped). A live writer that first looks at a stuck `serving` gets
+//! the lock within a lease and a half of that look, plus the time of its polls.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -49,8 +93,20 @@ pub struct LockPolicy {
 impl LockPolicy {
     pub const DEFAULT_LEASE_MS: u64 = 10_000;
 
+    /// A waiter gives up after three leases: recovery from dead tickets takes at most one and a
+    /// half, so only a queue too long to serve in time makes a writer give up.
     pub fn with_lease(lease: Duration) -> LockPolicy {
-        LockPolicy { lease, max_wait: lease * 6 }
+        LockPolicy { lease, max_wait: lease * 3 }
+    }
+
+    /// How long a breaker waits after its write before it trusts it (see the module's protocol).
+    pub fn settle(&self) -> Duration {
+        self.lease / 2
+    }
+
+    /// The refusal when the lock cannot be had: retry after about a lease (at least a second).
+    pub fn busy(&self) -> Error {
+        Error::TenantBusy { retry_after_secs: self.lease.as_millis().div_ceil(1000).max(1) as u64 }
     }
 }
 
@@ -66,7 +122,13 @@ pub struct Held {
     pub ticket: u64,
     /// Dead tickets inherited from breakers, to be repaired by this holder.
     pub suspects: Vec<u64>,
+    policy: LockPolicy,
+    /// Set when [`Held::confirm`] found the lock taken over: release then writes nothing.
+    superseded: Cell<bool>,
 }
+
+/// At most this many gone tickets are remembered; beyond it a give-up costs a lease, as a death does.
+const GONE_CAPACITY: usize = 64;
 
 fn read_serving<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<Serving, Error> {
     match store.get(&keys.lock_serving())? {
@@ -80,43 +142,10 @@ fn write_serving<S: KeyValue>(store: &S, keys: &TenantKeys, serving: &Serving) -
     Ok(store.set(&keys.lock_serving(), &bytes)?)
 }
 
-pub fn acquire<S: KeyValue, C: Clock>(
-    store: &S,
-    clock: &C,
-    keys: &TenantKeys,
-    policy: LockPolicy,
-) -> Result<Held, Error> {
-    let started = clock.now_ms();
-    let mut ticket = take_ticket(store, keys)?;
-    // (serving seen, when first seen unchanged)
-    let mut watching: Option<(Serving, u64)> = None;
-    loop {
-        let serving = read_serving(store, keys)?;
-        if serving.ticket == ticket {
-            return Ok(Held { ticket, suspects: serving.suspects });
-        }
-        if serving.ticket > ticket {
-            // Declared dead while alive (we were stalled past a lease): queue again.
-            ticket = take_ticket(store, keys)?;
-            watching = None;
-            continue;
-        }
-        let now = clock.now_ms();
-        if now.saturating_sub(started) > policy.max_wait.as_millis() as u64 {
-            return Err(Internal::LockTimeout.into());
-        }
-        match &watching {
-            Some((seen, since)) if *seen == serving => {
-                if now.saturating_sub(*since) >= policy.lease.as_millis() as u64 {
-                    break_lock(store, keys, &serving)?;
-                    watching = None;
-                    continue;
-                }
-            }
-            _ => watching = Some((serving.clone(), now)),
-        }
-        let queue_position = ticket - serving.ticket;
-        clock.sleep(Duration::from_millis((queue_position * 2).clamp(1, 25)));
+fn read_gone<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<Vec<u64>, Error> {
+    match store.get(&keys.lock_gone())? {
+        None => Ok(Vec::new()),
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|_| Internal::CorruptRecord.into()),
     }
 }
 
@@ -125,102 +154,148 @@ fn take_ticket<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<u64, Error> 
     u64::try_from(ticket).map_err(|_| Internal::CorruptRecord.into())
 }
 
-/// Skip a dead ticket. Re-reads first, so a breaker that lost a race does not move `serving` back.
-fn break_lock<S: KeyValue>(store: &S, keys: &TenantKeys, stuck: &Serving) -> Result<(), Error> {
-    if read_serving(store, keys)? != *stuck {
-        return Ok(());
+/// How long `serving` has shown the same value, on the waiter's own clock.
+#[derive(Default)]
+struct Watch(Option<(Serving, u64)>);
+
+impl Watch {
+    fn unchanged_for(&mut self, serving: &Serving, now: u64) -> u64 {
+        match &self.0 {
+            Some((seen, since)) if seen == serving => now.saturating_sub(*since),
+            _ => {
+                self.0 = Some((serving.clone(), now));
+                0
+            }
+        }
     }
+}
+
+pub fn acquire<S: KeyValue, C: Clock>(
+    store: &S,
+    clock: &C,
+    keys: &TenantKeys,
+    policy: LockPolicy,
+) -> Result<Held, Error> {
+    let started = clock.now_ms();
+    let mut ticket = take_ticket(store, keys)?;
+    let mut watch = Watch::default();
+    loop {
+        let serving = read_serving(store, keys)?;
+        if serving.ticket == ticket {
+            return Ok(Held::new(ticket, serving.suspects, policy));
+        }
+        let now = clock.now_ms();
+        let out_of_time = now.saturating_sub(started) > policy.max_wait.as_millis() as u64;
+        if serving.ticket > ticket {
+            if out_of_time {
+                return Err(policy.busy()); // skipped, so nobody waits for this ticket: leave
+            }
+            // Skipped by a break (every ticket before the breaker's was): queue again.
+            ticket = take_ticket(store, keys)?;
+            watch = Watch::default();
+            continue;
+        }
+        if watch.unchanged_for(&serving, now) >= policy.lease.as_millis() as u64 {
+            ticket = break_lock(store, clock, keys, &serving, ticket, policy)?;
+            watch = Watch::default();
+            continue;
+        }
+        if out_of_time {
+            return give_up(store, keys, ticket, policy);
+        }
+        let queue_position = ticket - serving.ticket;
+        clock.sleep(Duration::from_millis((queue_position * 2).clamp(1, 25)));
+    }
+}
+
+/// Skips every ticket dispensed so far by moving `serving` to a fresh ticket of ours; returns the
+/// ticket to wait with from now on. Re-reads first, so a breaker that comes late does nothing.
+fn break_lock<S: KeyValue, C: Clock>(
+    store: &S,
+    clock: &C,
+    keys: &TenantKeys,
+    stuck: &Serving,
+    mine: u64,
+    policy: LockPolicy,
+) -> Result<u64, Error> {
+    if read_serving(store, keys)? != *stuck {
+        return Ok(mine);
+    }
+    let fresh = take_ticket(store, keys)?;
     let mut suspects = stuck.suspects.clone();
     suspects.push(stuck.ticket);
-    write_serving(store, keys, &Serving { ticket: stuck.ticket + 1, suspects })
+    write_serving(store, keys, &Serving { ticket: fresh, suspects })?;
+    // A breaker that read the same stuck value before our write may still overwrite it.
+    clock.sleep(policy.settle());
+    Ok(fresh)
+}
+
+/// Leaves the queue without slowing those behind: marks the ticket gone so releases skip it.
+fn give_up<S: KeyValue>(store: &S, keys: &TenantKeys, ticket: u64, policy: LockPolicy) -> Result<Held, Error> {
+    for _ in 0..3 {
+        let serving = read_serving(store, keys)?;
+        if serving.ticket > ticket {
+            return Err(policy.busy()); // already skipped: nothing to mark
+        }
+        if serving.ticket == ticket {
+            return Ok(Held::new(ticket, serving.suspects, policy));
+        }
+        let mut gone = read_gone(store, keys)?;
+        gone.retain(|t| *t > serving.ticket && *t != ticket);
+        gone.push(ticket);
+        gone.sort_unstable();
+        gone.truncate(GONE_CAPACITY);
+        let bytes = serde_json::to_vec(&gone).map_err(|_| Internal::CorruptRecord)?;
+        store.set(&keys.lock_gone(), &bytes)?;
+        // Another waiter giving up at the same time may have overwritten our mark: check.
+        if read_gone(store, keys)?.contains(&ticket) {
+            break;
+        }
+    }
+    let serving = read_serving(store, keys)?;
+    if serving.ticket == ticket {
+        // Handed to us while we marked: a release read `gone` before our mark landed. Hold it.
+        return Ok(Held::new(ticket, serving.suspects, policy));
+    }
+    Err(policy.busy())
 }
 
 impl Held {
-    /// Still ours? Checked right before the commit write of an operation.
+    fn new(ticket: u64, suspects: Vec<u64>, policy: LockPolicy) -> Held {
+        Held { ticket, suspects, policy, superseded: Cell::new(false) }
+    }
+
+    /// Still ours? Checked right before the commit write of an operation. If not, the holder was
+    /// declared dead while alive: it must write nothing more, and answers 503.
     pub fn confirm<S: KeyValue>(&self, store: &S, keys: &TenantKeys) -> Result<(), Error> {
         if read_serving(store, keys)?.ticket == self.ticket {
             Ok(())
         } else {
-            Err(Internal::LockTimeout.into())
+            self.superseded.set(true);
+            Err(self.policy.busy())
         }
     }
 
-    /// Hands the lock to the next ticket. Suspects this holder has not repaired are passed on.
+    /// Whether [`Held::confirm`] found the lock taken over.
+    pub fn superseded(&self) -> bool {
+        self.superseded.get()
+    }
+
+    /// Hands the lock to the next ticket not marked gone. Suspects this holder has not repaired
+    /// are passed on. A holder that lost the lock (to a breaker) writes nothing.
     pub fn release<S: KeyValue>(self, store: &S, keys: &TenantKeys, unrepaired: Vec<u64>) -> Result<(), Error> {
-        write_serving(store, keys, &Serving { ticket: self.ticket + 1, suspects: unrepaired })
+        if self.superseded() || read_serving(store, keys)?.ticket != self.ticket {
+            return Ok(());
+        }
+        let gone = read_gone(store, keys)?;
+        let mut next = self.ticket + 1;
+        while gone.contains(&next) {
+            next += 1;
+        }
+        write_serving(store, keys, &Serving { ticket: next, suspects: unrepaired })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::name::TenantId;
-    use crate::store::MemoryStore;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
-
-    struct FakeClock(AtomicU64);
-    impl Clock for FakeClock {
-        fn now_ms(&self) -> u64 {
-            self.0.load(Ordering::SeqCst)
-        }
-        fn sleep(&self, d: Duration) {
-            self.0.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
-        }
-    }
-
-    fn keys() -> TenantKeys {
-        TenantKeys::new(&TenantId::parse("acme").unwrap())
-    }
-
-    #[test]
-    fn first_ticket_holds_an_untouched_lock() {
-        let store = MemoryStore::new();
-        let held = acquire(&store, &crate::clock::SystemClock, &keys(), LockPolicy::default()).unwrap();
-        assert_eq!(held.ticket, 1);
-        held.release(&store, &keys(), vec![]).unwrap();
-        let held = acquire(&store, &crate::clock::SystemClock, &keys(), LockPolicy::default()).unwrap();
-        assert_eq!(held.ticket, 2);
-    }
-
-    #[test]
-    fn a_dead_holder_is_skipped_after_the_lease_and_becomes_a_suspect() {
-        let store = MemoryStore::new();
-        let clock = FakeClock(AtomicU64::new(1_000));
-        let policy = LockPolicy::with_lease(Duration::from_millis(500));
-        let dead = acquire(&store, &clock, &keys(), policy).unwrap();
-        let before = clock.now_ms();
-        let next = acquire(&store, &clock, &keys(), policy).unwrap();
-        assert_eq!(next.ticket, dead.ticket + 1);
-        assert_eq!(next.suspects, vec![dead.ticket]);
-        assert!(clock.now_ms() - before >= 500, "waited out the lease");
-        assert!(dead.confirm(&store, &keys()).is_err(), "the dead holder no longer holds it");
-    }
-
-    #[test]
-    fn concurrent_holders_never_overlap() {
-        let store = Arc::new(MemoryStore::new());
-        let inside = Arc::new(AtomicU64::new(0));
-        let total = Arc::new(AtomicU64::new(0));
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let (store, inside, total) = (store.clone(), inside.clone(), total.clone());
-                std::thread::spawn(move || {
-                    for _ in 0..25 {
-                        let held =
-                            acquire(&*store, &crate::clock::SystemClock, &keys(), LockPolicy::default()).unwrap();
-                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders at once");
-                        total.fetch_add(1, Ordering::SeqCst);
-                        std::thread::yield_now();
-                        inside.fetch_sub(1, Ordering::SeqCst);
-                        held.release(&*store, &keys(), vec![]).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(total.load(Ordering::SeqCst), 200);
-    }
-}
+#[path = "lock_tests.rs"]
+mod tests;

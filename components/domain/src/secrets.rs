@@ -2,7 +2,9 @@
 //! (the export is in `export.rs`, re-encryption in `reencrypt.rs`).
 //!
 //! Writes run under the tenant lock ([`crate::lock`]); reads never wait for it. The store calls
-//! of each operation (P = the tenant prefix; "lock" = the acquire/release calls of `lock.rs`):
+//! of each operation (P = the tenant prefix; "lock" = the acquire/release calls of `lock.rs`:
+//! acquire `increment P:lock:next`, `get P:lock:serving` until ours; release `get P:lock:serving`,
+//! `get P:lock:gone`, `set P:lock:serving`; recovery from dead writers adds the calls listed there):
 //!
 //! | operation | calls in order | writes |
 //! |-----------|----------------|--------|
@@ -20,6 +22,8 @@
 //! of the dead ticket (removed by the next holder, which inherits that ticket as a suspect), or a
 //! replaced record listed in `garbage` (removed by the next holder). Neither is visible to anyone
 //! meanwhile, and list, get and quota are derived from the index, so they are exact at all times.
+//! A holder that finds at its confirm that it lost the lock deletes its own record itself (see
+//! [`under_lock`]); a refused request (503) is never named by the index.
 
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +77,11 @@ fn seal(keyring: &Keyring, tenant: &TenantId, name: &SecretName, config: &Docker
 
 /// Runs `write` under the tenant's lock, after repairing what dead holders left, and always
 /// releases. `write` gets the repaired index and returns what to answer.
+///
+/// A holder that finds at its confirm that it lost the lock (declared dead while stalled) deletes
+/// the record it wrote under its own ticket, which nothing references (the confirm comes before
+/// the commit), and answers 503. A write that fails otherwise passes its suspects and its own
+/// ticket on to the next holder's repair, which deletes only records the index does not reference.
 pub(crate) fn under_lock<S: KeyValue, C: Clock, T>(
     env: &Env<S, C>,
     keys: &TenantKeys,
@@ -83,7 +92,15 @@ pub(crate) fn under_lock<S: KeyValue, C: Clock, T>(
         let index = repair(env.store, keys, &held, index)?;
         write(&held, index)
     });
-    let unrepaired = if outcome.is_ok() { Vec::new() } else { held.suspects.clone() };
+    if held.superseded() {
+        let own = keys.record(held.ticket);
+        if env.store.exists(&own)? {
+            env.store.delete(&own)?;
+        }
+        return outcome;
+    }
+    let unrepaired =
+        if outcome.is_ok() { Vec::new() } else { held.suspects.iter().copied().chain([held.ticket]).collect() };
     let released = held.release(env.store, keys, unrepaired);
     match (outcome, released) {
         (Err(e), _) => Err(e),

@@ -325,3 +325,52 @@ fn reencrypt_moves_every_secret_to_the_write_key_so_old_keys_can_go() {
     }
     assert_consistent(&store, "acme");
 }
+
+/// The store calls each operation makes, as the table in `secrets.rs` and the README list them.
+#[test]
+fn store_calls_per_operation_are_as_documented() {
+    let store = MemoryStore::new();
+    let ring = keyring(&[("k1", 1)]);
+    create(&env(&store, 10_000), &admin("acme"), &ring, request("warm", "pw")).unwrap();
+    let calls = |op: &mut dyn FnMut()| {
+        let (r0, w0) = store.ops.snapshot();
+        op();
+        let (r1, w1) = store.ops.snapshot();
+        (r1 - r0, w1 - w0)
+    };
+    let env = env(&store, 10_000);
+    assert_eq!(calls(&mut || drop(create(&env, &admin("acme"), &ring, request("app", "pw")).unwrap())), (8, 4));
+    let refused = calls(&mut || drop(create(&env, &admin("acme"), &ring, request("app", "pw")).unwrap_err()));
+    assert_eq!(refused.1, 0, "a refused create writes nothing");
+    let modified =
+        calls(&mut || drop(modify(&env, &admin("acme"), &ring, "app", request("app", "pw2"), None).unwrap()));
+    assert_eq!(modified, (6, 5));
+    // The delete's repair checks the record the modify replaced (listed in `garbage`): one read more.
+    assert_eq!(calls(&mut || drop(delete(&env, &admin("acme"), "app", None).unwrap())), (7, 4));
+}
+
+/// A holder declared dead while alive (its lease passed) writes nothing more and answers 503; the
+/// record it wrote under its own ticket is gone with it.
+#[test]
+fn a_holder_that_lost_the_lock_before_its_commit_answers_503_and_leaves_nothing() {
+    let store = MemoryStore::new();
+    let ring = keyring(&[("k1", 1)]);
+    let keys = TenantKeys::new(&TenantId::parse("acme").unwrap());
+    create(&env(&store, 10_000), &admin("acme"), &ring, request("seed", "pw")).unwrap();
+    let before = names(&store, &admin("acme"));
+    let outcome = under_lock(&env(&store, 10_000), &keys, |held, _index| {
+        store.set(&keys.record(held.ticket), b"uncommitted").unwrap();
+        // Meanwhile a waiter declared this holder dead and broke the lock.
+        let breaker_ticket = store.increment(&keys.lock_next(), 1).unwrap() as u64;
+        let serving = crate::lock::Serving { ticket: breaker_ticket, suspects: vec![held.ticket] };
+        store.set(&keys.lock_serving(), &serde_json::to_vec(&serving).unwrap()).unwrap();
+        held.confirm(&store, &keys)?;
+        Ok(())
+    });
+    assert_eq!(outcome, Err(Error::TenantBusy { retry_after_secs: 10 }));
+    assert_eq!(names(&store, &admin("acme")), before);
+    assert_consistent(&store, "acme");
+    let serving: crate::lock::Serving =
+        serde_json::from_slice(&store.get(&keys.lock_serving()).unwrap().unwrap()).unwrap();
+    assert!(!serving.suspects.is_empty(), "the breaker's state was not overwritten by a release");
+}

@@ -74,9 +74,11 @@ pub fn token_cache_slot(slot: u8) -> Key {
 /// | `P:limit`        | the operator-set quota limit (decimal text); absent = default | operator (plain set) |
 /// | `P:lock:next`    | counter: the tenant lock's next ticket                         | `increment` only    |
 /// | `P:lock:serving` | the ticket now allowed to write, and tickets to repair (JSON) | lock holder / breaker |
+/// | `P:lock:gone`    | tickets of waiters that gave up, for releases to skip (JSON)   | giving-up waiters   |
 ///
 /// Secret names never appear in keys (a 253-byte name would not fit): secrets are found through the
-/// index. So a tenant spends 1 key per secret plus at most 4 of its own.
+/// index. So a tenant spends 1 key per secret plus at most 5 of its own (`gone` only once a waiter
+/// of that tenant has given up).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantKeys {
     prefix: String,
@@ -109,6 +111,10 @@ impl TenantKeys {
 
     pub fn lock_serving(&self) -> Key {
         Key::from_parts(&[&self.prefix, "lock", "serving"])
+    }
+
+    pub fn lock_gone(&self) -> Key {
+        Key::from_parts(&[&self.prefix, "lock", "gone"])
     }
 }
 
@@ -210,7 +216,9 @@ mod tests {
             }
         }
         let keys = TenantKeys::new(&tenant(&long));
-        for key in [keys.index(), keys.record(u64::MAX), keys.limit(), keys.lock_next(), keys.lock_serving()] {
+        for key in
+            [keys.index(), keys.record(u64::MAX), keys.limit(), keys.lock_next(), keys.lock_serving(), keys.lock_gone()]
+        {
             assert!(key.as_str().len() <= Key::MAX_LEN);
             assert!(key.as_str().split(':').all(|part| !part.is_empty()
                 && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')));

@@ -4,6 +4,8 @@
 mod build;
 mod client;
 pub mod hello;
+pub mod invariants;
+pub mod nodes;
 pub mod tokens;
 pub mod wire;
 

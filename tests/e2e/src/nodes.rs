@@ -1,0 +1,166 @@
+//! Nodes that die, for the node-death tests and the lock-recovery benchmark: the host as a child
+//! process (`testhost serve`) that is killed with SIGKILL as a pod or VM dies, requests that may
+//! meet a dead node, a tenant's raw lock state, and the trap positions of a create.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::Duration;
+
+use crate::{repo_root, structured, tenant_prefix, TestApp, Tokens, SECRETS};
+
+/// The `testhost` binary, built when missing or older than the host's sources: in the debug
+/// profile and with the whole workspace's features, as `cargo test` built the host library, so
+/// after `cargo test`'s own build this only compiles and links `main.rs`.
+fn testhost_binary() -> PathBuf {
+    static BUILT: Once = Once::new();
+    let root = repo_root();
+    let binary = root.join("target/debug/testhost");
+    BUILT.call_once(|| {
+        let sources = crate::build::newest_source(&root.join("tests/host/src"));
+        let fresh = binary.metadata().and_then(|m| m.modified()).is_ok_and(|built| built >= sources);
+        if fresh {
+            return;
+        }
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&root)
+            .args(["build", "--workspace", "--bin", "testhost"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building testhost failed: cargo build --workspace --bin testhost");
+    });
+    binary
+}
+
+/// A second node: the app in its own `testhost serve` process, on the given Redis, trusting
+/// `tokens`, with the lock lease `lease_ms`. Killed (SIGKILL) when dropped.
+pub struct ChildNode {
+    child: Child,
+    base_url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ChildNode {
+    pub fn start(redis_url: &str, tokens: &Tokens, lease_ms: u64) -> ChildNode {
+        crate::build::ensure_components();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let runtime_config = dir.path().join("runtime-config.toml");
+        std::fs::write(
+            &runtime_config,
+            format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{redis_url}\"\n"),
+        )
+        .expect("runtime config");
+        let mut child = Command::new(testhost_binary())
+            .current_dir(repo_root())
+            .args(["serve", "--listen", "127.0.0.1:0", "--runtime-config-file"])
+            .arg(&runtime_config)
+            .env("SPIN_VARIABLE_AUTH_JWKS", tokens.jwks())
+            .env("SPIN_VARIABLE_AUTH_ISSUER", crate::tokens::ISSUER)
+            .env("SPIN_VARIABLE_AUTH_AUDIENCE", crate::tokens::AUDIENCE)
+            .env("SPIN_VARIABLE_TENANT_LOCK_LEASE_MS", lease_ms.to_string())
+            .env("SPIN_VARIABLE_ENCRYPTION_KEYS", crate::test_encryption_keys("k1"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("testhost starts");
+        // `testhost serve` prints its base URL on stdout once it serves.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("testhost's URL");
+        let base_url = line.trim().to_owned();
+        assert!(base_url.starts_with("http://"), "testhost did not start: {line:?}");
+        ChildNode { child, base_url, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// SIGKILL, as a node dies: no clean-up of any kind runs in it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A create that may meet a dead node: the status, or `None` if the connection failed.
+pub fn try_create(url: &str, token: &str, name: &str) -> Option<u16> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let body = serde_json::to_vec(&structured(name, "ghcr.io", "u", "p")).unwrap();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap();
+    agent.run(request).ok().map(|r| r.status().as_u16())
+}
+
+/// A counter as the backends store it: Spin's SQLite store keeps an `i64` little-endian, Redis
+/// decimal text.
+fn counter(bytes: &[u8]) -> u64 {
+    if !bytes.is_empty() && bytes.iter().all(u8::is_ascii_digit) {
+        std::str::from_utf8(bytes).unwrap().parse().unwrap()
+    } else {
+        i64::from_le_bytes(bytes.try_into().expect("an 8-byte counter")) as u64
+    }
+}
+
+/// How many lock tickets the tenant has dispensed (`P:lock:next`; 0 if none).
+pub fn tickets_taken(app: &TestApp, tenant: &str) -> u64 {
+    let key = format!("{}:lock:next", tenant_prefix(tenant));
+    app.tenant_rows(tenant).iter().find(|(k, _)| *k == key).map_or(0, |(_, v)| counter(v))
+}
+
+/// Record keys (`P:r:<version>`) stored for the tenant.
+pub fn record_versions(app: &TestApp, tenant: &str) -> Vec<u64> {
+    let prefix = format!("{}:r:", tenant_prefix(tenant));
+    app.tenant_rows(tenant).iter().filter_map(|(k, _)| k.strip_prefix(&prefix)?.parse().ok()).collect()
+}
+
+/// Where to trap a create (store calls counted by the host's trap injection), found by trying
+/// each position on a fresh tenant, so the tests follow the operation as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct TrapPositions {
+    /// Right after the call that took the ticket: a waiter that dies in the queue.
+    pub after_ticket: u32,
+    /// Right after the record was written, before the commit: a holder that dies mid-write.
+    pub after_record: u32,
+}
+
+impl TrapPositions {
+    /// `app` must have trap injection on.
+    pub fn find(app: &TestApp) -> TrapPositions {
+        let mut after_ticket = None;
+        for position in 1..40u32 {
+            let tenant = crate::unique_tenant("trap-probe");
+            let token = app.token(&tenant, &["regsecrets.admin"]);
+            let reply = app
+                .call("POST", SECRETS)
+                .bearer(&token)
+                .json(&structured("probe", "ghcr.io", "u", "p"))
+                .header(testhost::TRAP_HEADER, &position.to_string())
+                .send();
+            assert_ne!(reply.status, 201, "a create finished before a record was written at call {position}");
+            if after_ticket.is_none() && tickets_taken(app, &tenant) > 0 {
+                after_ticket = Some(position);
+            }
+            if !record_versions(app, &tenant).is_empty() {
+                let after_ticket = after_ticket.expect("the ticket comes before the record");
+                return TrapPositions { after_ticket, after_record: position };
+            }
+        }
+        panic!("no create wrote a record within 40 store calls");
+    }
+}

@@ -1,0 +1,318 @@
+//! Writers die, many at once, and the tenant's lock recovers in bounded time (issue 11).
+//!
+//! On SQLite, one host: many concurrent writers killed at once by trap injection right after they
+//! took their ticket (a dead queue) behind a holder killed mid-write. On Redis, two host processes
+//! sharing one `redis-server`, one SIGKILLed mid-storm. Also a storm that keeps arriving while
+//! tickets keep dying, and the refusal when the lock cannot be had: 503 `TenantBusy` with
+//! `Retry-After`, nothing stored.
+//!
+//! "Within two leases" is a property of the protocol (a lease to notice a stuck ticket, half a lease
+//! to settle a break); the tests assert it with a margin for a loaded machine and print the figure.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use e2e::invariants::assert_invariants;
+use e2e::nodes::{record_versions, try_create, ChildNode, TrapPositions};
+use e2e::{structured, unique_tenant, Backend, Options, Reply, TestApp, SECRETS};
+use serde_json::json;
+
+const LEASE: Duration = Duration::from_millis(1000);
+
+/// The bound every recovery is held to: two leases, plus a margin for a loaded 2-core machine.
+fn bound() -> Duration {
+    LEASE * 2 + Duration::from_secs(3)
+}
+
+/// These tests measure waits: run them one at a time, not against each other.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn app(backend: Backend, lease: Duration) -> TestApp {
+    TestApp::start(Options { backend, lease_ms: lease.as_millis() as u64, trap_injection: true, ..Options::default() })
+}
+
+/// A tenant with room for a storm (the operator raises its quota to the maximum).
+fn roomy_tenant(app: &TestApp, label: &str) -> (String, String) {
+    let tenant = unique_tenant(label);
+    let operator = app.token("platform", &["regsecrets.operator"]);
+    let limited = app
+        .call("PUT", &format!("/v2/operator/tenants/{tenant}/quota"))
+        .bearer(&operator)
+        .json(&json!({"limit": 1000}))
+        .send();
+    assert_eq!(limited.status, 200, "{}", limited.body);
+    let token = app.token(&tenant, &["regsecrets.admin", "regsecrets.viewer"]);
+    (tenant, token)
+}
+
+fn trapped_create(app: &TestApp, token: &str, name: &str, position: u32) -> Reply {
+    app.call("POST", SECRETS)
+        .bearer(token)
+        .json(&structured(name, "ghcr.io", "u", "p"))
+        .header(testhost::TRAP_HEADER, &position.to_string())
+        .send()
+}
+
+/// A refusal because the lock could not be had: the contract's error, 503, `Retry-After`.
+fn assert_busy(reply: &Reply) {
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.code(), "TenantBusy", "{}", reply.body);
+    let retry: u64 = reply.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!(retry >= 1, "Retry-After: {retry}");
+}
+
+/// Runs `request(i)` for `n` threads released together; returns their results in order.
+fn at_once<T: Send + 'static>(n: usize, request: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(n));
+    let request = Arc::new(request);
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, request) = (barrier.clone(), request.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                request(i)
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+/// The longest time without a successful write, from `from` to `to`, given when writes succeeded.
+fn longest_gap(from: Instant, to: Instant, mut successes: Vec<Instant>) -> Duration {
+    successes.retain(|t| *t > from);
+    successes.sort();
+    let mut last = from;
+    let mut longest = Duration::ZERO;
+    for t in successes.into_iter().chain([to]) {
+        longest = longest.max(t.saturating_duration_since(last));
+        last = t;
+    }
+    longest
+}
+
+#[test]
+fn sqlite_a_dead_holder_and_a_dead_queue_cost_one_recovery_whatever_their_number() {
+    let _one = serial();
+    let app = Arc::new(app(Backend::Sqlite, LEASE));
+    let traps = TrapPositions::find(&app);
+    let (tenant, token) = roomy_tenant(&app, "dead-queue");
+    assert_eq!(app.create(&token, &structured("seed", "ghcr.io", "u", "p")).status, 201);
+
+    // The holder dies after writing its record, before committing: an orphan for the repair.
+    assert_eq!(trapped_create(&app, &token, "dead-holder", traps.after_record).status, 500);
+    assert_eq!(record_versions(&app, &tenant).len(), 2, "the dead holder's record is there, uncommitted");
+
+    // 40 writers die in the queue right after taking their tickets while 8 live ones wait among them.
+    let (a, t) = (app.clone(), token.clone());
+    let results = at_once(48, move |i| {
+        let started = Instant::now();
+        if i % 6 == 0 {
+            (true, a.create(&t, &structured(&format!("live-{i}"), "ghcr.io", "u", "p")).status, started.elapsed())
+        } else {
+            (false, trapped_create(&a, &t, &format!("dead-{i}"), traps.after_ticket).status, started.elapsed())
+        }
+    });
+    let live: Vec<_> = results.iter().filter(|(live, ..)| *live).collect();
+    assert!(live.iter().all(|(_, status, _)| *status == 201), "{live:?}");
+    assert!(results.iter().filter(|(live, ..)| !live).all(|(_, status, _)| *status == 500), "the dead all trapped");
+    let slowest = live.iter().map(|(.., took)| *took).max().unwrap();
+    eprintln!("8 live writers among 40 dying ones behind a dead holder: all written within {slowest:?}");
+    assert!(slowest < bound(), "{slowest:?}");
+
+    // Now 100 dead tickets in a row, and one live writer after them: one recovery, not 100.
+    let (a, t) = (app.clone(), token.clone());
+    let dead = at_once(100, move |i| trapped_create(&a, &t, &format!("late-dead-{i}"), traps.after_ticket).status);
+    assert!(dead.iter().all(|s| *s == 500));
+    let started = Instant::now();
+    assert_eq!(app.create(&token, &structured("after", "ghcr.io", "u", "p")).status, 201);
+    let took = started.elapsed();
+    eprintln!("a live writer behind 100 dead tickets: written in {took:?} (lease {LEASE:?})");
+    assert!(took < bound(), "{took:?}");
+
+    let names = assert_invariants(&app, &tenant, "after the dead queue");
+    let expected: BTreeSet<String> = ["seed", "after"]
+        .into_iter()
+        .map(String::from)
+        .chain((0..48).filter(|i| i % 6 == 0).map(|i| format!("live-{i}")))
+        .collect();
+    assert_eq!(names, expected, "every live write, and nothing of the dead");
+}
+
+#[test]
+fn sqlite_a_storm_that_keeps_arriving_while_writers_keep_dying_still_recovers() {
+    let _one = serial();
+    let app = Arc::new(app(Backend::Sqlite, LEASE));
+    let traps = TrapPositions::find(&app);
+    let (tenant, token) = roomy_tenant(&app, "dying-storm");
+    // Longer than the bound, so that a tenant stuck for the rest of the storm would fail the test.
+    let storm = bound() + Duration::from_secs(3);
+    let started = Instant::now();
+    let (a, t) = (app.clone(), token.clone());
+    let clients = at_once(12, move |client| {
+        let mut outcomes = Vec::new();
+        let mut step = 0;
+        while started.elapsed() < storm {
+            let name = format!("c{client}-{step}");
+            // A third of the clients' requests die right after taking their ticket, all storm long.
+            if (client + step) % 3 == 0 {
+                assert_eq!(trapped_create(&a, &t, &name, traps.after_ticket).status, 500);
+            } else {
+                let reply = a.create(&t, &structured(&name, "ghcr.io", "u", "p"));
+                match reply.status {
+                    201 => outcomes.push((name, Some(Instant::now()))),
+                    503 => {
+                        assert_busy(&reply);
+                        outcomes.push((name, None));
+                    }
+                    other => panic!("a live create answered {other}: {}", reply.body),
+                }
+            }
+            step += 1;
+        }
+        outcomes
+    });
+    let ended = Instant::now();
+    let outcomes: Vec<_> = clients.into_iter().flatten().collect();
+    let written: BTreeSet<String> = outcomes.iter().filter(|(_, ok)| ok.is_some()).map(|(n, _)| n.clone()).collect();
+    let refused = outcomes.len() - written.len();
+    let gap = longest_gap(started, ended, outcomes.iter().filter_map(|(_, ok)| *ok).collect());
+    eprintln!(
+        "storm with deaths throughout: {} written, {refused} refused 503, longest time without a write {gap:?}",
+        written.len()
+    );
+    assert!(gap < bound(), "the tenant went {gap:?} without a write");
+
+    let after = Instant::now();
+    assert_eq!(app.create(&token, &structured("after-storm", "ghcr.io", "u", "p")).status, 201);
+    eprintln!("first write after the storm: {:?}", after.elapsed());
+    assert!(after.elapsed() < bound());
+    let names = assert_invariants(&app, &tenant, "after the dying storm");
+    let mut expected = written;
+    expected.insert("after-storm".into());
+    assert_eq!(names, expected, "exactly the 201s are stored; nothing of the refused or the dead");
+}
+
+#[test]
+fn sqlite_when_the_lock_cannot_be_had_the_answer_is_503_with_retry_after_and_nothing_is_stored() {
+    let _one = serial();
+    // A short lease makes waiters give up (after three leases) while a long queue is served.
+    let lease = Duration::from_millis(500);
+    let app = Arc::new(app(Backend::Sqlite, lease));
+    for writers in [64, 128, 256] {
+        let (tenant, token) = roomy_tenant(&app, "busy");
+        let (a, t) = (app.clone(), token.clone());
+        let replies = at_once(writers, move |i| a.create(&t, &structured(&format!("w-{i}"), "ghcr.io", "u", "p")));
+        let mut written = BTreeSet::new();
+        let mut busy = 0;
+        for (i, reply) in replies.iter().enumerate() {
+            match reply.status {
+                201 => {
+                    written.insert(format!("w-{i}"));
+                }
+                _ => {
+                    assert_busy(reply);
+                    busy += 1;
+                }
+            }
+        }
+        eprintln!("{writers} writers at once, lease {lease:?}: {} written, {busy} refused 503", written.len());
+        assert!(!written.is_empty(), "the lock was had by some");
+        if busy == 0 {
+            continue; // the machine served them all in time: try a longer queue
+        }
+        // The next write repairs whatever a refused holder left; then exactly the 201s are stored.
+        assert_eq!(app.create(&token, &structured("after", "ghcr.io", "u", "p")).status, 201);
+        written.insert("after".into());
+        assert_eq!(assert_invariants(&app, &tenant, "after the refusals"), written);
+        return;
+    }
+    panic!("no writer was ever refused: the queue never outlasted three leases");
+}
+
+#[test]
+fn redis_two_nodes_one_killed_mid_storm_the_survivor_recovers_within_two_leases() {
+    let Some(url) = TestApp::redis_url() else {
+        eprintln!("skipped: REDIS_URL is not set (.ci/run starts a Redis for this test)");
+        return;
+    };
+    let _one = serial();
+    let survivor = Arc::new(app(Backend::Redis(url.clone()), LEASE));
+    let victim = Arc::new(Mutex::new(ChildNode::start(&url, &survivor.tokens, LEASE.as_millis() as u64)));
+    let (tenant, token) = roomy_tenant(&survivor, "node-death");
+    let victim_url = victim.lock().unwrap().url(SECRETS);
+    let kill_at = Duration::from_secs(1);
+    // Longer than the bound after the kill, so that a stuck survivor would fail the test.
+    let storm = kill_at + bound() + Duration::from_secs(2);
+    let started = Instant::now();
+    let killed = Arc::new(Mutex::new(None::<Instant>));
+    let killer = {
+        let (victim, killed) = (victim.clone(), killed.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(kill_at);
+            victim.lock().unwrap().kill();
+            *killed.lock().unwrap() = Some(Instant::now());
+        })
+    };
+    let (s, t) = (survivor.clone(), token.clone());
+    // 24 clients, each pausing 300 ms between creates: about 80 a second offered, within the quota.
+    let clients = at_once(24, move |client| {
+        let mut outcomes = Vec::new();
+        let mut on_victim = client % 2 == 0;
+        let mut step = 0;
+        while started.elapsed() < storm {
+            std::thread::sleep(Duration::from_millis(300));
+            let name = format!("c{client}-{step}");
+            step += 1;
+            if on_victim {
+                match try_create(&victim_url, &t, &name) {
+                    Some(status) => outcomes.push((name, status, Instant::now(), true)),
+                    None => on_victim = false, // the node is gone: carry on against the survivor
+                }
+                continue;
+            }
+            let reply = s.create(&t, &structured(&name, "ghcr.io", "u", "p"));
+            if reply.status == 503 {
+                assert_busy(&reply);
+            }
+            outcomes.push((name, reply.status, Instant::now(), false));
+        }
+        outcomes
+    });
+    let ended = Instant::now();
+    killer.join().unwrap();
+    let killed = killed.lock().unwrap().expect("the victim was killed");
+    let outcomes: Vec<_> = clients.into_iter().flatten().collect();
+    let on_survivor: Vec<_> = outcomes.iter().filter(|o| !o.3).collect();
+    assert!(
+        on_survivor.iter().all(|o| o.1 == 201 || o.1 == 503),
+        "the survivor answers 201 or 503, never a fault: {:?}",
+        on_survivor.iter().map(|o| o.1).collect::<Vec<_>>()
+    );
+    let successes: Vec<Instant> = on_survivor.iter().filter(|o| o.1 == 201).map(|o| o.2).collect();
+    let gap = longest_gap(killed, ended, successes);
+    let refused = on_survivor.iter().filter(|o| o.1 == 503).count();
+    eprintln!(
+        "two nodes, one killed {kill_at:?} into a {storm:?} storm of 24 clients: survivor wrote {} and refused {refused}; \
+         longest time without a write after the kill {gap:?} (lease {LEASE:?})",
+        on_survivor.len() - refused
+    );
+    assert!(gap < bound(), "the survivor went {gap:?} without a write after the kill");
+
+    let after = Instant::now();
+    assert_eq!(survivor.create(&token, &structured("after-kill", "ghcr.io", "u", "p")).status, 201);
+    assert!(after.elapsed() < bound(), "{:?}", after.elapsed());
+    // A second write, so that whatever the dead node left is repaired before the check.
+    assert_eq!(survivor.create(&token, &structured("after-kill-2", "ghcr.io", "u", "p")).status, 201);
+    let names = assert_invariants(&survivor, &tenant, "after the node's death");
+    for (name, status, _, _) in &outcomes {
+        match status {
+            201 => assert!(names.contains(name), "{name} was written (201) but is not listed"),
+            503 => assert!(!names.contains(name), "{name} was refused (503) but is listed"),
+            _ => {}
+        }
+    }
+}
