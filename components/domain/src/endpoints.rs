@@ -148,8 +148,7 @@ pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> O
         let who = ctx.principal(request)?;
         match endpoint {
             Endpoint::ResourceQuota => {
-                let quota_only = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-                    .any(|(k, v)| k == "quotaOnly" && v.eq_ignore_ascii_case("true"));
+                let quota_only = quota::quota_only(request.uri().query())?;
                 Ok(Reply::json(200, &quota::resource_quota(ctx.env.store, &who, quota_only)?))
             }
             Endpoint::GetTenantQuota { tenant } => {
