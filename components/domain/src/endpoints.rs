@@ -59,10 +59,13 @@ impl<S: KeyValue, C: Clock> Context<'_, S, C> {
     }
 }
 
+/// What a create, modify or delete answers: SAP's `{"id", "message"}`.
 #[derive(Serialize)]
-struct Done<'a> {
-    id: &'a str,
-    message: &'static str,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Done<'a> {
+    /// The secret's name.
+    pub id: &'a str,
+    pub message: &'static str,
 }
 
 /// Runs `handle` with the endpoint the path names, and finishes the response.

@@ -73,20 +73,29 @@ impl Reply {
     }
 }
 
+/// Every error answer's body, SAP's `BckndErrorResponse`.
 #[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorContent<'a>,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody<'a> {
+    pub error: ErrorContent<'a>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ErrorContent<'a> {
-    code: &'static str,
-    message: String,
-    request_id: &'a str,
-    target: &'a str,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorContent<'a> {
+    /// What went wrong, for programs: the same for every answer of that kind.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The id of the request, also in the `x-request-id` header.
+    pub request_id: &'a str,
+    /// The path that was called.
+    pub target: &'a str,
+    /// More about the error, for some codes (`QuotaExceeded`: `limit` and `used`); left out when empty.
     #[serde(skip_serializing_if = "Details::is_empty")]
-    details: Details,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: Details,
 }
 
 /// A finished response and what to log about it (never secret material).

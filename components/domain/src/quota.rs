@@ -25,6 +25,7 @@ pub fn limit<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<u32, Error> {
 
 /// SAP's resource-quota shape.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceQuota {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -32,11 +33,13 @@ pub struct ResourceQuota {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     pub count: u32,
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaLimit {
     pub max_count: u32,
@@ -74,6 +77,7 @@ pub fn resource_quota<S: KeyValue>(store: &S, who: &Principal, quota_only: bool)
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantQuota {
     pub tenant: String,
     pub limit: u32,
@@ -81,6 +85,7 @@ pub struct TenantQuota {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetQuota {
     pub limit: u32,
