@@ -102,15 +102,22 @@ pub struct ErrorContent<'a> {
 pub struct Outcome {
     pub response: Response,
     pub log: Option<String>,
+    /// The audit line of a change or credential read, written to stdout (see `audit`).
+    pub audit: Option<crate::audit::Event>,
 }
+
+/// How much of a request path an error log line quotes.
+const MAX_LOGGED_PATH_CHARS: usize = 512;
 
 /// The one place where results become responses.
 pub fn finish(result: Result<Reply, Error>, id: &RequestId, target: &str) -> Outcome {
     let (reply, log) = match result {
         Ok(reply) => (reply, None),
         Err(error) => {
+            // The path is cut so that a line stays one write (see spin-bridge's `log`), reason included.
+            let shown: String = target.chars().take(MAX_LOGGED_PATH_CHARS).collect();
             let log = error.log_reason().map(|reason| {
-                format!("request {} {target}: {} {}: {reason}", id.as_str(), error.status(), error.code())
+                format!("request {} {shown}: {} {}: {reason}", id.as_str(), error.status(), error.code())
             });
             (error_reply(&error, id, target), log)
         }
@@ -120,7 +127,7 @@ pub fn finish(result: Result<Reply, Error>, id: &RequestId, target: &str) -> Out
         builder = builder.header(name, HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("")));
     }
     let response = builder.body(reply.body).expect("status and headers are valid");
-    Outcome { response, log }
+    Outcome { response, log, audit: None }
 }
 
 fn error_reply(error: &Error, id: &RequestId, target: &str) -> Reply {

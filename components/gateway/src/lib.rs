@@ -30,7 +30,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     };
     let outcome = finish(Err(refusal), &request_id, path);
     if let Some(line) = outcome.log {
-        eprintln!("{line}");
+        spin_bridge::log::error(&line);
     }
     send(outcome.response, response_out).await;
 }

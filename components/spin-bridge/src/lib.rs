@@ -4,6 +4,7 @@
 //! spin_bridge::endpoint_component!(CREDENTIALS, domain::endpoints::create);
 //! ```
 
+pub mod log;
 mod request;
 mod settings;
 mod store;
@@ -21,7 +22,8 @@ use domain::secrets::Env;
 use spin_sdk::http::IncomingRequest;
 
 /// Reads the request, builds the endpoint's context from the store and the variables this
-/// component was granted, runs the endpoint, logs what it says to log, and answers.
+/// component was granted, runs the endpoint, logs what it says to log (and its audit line), and
+/// answers.
 pub async fn serve(
     incoming: IncomingRequest,
     grants: Grants,
@@ -37,7 +39,10 @@ pub async fn serve(
     };
     let outcome = endpoint(&context, &request);
     if let Some(line) = outcome.log {
-        eprintln!("{line}");
+        log::error(&line);
+    }
+    if let Some(event) = outcome.audit {
+        log::audit(&event.line());
     }
     outcome.response
 }
