@@ -36,12 +36,16 @@ fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-/// The two forms a secret's credentials come in. `with_name`: create requires `name`; modify takes
-/// it optionally (it must equal the path's).
-fn secret_forms(with_name: bool) -> Value {
+/// The two forms a secret's credentials come in. `create`: `name` is required; a modify takes it
+/// optionally (it must equal the path's). As the parser reads them, a field that is `null` is
+/// absent: so each form allows the other form's fields as `null`, and the optional ones as `null`.
+fn secret_forms(create: bool) -> Value {
     let required = |fields: &[&str]| -> Vec<String> {
-        with_name.then_some("name").into_iter().chain(fields.iter().copied()).map(str::to_owned).collect()
+        create.then_some("name").into_iter().chain(fields.iter().copied()).map(str::to_owned).collect()
     };
+    let name =
+        if create { reference(SECRET_NAME) } else { json!({"anyOf": [reference(SECRET_NAME), {"type": "null"}]}) };
+    let absent = json!({"type": "null", "description": "Belongs to the other form; `null` is taken as absent."});
     let docker_config = json!({
         "type": "object",
         "title": "SAP form",
@@ -51,13 +55,17 @@ fn secret_forms(with_name: bool) -> Value {
         "required": required(&["data"]),
         "additionalProperties": false,
         "properties": {
-            "name": reference(SECRET_NAME),
+            "name": name,
             "data": {
                 "type": "object",
                 "required": [".dockerconfigjson"],
                 "additionalProperties": false,
                 "properties": {".dockerconfigjson": {"type": "string", "writeOnly": true}}
-            }
+            },
+            "registry": absent,
+            "username": absent,
+            "password": absent,
+            "email": absent
         }
     });
     let credentials = json!({
@@ -68,11 +76,13 @@ fn secret_forms(with_name: bool) -> Value {
         "required": required(&["username", "password"]),
         "additionalProperties": false,
         "properties": {
-            "name": reference(SECRET_NAME),
-            "registry": {"type": "string", "description": "A URL or `host[:port]`.", "example": "ghcr.io"},
+            "name": name,
+            "registry": {"type": ["string", "null"], "description": "A URL or `host[:port]`; absent or `null`: Docker Hub.",
+                "example": "ghcr.io"},
             "username": {"type": "string", "writeOnly": true},
             "password": {"type": "string", "writeOnly": true},
-            "email": {"type": "string", "writeOnly": true}
+            "email": {"type": ["string", "null"], "writeOnly": true},
+            "data": absent
         }
     });
     json!({"oneOf": [docker_config, credentials]})

@@ -64,6 +64,8 @@ fn the_document_has_one_operation_per_route_and_no_other() {
 fn every_operation_is_secured_by_the_bearer_scheme_with_scopes_and_every_reference_resolves() {
     let doc = document();
     assert_eq!(doc["components"]["securitySchemes"][apidoc::BEARER]["scheme"], "bearer");
+    let limit = &doc["components"]["schemas"]["SetQuota"]["properties"]["limit"];
+    assert_eq!(limit["maximum"], domain::quota::MAX_LIMIT, "the derive's maximum is the domain's");
     for route in ROUTES {
         let operation = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
         let security = operation["security"].as_array().expect("security");

@@ -88,6 +88,7 @@ pub struct TenantQuota {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetQuota {
+    #[cfg_attr(feature = "openapi", schema(maximum = 1000))]
     pub limit: u32,
 }
 
