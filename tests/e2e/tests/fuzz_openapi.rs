@@ -2,6 +2,9 @@
 //! difference from SAP is a deliberate one, 201/200 where SAP answers 202) and with our own
 //! `/openapi.json` (every check, through its stateful phase), and finds nothing.
 //!
+//! First `fuzz/compat.py` checks that our document is compatible with SAP's for SAP's calls (paths,
+//! methods, query parameters, required fields and types of bodies and answers).
+//!
 //! `.ci/run` installs schemathesis (pinned) in a virtual environment and names its interpreter in
 //! `REGSECRETS_SCHEMATHESIS_PYTHON`. Without it the test is skipped with a message, except under
 //! `CI=true`, where it fails. Each run is bounded by examples per operation, a seed and a hard time
@@ -123,6 +126,15 @@ fn schemathesis_finds_nothing_with_sap_document_and_with_ours() {
     match sap_document() {
         Some(sap) => {
             let sap = sap.to_string_lossy().into_owned();
+            let compat = Command::new(&python)
+                .arg(config("compat.py"))
+                .arg(&sap)
+                .arg(format!("{base}/openapi.json"))
+                .output()
+                .expect("python runs");
+            let said = String::from_utf8_lossy(&compat.stdout).into_owned() + &String::from_utf8_lossy(&compat.stderr);
+            assert!(compat.status.success(), "our document is not compatible with SAP's:\n{said}");
+            print!("{said}");
             let url = format!("{base}/v2");
             let header = tenant_token("fuzz-sap");
             run(
