@@ -232,7 +232,7 @@ fn a_tour_of_the_api_leaves_exactly_the_expected_audit_lines_and_no_secret() {
 #[test]
 fn a_concurrent_storm_leaves_every_log_line_whole() {
     const CLIENTS: usize = 8;
-    const ROUNDS: usize = 12;
+    const ROUNDS: usize = 6;
     let app = TestApp::shared();
     let run = unique_tenant("storm");
     let audited = std::thread::scope(|scope| {
