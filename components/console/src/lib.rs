@@ -1,5 +1,6 @@
-//! Serves the console's page and assets. Everything it shows comes from the public API, which the
-//! browser calls itself with the user's token: this component holds no store, variable or secret.
+//! Serves the console's page and assets, and the API's OpenAPI document at `/openapi.json`.
+//! Everything the console shows comes from the public API, which the browser calls itself with the
+//! user's token: this component holds no store, variable or secret.
 
 mod assets;
 
@@ -27,7 +28,12 @@ fn handle(req: Request) -> impl IntoResponse {
         Some(asset) if matches(req.header("if-none-match"), asset.etag) => serve(304, asset, Vec::new()),
         Some(asset) => serve(200, asset, if head { Vec::new() } else { asset.body.to_vec() }),
     };
-    with_security_headers(response)
+    let mut response = with_security_headers(response);
+    if req.path() == assets::OPENAPI {
+        // Public and credential-free: let OpenAPI viewers on other origins load it.
+        response.set_header("access-control-allow-origin", "*");
+    }
+    response
 }
 
 /// Files are not fingerprinted, so the browser must revalidate each time; the strong ETag makes
@@ -121,6 +127,18 @@ mod tests {
         assert_eq!(header(&response, "content-type"), "application/json");
         let body = String::from_utf8(response.into_body()).expect("utf-8");
         assert!(body.starts_with(r#"{"error":{"code":"NotFound","message":""#));
+    }
+
+    #[test]
+    fn the_openapi_document_needs_no_token_and_other_origins_may_read_it() {
+        let response = get("/openapi.json");
+        assert_eq!(*response.status(), 200);
+        assert_eq!(header(&response, "content-type"), "application/json");
+        assert_eq!(header(&response, "access-control-allow-origin"), "*");
+        assert!(header(&response, "etag").starts_with('"'));
+        let document: &[u8] = response.body();
+        assert!(String::from_utf8_lossy(document).contains("\"openapi\": \"3.1.0\""));
+        assert!(get("/").header("access-control-allow-origin").is_none(), "only the document is shared");
     }
 
     #[test]

@@ -1,29 +1,72 @@
 //! `devauth`: local keys, JWKS, tokens and a `spin up` with them, for development without any
-//! committed secret. Run `devauth help` for the commands.
+//! committed secret. `devauth --help` lists the commands.
 
-use std::env;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use devauth::{DevKeys, AUDIENCE, DEFAULT_DIR, ISSUER};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use devauth::{DevKeys, DEFAULT_DIR};
 
-const USAGE: &str = "\
-devauth: local identity and encryption keys for regsecrets (kept in .dev/, git-ignored)
+/// Local identity and encryption keys for regsecrets (kept in .dev/, git-ignored, mode 0600),
+/// tokens signed with them, and the app run with them.
+#[derive(Parser)]
+#[command(name = "devauth", version, arg_required_else_help = true)]
+struct Cli {
+    /// Where the keys are kept.
+    #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_DIR)]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
 
-  devauth init [--dir D]                 create the signing key and encryption_keys once
-  devauth env [--dir D]                  print `export SPIN_VARIABLE_...` lines (eval \"$(devauth env)\")
-  devauth token --tenant T --scope S[,S] [--ttl SECS] [--kid KID] [--dir D]
-                                         print a signed token; scopes: viewer, admin, puller,
-                                         operator (or full names, e.g. regsecrets.admin)
-  devauth up [--dir D] [-- SPIN ARGS]    run `spin up` with those variables set
-  devauth bench-verify [--seconds N]     native cost of verifying one token, per algorithm
-";
+#[derive(Subcommand)]
+enum Command {
+    /// Create the signing key and encryption_keys once (every other command does it if needed).
+    Init,
+    /// Print `export SPIN_VARIABLE_...` lines: eval "$(devauth env)".
+    Env,
+    /// Print a signed token (EdDSA) for a tenant and scopes.
+    Token {
+        /// The tenant the token names.
+        #[arg(long)]
+        tenant: String,
+        /// viewer, admin, puller, operator (or full names, e.g. regsecrets.admin); comma-separated or repeated.
+        #[arg(long = "scope", visible_alias = "scopes", value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 3600)]
+        ttl: u64,
+        /// Sign with this key id in the header (to test unknown keys).
+        #[arg(long)]
+        kid: Option<String>,
+        /// The `sub` claim: who the audit trail says acted.
+        #[arg(long, default_value = "developer")]
+        subject: String,
+        /// The `azp` claim: the client the audit trail names.
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// Build what is missing and run the app with these keys: `spin up`, or without Spin the
+    /// project's Spin-compatible host. Arguments after `--` go to `spin up` / `testhost serve`.
+    Up {
+        #[arg(last = true, value_name = "SPIN UP ARGS")]
+        spin_args: Vec<String>,
+    },
+    /// Native cost of verifying one token, per algorithm.
+    BenchVerify {
+        /// Seconds to spend per algorithm.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = env::args().skip(1).collect();
-    match run(&args) {
+    let cli = Cli::parse();
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("devauth: {error:#}");
@@ -32,71 +75,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &[String]) -> anyhow::Result<ExitCode> {
-    let Some((command, rest)) = args.split_first() else {
-        eprint!("{USAGE}");
-        return Ok(ExitCode::from(2));
-    };
-    let (rest, passthrough) = match rest.iter().position(|arg| arg == "--") {
-        Some(at) => (&rest[..at], &rest[at + 1..]),
-        None => (rest, &[][..]),
-    };
-    let options = Options::parse(rest)?;
-    if !passthrough.is_empty() && command != "up" {
-        bail!("only `up` takes arguments after `--`");
-    }
-    match command.as_str() {
-        "init" => init(&options),
-        "env" => print_env(&options),
-        "token" => token(&options),
-        "up" => up(&options, passthrough),
-        "bench-verify" => bench_verify(&options),
-        "help" | "--help" | "-h" => {
-            print!("{USAGE}");
-            Ok(ExitCode::SUCCESS)
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let dir = cli.dir;
+    match cli.command {
+        Command::Init => init(&dir),
+        Command::Env => print_env(&dir),
+        Command::Token { tenant, scopes, ttl, kid, subject, client } => {
+            let scopes: Vec<String> = scopes.iter().map(|s| full_scope_name(s.trim())).collect();
+            token(&dir, &tenant, &scopes, ttl, kid, &subject, client)
         }
-        other => bail!("unknown command `{other}`\n\n{USAGE}"),
-    }
-}
-
-#[derive(Default)]
-struct Options {
-    dir: Option<PathBuf>,
-    tenant: Option<String>,
-    scopes: Vec<String>,
-    ttl_secs: Option<u64>,
-    kid: Option<String>,
-    seconds: Option<f64>,
-}
-
-impl Options {
-    fn parse(args: &[String]) -> anyhow::Result<Options> {
-        let mut options = Options::default();
-        let mut args = args.iter();
-        while let Some(flag) = args.next() {
-            let (name, inline) = match flag.split_once('=') {
-                Some((name, value)) => (name, Some(value.to_string())),
-                None => (flag.as_str(), None),
-            };
-            let mut value =
-                || inline.clone().or_else(|| args.next().cloned()).with_context(|| format!("{name} needs a value"));
-            match name {
-                "--dir" => options.dir = Some(PathBuf::from(value()?)),
-                "--tenant" => options.tenant = Some(value()?),
-                "--scope" | "--scopes" => {
-                    options.scopes.extend(value()?.split(',').map(str::trim).map(full_scope_name))
-                }
-                "--ttl" => options.ttl_secs = Some(value()?.parse().context("--ttl takes whole seconds")?),
-                "--kid" => options.kid = Some(value()?),
-                "--seconds" => options.seconds = Some(value()?.parse().context("--seconds takes a number")?),
-                other => bail!("unknown option `{other}`\n\n{USAGE}"),
-            }
-        }
-        Ok(options)
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
+        Command::Up { spin_args } => up::up(&DevKeys::load_or_create(&dir)?, &spin_args),
+        Command::BenchVerify { seconds } => bench_verify(seconds),
     }
 }
 
@@ -109,9 +98,8 @@ fn full_scope_name(scope: &str) -> String {
     }
 }
 
-fn init(options: &Options) -> anyhow::Result<ExitCode> {
-    let dir = options.dir();
-    let (keys, created) = DevKeys::load_or_create_reporting(&dir)?;
+fn init(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let (keys, created) = DevKeys::load_or_create_reporting(dir)?;
     let said = |made: bool| if made { "created" } else { "kept existing" };
     println!("{} signing key (Ed25519, kid {}) in {}", said(created.signing_key), kid(&keys), dir.display());
     println!("{} encryption_keys in {}", said(created.encryption_keys), dir.display());
@@ -119,54 +107,37 @@ fn init(options: &Options) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_env(options: &Options) -> anyhow::Result<ExitCode> {
-    let keys = DevKeys::load_or_create(&options.dir())?;
+fn print_env(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let keys = DevKeys::load_or_create(dir)?;
     for (name, value) in keys.spin_variables() {
-        println!("export {}={}", env_name(name), shell_quote(&value));
+        println!("export {}={}", up::env_name(name), shell_quote(&value));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn token(options: &Options) -> anyhow::Result<ExitCode> {
-    let tenant = options.tenant.as_deref().context("token needs --tenant")?;
-    if options.scopes.is_empty() {
-        bail!("token needs --scope (viewer, admin, puller, operator; comma-separated)");
+fn token(
+    dir: &std::path::Path,
+    tenant: &str,
+    scopes: &[String],
+    ttl: u64,
+    kid_override: Option<String>,
+    subject: &str,
+    client: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let keys = DevKeys::load_or_create(dir)?;
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let mut claims = keys.claims(tenant, &scopes, Duration::from_secs(ttl));
+    claims["sub"] = subject.into();
+    if let Some(client) = client {
+        claims["azp"] = client.into();
     }
-    let keys = DevKeys::load_or_create(&options.dir())?;
-    let scopes: Vec<&str> = options.scopes.iter().map(String::as_str).collect();
-    let claims = keys.claims(tenant, &scopes, Duration::from_secs(options.ttl_secs.unwrap_or(3600)));
-    let kid = options.kid.as_deref().unwrap_or(kid(&keys));
+    let kid = kid_override.as_deref().unwrap_or(kid(&keys));
     println!("{}", keys.sign_with_kid(devauth::Alg::EdDsa, Some(kid), &claims));
     Ok(ExitCode::SUCCESS)
 }
 
-fn up(options: &Options, spin_args: &[String]) -> anyhow::Result<ExitCode> {
-    let keys = DevKeys::load_or_create(&options.dir())?;
-    let variables: Vec<(String, String)> =
-        keys.spin_variables().into_iter().map(|(name, value)| (env_name(name), value)).collect();
-    let mut command = if on_path("spin") {
-        let mut spin = Command::new("spin");
-        spin.arg("up").args(spin_args);
-        spin
-    } else if Path::new("tests/host/Cargo.toml").exists() {
-        eprintln!("devauth: `spin` is not on PATH; running the test host instead");
-        let mut host = Command::new("cargo");
-        host.args(["run", "--profile", "host", "-p", "testhost", "--", "serve"]).args(spin_args);
-        host
-    } else {
-        eprintln!("devauth: `spin` is not on PATH. Install Spin, or from the repository root run");
-        eprintln!("  eval \"$(devauth env)\" && cargo run --profile host -p testhost -- serve");
-        return Ok(ExitCode::from(127));
-    };
-    eprintln!(
-        "devauth: issuer {ISSUER}, audience {AUDIENCE}; get a token with `devauth token --tenant T --scope admin`"
-    );
-    let status = command.envs(variables).status().context("starting the server")?;
-    Ok(status.code().and_then(|code| u8::try_from(code).ok()).map(ExitCode::from).unwrap_or(ExitCode::FAILURE))
-}
-
-fn bench_verify(options: &Options) -> anyhow::Result<ExitCode> {
-    let per_alg = Duration::from_secs_f64(options.seconds.unwrap_or(2.0));
+fn bench_verify(seconds: f64) -> anyhow::Result<ExitCode> {
+    let per_alg = Duration::try_from_secs_f64(seconds).context("--seconds takes a positive number")?;
     if cfg!(debug_assertions) {
         eprintln!(
             "devauth: this is a debug build; run `cargo run --release -p devauth -- bench-verify` for real figures"
@@ -186,15 +157,32 @@ fn kid(keys: &DevKeys) -> &str {
     keys.kid(devauth::Alg::EdDsa).expect("an Ed25519 key is always present")
 }
 
-/// Spin reads variable `auth_jwks` from `SPIN_VARIABLE_AUTH_JWKS`.
-fn env_name(variable: &str) -> String {
-    format!("SPIN_VARIABLE_{}", variable.to_ascii_uppercase())
-}
-
 fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-fn on_path(program: &str) -> bool {
-    env::var_os("PATH").is_some_and(|paths| env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_keeps_the_readme_s_forms() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["devauth", "token", "--tenant", "acme", "--scope", "admin,puller", "--ttl=60"]);
+        let Command::Token { tenant, scopes, ttl, .. } = cli.unwrap().command else { panic!("token") };
+        assert_eq!((tenant.as_str(), ttl), ("acme", 60));
+        assert_eq!(
+            scopes.iter().map(|s| full_scope_name(s)).collect::<Vec<_>>(),
+            ["regsecrets.admin", "regsecrets.puller"]
+        );
+        let cli = Cli::try_parse_from(["devauth", "up", "--dir", "/tmp/k", "--", "--runtime-config-file", "x.toml"]);
+        let cli = cli.unwrap();
+        assert_eq!(cli.dir, PathBuf::from("/tmp/k"));
+        let Command::Up { spin_args } = cli.command else { panic!("up") };
+        assert_eq!(spin_args, ["--runtime-config-file", "x.toml"]);
+        assert!(Cli::try_parse_from(["devauth", "token", "--tenant", "acme"]).is_err(), "a token needs a scope");
+        let Err(help) = Cli::try_parse_from(["devauth", "up", "--help"]) else { panic!("--help is no run") };
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+    }
 }

@@ -4,6 +4,7 @@
 use http::header::{CACHE_CONTROL, ETAG, LOCATION};
 use serde::Serialize;
 
+use crate::audit::Trail;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::dockerconfig::SecretRequest;
@@ -59,17 +60,31 @@ impl<S: KeyValue, C: Clock> Context<'_, S, C> {
     }
 }
 
+/// What a create, modify or delete answers: SAP's `{"id", "message"}`.
 #[derive(Serialize)]
-struct Done<'a> {
-    id: &'a str,
-    message: &'static str,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Done<'a> {
+    /// The secret's name.
+    pub id: &'a str,
+    pub message: &'static str,
 }
 
-/// Runs `handle` with the endpoint the path names, and finishes the response.
-fn serve(request: &Request, handle: impl FnOnce(Endpoint) -> Result<Reply, Error>) -> Outcome {
+/// Runs `handle` with the endpoint the path names and its audit trail, and finishes the
+/// response; an audited call gets its event whatever the answer (refusals are audited too).
+fn serve<C: Clock>(
+    clock: &C,
+    request: &Request,
+    handle: impl FnOnce(Endpoint, &mut Trail) -> Result<Reply, Error>,
+) -> Outcome {
     let id = RequestId::of(request.headers());
-    let result = resolve(request.method(), request.uri().path()).and_then(handle);
-    finish(result, &id, request.uri().path())
+    let mut trail = Trail::default();
+    let result = resolve(request.method(), request.uri().path()).and_then(|endpoint| {
+        trail = Trail::of(&endpoint);
+        handle(endpoint, &mut trail)
+    });
+    let mut outcome = finish(result, &id, request.uri().path());
+    outcome.audit = trail.finish(&id, outcome.response.status().as_u16(), clock.now_ms());
+    outcome
 }
 
 fn if_match(request: &Request) -> Option<IfMatch> {
@@ -82,11 +97,13 @@ fn wrong_component() -> Error {
 }
 
 pub fn create<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(request, |endpoint| {
+    serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::CreateSecret = endpoint else { return Err(wrong_component()) };
         let who = ctx.principal(request)?;
+        trail.caller(&who);
         who.require(Need::WriteSecrets)?;
         let body = SecretRequest::from_json(json_body(request, JSON)?, true)?;
+        trail.name(body.name.as_deref().unwrap_or_default());
         let written = secrets::create(&ctx.env, &who, ctx.keyring()?, body)?;
         let name = written.name.as_str();
         Ok(Reply::json(201, &Done { id: name, message: "Secret has been created" })
@@ -96,9 +113,10 @@ pub fn create<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
 }
 
 pub fn modify<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(request, |endpoint| {
+    serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::ModifySecret { name } = endpoint else { return Err(wrong_component()) };
         let who = ctx.principal(request)?;
+        trail.caller(&who);
         who.require(Need::WriteSecrets)?;
         let body = SecretRequest::from_json(json_body(request, JSON_OR_MERGE_PATCH)?, false)?;
         let written = secrets::modify(&ctx.env, &who, ctx.keyring()?, &name, body, if_match(request))?;
@@ -108,9 +126,10 @@ pub fn modify<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
 }
 
 pub fn delete<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(request, |endpoint| {
+    serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::DeleteSecret { name } = endpoint else { return Err(wrong_component()) };
         let who = ctx.principal(request)?;
+        trail.caller(&who);
         let deleted = secrets::delete(&ctx.env, &who, &name, if_match(request))?;
         Ok(Reply::json(200, &Done { id: deleted.as_str(), message: "Docker Registry Secret has been deleted" }))
     })
@@ -118,7 +137,7 @@ pub fn delete<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
 
 /// List and get one: both read metadata only, so one component serves them.
 pub fn read<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(request, |endpoint| match endpoint {
+    serve(ctx.env.clock, request, |endpoint, _| match endpoint {
         Endpoint::ListSecrets => ctx.read_as(request, |who| {
             let query = ListQuery::parse(request.uri().query())?;
             Ok(Reply::json(200, &secrets::list(ctx.env.store, who, &query)?))
@@ -133,9 +152,10 @@ pub fn read<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Ou
 }
 
 pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(request, |endpoint| {
+    serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::ExportCredentials { name } = endpoint else { return Err(wrong_component()) };
         ctx.read_as(request, |who| {
+            trail.caller(who);
             who.require(Need::ReadCredentials)?;
             let manifest = export::export(ctx.env.store, who, ctx.keyring()?, &name)?;
             Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
@@ -146,10 +166,9 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
 /// The quota reads share the reads' cheap path (the verified-token cache); setting a limit is a
 /// write and verifies in full.
 pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(request, |endpoint| match endpoint {
+    serve(ctx.env.clock, request, |endpoint, trail| match endpoint {
         Endpoint::ResourceQuota => ctx.read_as(request, |who| {
-            let quota_only = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-                .any(|(k, v)| k == "quotaOnly" && v.eq_ignore_ascii_case("true"));
+            let quota_only = quota::quota_only(request.uri().query())?;
             Ok(Reply::json(200, &quota::resource_quota(ctx.env.store, who, quota_only)?))
         }),
         Endpoint::GetTenantQuota { tenant } => {
@@ -157,6 +176,7 @@ pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> O
         }
         Endpoint::SetTenantQuota { tenant } => {
             let who = ctx.principal(request)?;
+            trail.caller(&who);
             who.require(Need::Operate)?;
             let body: SetQuota = serde_json::from_value(json_body(request, JSON)?).map_err(|_| {
                 Error::InvalidQuota(format!("The body must be {{\"limit\": N}} with N from 0 to {}", quota::MAX_LIMIT))
@@ -168,9 +188,10 @@ pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> O
 }
 
 pub fn reencrypt<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(request, |endpoint| {
+    serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::ReencryptTenant { tenant } = endpoint else { return Err(wrong_component()) };
         let who = ctx.principal(request)?;
+        trail.caller(&who);
         Ok(Reply::json(200, &reencrypt::reencrypt(&ctx.env, &who, ctx.keyring()?, &tenant)?))
     })
 }

@@ -12,6 +12,7 @@ use crate::store::{KeyValue, TenantKeys};
 
 /// The credentials as a Kubernetes Secret manifest, for `kubectl apply -f -`.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct KubernetesSecret {
     pub api_version: &'static str,
@@ -23,11 +24,13 @@ pub struct KubernetesSecret {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KubernetesMetadata {
     pub name: String,
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KubernetesData {
     #[serde(rename = ".dockerconfigjson")]
     pub dockerconfigjson: String,

@@ -73,35 +73,51 @@ impl Reply {
     }
 }
 
+/// Every error answer's body, SAP's `BckndErrorResponse`.
 #[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorContent<'a>,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody<'a> {
+    pub error: ErrorContent<'a>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ErrorContent<'a> {
-    code: &'static str,
-    message: String,
-    request_id: &'a str,
-    target: &'a str,
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorContent<'a> {
+    /// What went wrong, for programs: the same for every answer of that kind.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The id of the request, also in the `x-request-id` header.
+    pub request_id: &'a str,
+    /// The path that was called.
+    pub target: &'a str,
+    /// More about the error, for some codes (`QuotaExceeded`: `limit` and `used`); left out when empty.
     #[serde(skip_serializing_if = "Details::is_empty")]
-    details: Details,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: Details,
 }
 
 /// A finished response and what to log about it (never secret material).
 pub struct Outcome {
     pub response: Response,
     pub log: Option<String>,
+    /// The audit line of a change or credential read, written to stdout (see `audit`).
+    pub audit: Option<crate::audit::Event>,
 }
+
+/// How much of a request path an error log line quotes.
+const MAX_LOGGED_PATH_CHARS: usize = 512;
 
 /// The one place where results become responses.
 pub fn finish(result: Result<Reply, Error>, id: &RequestId, target: &str) -> Outcome {
     let (reply, log) = match result {
         Ok(reply) => (reply, None),
         Err(error) => {
+            // The path is cut so that a line stays one write (see spin-bridge's `log`), reason included.
+            let shown: String = target.chars().take(MAX_LOGGED_PATH_CHARS).collect();
             let log = error.log_reason().map(|reason| {
-                format!("request {} {target}: {} {}: {reason}", id.as_str(), error.status(), error.code())
+                format!("request {} {shown}: {} {}: {reason}", id.as_str(), error.status(), error.code())
             });
             (error_reply(&error, id, target), log)
         }
@@ -111,7 +127,7 @@ pub fn finish(result: Result<Reply, Error>, id: &RequestId, target: &str) -> Out
         builder = builder.header(name, HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("")));
     }
     let response = builder.body(reply.body).expect("status and headers are valid");
-    Outcome { response, log }
+    Outcome { response, log, audit: None }
 }
 
 fn error_reply(error: &Error, id: &RequestId, target: &str) -> Reply {

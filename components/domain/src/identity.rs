@@ -179,6 +179,10 @@ pub enum Need {
 pub struct Principal {
     pub tenant: TenantId,
     pub scopes: Scopes,
+    /// The token's `sub`, for the audit trail only: it grants nothing.
+    pub subject: Option<String>,
+    /// The OAuth client the token was issued to (`azp`, else `client_id`), for the audit trail only.
+    pub client: Option<String>,
 }
 
 impl Principal {
@@ -281,7 +285,9 @@ fn verify(authorization: Option<&str>, settings: &AuthSettings, now_unix_secs: u
         Some(claim) => Scopes::from_claim(claim)?,
     };
     let not_before = claims.invalid_before.map(|t| t.as_secs());
-    Ok(Verified { principal: Principal { tenant, scopes }, expires_at, not_before })
+    let subject = claims.subject.clone();
+    let client = ["azp", "client_id"].iter().find_map(|c| claims.custom.get(*c)?.as_str().map(str::to_owned));
+    Ok(Verified { principal: Principal { tenant, scopes, subject, client }, expires_at, not_before })
 }
 
 fn verify_signature_and_times(

@@ -78,6 +78,7 @@ impl TenantIndex {
 
 /// What list and get answer: metadata, never credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SecretMetadata {
     pub name: String,

@@ -4,6 +4,7 @@
 //! matching function of [`endpoints`] with their platform, and write the [`http::Outcome`] back.
 //! Storage is reached only through [`store::KeyValue`], so everything here is tested natively.
 
+pub mod audit;
 pub mod clock;
 pub mod crypto;
 pub mod dockerconfig;

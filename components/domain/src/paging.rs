@@ -34,6 +34,7 @@ impl Default for ListQuery {
 
 /// One page of a list, serialised as SAP's `{"count": N, "resources": [...]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub count: usize,
     pub resources: Vec<T>,

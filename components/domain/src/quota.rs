@@ -25,6 +25,7 @@ pub fn limit<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<u32, Error> {
 
 /// SAP's resource-quota shape.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceQuota {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -32,14 +33,39 @@ pub struct ResourceQuota {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     pub count: u32,
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaLimit {
     pub max_count: u32,
+}
+
+/// Reads SAP's `quotaOnly` query parameter, a boolean: `true` or `false` (any case, since SDKs send
+/// Python's `True`), at most once. Anything else is refused as the list's `$` parameters are, so a
+/// typo never silently gives the other answer. Other parameters are ignored.
+pub fn quota_only(query: Option<&str>) -> Result<bool, Error> {
+    let mut found = None;
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if name != "quotaOnly" {
+            continue;
+        }
+        if found.is_some() {
+            return Err(Error::InvalidQuery("`quotaOnly` is given more than once".into()));
+        }
+        found = Some(if value.eq_ignore_ascii_case("true") {
+            true
+        } else if value.eq_ignore_ascii_case("false") {
+            false
+        } else {
+            return Err(Error::InvalidQuery("`quotaOnly` must be true or false".into()));
+        });
+    }
+    Ok(found.unwrap_or(false))
 }
 
 pub fn resource_quota<S: KeyValue>(store: &S, who: &Principal, quota_only: bool) -> Result<ResourceQuota, Error> {
@@ -51,6 +77,7 @@ pub fn resource_quota<S: KeyValue>(store: &S, who: &Principal, quota_only: bool)
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantQuota {
     pub tenant: String,
     pub limit: u32,
@@ -58,8 +85,10 @@ pub struct TenantQuota {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetQuota {
+    #[cfg_attr(feature = "openapi", schema(maximum = 1000))]
     pub limit: u32,
 }
 
@@ -96,4 +125,29 @@ pub fn set_tenant_quota<S: KeyValue>(
         limit: request.limit,
         used: TenantIndex::load(store, &keys)?.used(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_only_takes_true_or_false_once_and_nothing_else() {
+        assert_eq!(quota_only(None), Ok(false));
+        assert_eq!(quota_only(Some("")), Ok(false));
+        assert_eq!(quota_only(Some("quotaOnly=true")), Ok(true));
+        assert_eq!(quota_only(Some("quotaOnly=True")), Ok(true));
+        assert_eq!(quota_only(Some("quotaOnly=false")), Ok(false));
+        assert_eq!(quota_only(Some("other=1&quotaOnly=FALSE")), Ok(false));
+        for bad in [
+            "quotaOnly=null",
+            "quotaOnly=",
+            "quotaOnly",
+            "quotaOnly=1",
+            "quotaOnly=yes",
+            "quotaOnly=true&quotaOnly=true",
+        ] {
+            assert!(matches!(quota_only(Some(bad)), Err(Error::InvalidQuery(_))), "{bad}");
+        }
+    }
 }

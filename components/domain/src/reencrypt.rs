@@ -12,6 +12,7 @@ use crate::store::{KeyValue, TenantKeys};
 
 /// What a re-encryption did.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reencrypted {
     pub tenant: String,
     /// The key every secret of the tenant is now sealed with.

@@ -40,6 +40,81 @@ impl Endpoint {
     }
 }
 
+/// One call of the API: what `resolve` answers for a method and a path of this template. This
+/// table is what the OpenAPI document (`components/apidoc`) is built from and checked against, and
+/// `resolve` is checked against it, so a route cannot exist in one and not in the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The operation's id in the OpenAPI document; [`Endpoint::operation`] names the same.
+    pub operation: &'static str,
+    pub method: &'static str,
+    /// In OpenAPI's syntax: `{name}` is a secret name, `{tenant}` a tenant id (one path segment each).
+    pub path: &'static str,
+    /// The private Spin component that serves it; [`Endpoint::component`] names the same.
+    pub component: &'static str,
+}
+
+pub const ROUTES: &[Route] = &[
+    Route { operation: "createSecret", method: "POST", path: SECRETS, component: "create" },
+    Route { operation: "listSecrets", method: "GET", path: SECRETS, component: "list" },
+    Route { operation: "getSecret", method: "GET", path: "/v2/admin/dockerRegistrySecrets/{name}", component: "list" },
+    Route {
+        operation: "modifySecret",
+        method: "PATCH",
+        path: "/v2/admin/dockerRegistrySecrets/{name}",
+        component: "patch",
+    },
+    Route {
+        operation: "deleteSecret",
+        method: "DELETE",
+        path: "/v2/admin/dockerRegistrySecrets/{name}",
+        component: "delete",
+    },
+    Route {
+        operation: "exportCredentials",
+        method: "GET",
+        path: "/v2/admin/dockerRegistrySecrets/{name}/credentials",
+        component: "credentials",
+    },
+    Route { operation: "getResourceQuota", method: "GET", path: RESOURCE_QUOTA, component: "quota" },
+    Route {
+        operation: "getTenantQuota",
+        method: "GET",
+        path: "/v2/operator/tenants/{tenant}/quota",
+        component: "quota",
+    },
+    Route {
+        operation: "setTenantQuota",
+        method: "PUT",
+        path: "/v2/operator/tenants/{tenant}/quota",
+        component: "quota",
+    },
+    Route {
+        operation: "reencryptTenant",
+        method: "POST",
+        path: "/v2/operator/tenants/{tenant}/reencrypt",
+        component: "reencrypt",
+    },
+];
+
+impl Endpoint {
+    /// The operation id of its entry in [`ROUTES`].
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Endpoint::CreateSecret => "createSecret",
+            Endpoint::ListSecrets => "listSecrets",
+            Endpoint::GetSecret { .. } => "getSecret",
+            Endpoint::ModifySecret { .. } => "modifySecret",
+            Endpoint::DeleteSecret { .. } => "deleteSecret",
+            Endpoint::ExportCredentials { .. } => "exportCredentials",
+            Endpoint::ResourceQuota => "getResourceQuota",
+            Endpoint::GetTenantQuota { .. } => "getTenantQuota",
+            Endpoint::SetTenantQuota { .. } => "setTenantQuota",
+            Endpoint::ReencryptTenant { .. } => "reencryptTenant",
+        }
+    }
+}
+
 fn by_method(method: &Method, allow: &'static str, choices: Vec<(Method, Endpoint)>) -> Result<Endpoint, Error> {
     choices.into_iter().find(|(m, _)| m == method).map(|(_, e)| e).ok_or(Error::MethodNotAllowed { allow })
 }
@@ -121,6 +196,45 @@ mod tests {
             resolve(&Method::GET, "/v2/admin/dockerRegistrySecrets/a%2Eb").unwrap(),
             Endpoint::GetSecret { name: "a.b".into() }
         );
+    }
+
+    /// A path of the template with a sample value in each parameter.
+    fn sample_path(template: &str) -> String {
+        template.replace("{name}", "my-secret").replace("{tenant}", "acme")
+    }
+
+    #[test]
+    fn every_route_of_the_table_resolves_to_its_operation_and_component() {
+        for route in ROUTES {
+            let method = Method::from_bytes(route.method.as_bytes()).unwrap();
+            let endpoint = resolve(&method, &sample_path(route.path)).unwrap_or_else(|e| panic!("{route:?}: {e}"));
+            assert_eq!(endpoint.operation(), route.operation, "{route:?}");
+            assert_eq!(endpoint.component(), route.component, "{route:?}");
+        }
+        let mut operations: Vec<_> = ROUTES.iter().map(|r| r.operation).collect();
+        operations.sort();
+        operations.dedup();
+        assert_eq!(operations.len(), ROUTES.len(), "operation ids are unique");
+    }
+
+    #[test]
+    fn every_path_of_the_table_refuses_the_other_methods_with_exactly_its_methods_in_allow() {
+        let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"];
+        for route in ROUTES {
+            let path = sample_path(route.path);
+            let mut table: Vec<&str> = ROUTES.iter().filter(|r| r.path == route.path).map(|r| r.method).collect();
+            table.sort();
+            for method in methods.iter().filter(|m| !table.contains(m)) {
+                let Err(Error::MethodNotAllowed { allow }) =
+                    resolve(&Method::from_bytes(method.as_bytes()).unwrap(), &path)
+                else {
+                    panic!("{method} {path} is not refused with 405");
+                };
+                let mut allowed: Vec<&str> = allow.split(", ").collect();
+                allowed.sort();
+                assert_eq!(allowed, table, "Allow of {path}");
+            }
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ fn keyring(spec: &[(&str, u8)]) -> Keyring {
 
 fn who(tenant: &str, scopes: &[Scope]) -> Principal {
     let scopes = scopes.iter().fold(Scopes::empty(), |s, scope| s.with(*scope));
-    Principal { tenant: TenantId::parse(tenant).unwrap(), scopes }
+    Principal { tenant: TenantId::parse(tenant).unwrap(), scopes, subject: None, client: None }
 }
 
 fn admin(tenant: &str) -> Principal {

@@ -40,7 +40,7 @@ pub async fn gateway(request: IncomingRequest, response_out: ResponseOutparam) {
     };
     let outcome = finish(Err(refusal), &request_id, path);
     if let Some(line) = outcome.log {
-        eprintln!("{line}");
+        crate::log::error(&line);
     }
     answer(outcome.response, response_out);
 }

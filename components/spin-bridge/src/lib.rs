@@ -8,6 +8,7 @@
 //! through service chaining ([`gateway`]).
 
 mod chain;
+pub mod log;
 mod request;
 mod response;
 mod settings;
@@ -28,8 +29,8 @@ use domain::secrets::Env;
 use spin_sdk::http::IncomingRequest;
 
 /// Reads the request, builds the endpoint's context from the store and the variables this
-/// component was granted, runs the endpoint, logs what it says to log, and returns the answer
-/// ([`answer`] sends it).
+/// component was granted, runs the endpoint, logs what it says to log (and its audit line), and
+/// returns the answer ([`answer`] sends it).
 pub async fn serve(
     incoming: IncomingRequest,
     grants: Grants,
@@ -45,7 +46,10 @@ pub async fn serve(
     };
     let outcome = endpoint(&context, &request);
     if let Some(line) = outcome.log {
-        eprintln!("{line}");
+        log::error(&line);
+    }
+    if let Some(event) = outcome.audit {
+        log::audit(&event.line());
     }
     outcome.response
 }

@@ -81,6 +81,8 @@ fn print_store_calls() {
     let who = Principal {
         tenant: TenantId::parse("acme").unwrap(),
         scopes: Scopes::empty().with(Scope::Admin).with(Scope::Viewer).with(Scope::Puller),
+        subject: None,
+        client: None,
     };
     let body = || {
         SecretRequest::from_json(

@@ -4,6 +4,7 @@
 
 use crate::app::AppShared;
 use crate::kv_host::KvState;
+use crate::logs::Stdio;
 use crate::outbound::OutboundHooks;
 use crate::routes::RouteMatch;
 use crate::state::InstanceState;
@@ -141,8 +142,8 @@ async fn run_instance(
         app.components.get(component).ok_or_else(|| anyhow::anyhow!("unknown routing destination '{component}'"))?;
     let info = loaded.info.clone();
     let wasi = WasiCtxBuilder::new()
-        .stdout(app.logs.sink(&info.id))
-        .stderr(app.logs.sink(&info.id))
+        .stdout(app.logs.sink(&info.id, Stdio::Stdout))
+        .stderr(app.logs.sink(&info.id, Stdio::Stderr))
         .envs(&info.environment)
         .build();
     let state = InstanceState {

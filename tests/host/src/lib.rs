@@ -19,6 +19,7 @@ pub mod variables;
 mod vars_host;
 
 pub use dispatch::TRAP_HEADER;
+pub use logs::Stdio;
 
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -42,6 +43,9 @@ pub struct HostConfig {
     pub allow_trap_injection: bool,
     /// Also copy component output and host errors to this process's stderr.
     pub echo_logs: bool,
+    /// Also append each component's output to `<dir>/<component>_stdout.txt` / `_stderr.txt`,
+    /// as `spin up` does in `.spin/logs` (`testhost serve` does too; tests keep it in memory).
+    pub log_dir: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -54,6 +58,7 @@ impl HostConfig {
             variables: BTreeMap::new(),
             allow_trap_injection: false,
             echo_logs: false,
+            log_dir: None,
         }
     }
 }
@@ -70,7 +75,7 @@ impl RunningApp {
     /// Loads and compiles every component, then serves. Must run on a multi-thread runtime (as
     /// Spin, SQLite calls block a worker).
     pub async fn start(cfg: HostConfig) -> Result<RunningApp> {
-        let logs = logs::LogBook::new(cfg.echo_logs);
+        let logs = logs::LogBook::new(cfg.echo_logs, cfg.log_dir.clone())?;
         let app = {
             let cfg = cfg.clone();
             tokio::task::spawn_blocking(move || app::AppShared::load(&cfg, logs)).await??
@@ -109,10 +114,16 @@ impl RunningApp {
         self.app.default_sqlite.as_deref()
     }
 
-    /// Everything components wrote to stdout/stderr so far, one `[component] line` per line,
-    /// plus `[host]` lines for refused outbound requests and failed instances.
+    /// Everything components wrote to stdout/stderr so far, write by write as it arrived (what
+    /// `spin up` shows when following), plus `[host]` lines for refused outbound requests and
+    /// failed instances.
     pub fn logs(&self) -> String {
         self.app.logs.text()
+    }
+
+    /// What `spin up` would have written to `.spin/logs/<component>_<stdout|stderr>.txt` so far.
+    pub fn component_log(&self, component: &str, stream: Stdio) -> String {
+        self.app.logs.file(component, stream)
     }
 
     /// Every (store, key, value) in the configured backends (Redis rows carry their label).

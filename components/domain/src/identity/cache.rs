@@ -40,6 +40,11 @@ struct Entry {
     expires_at: u64,
     #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
     not_before: Option<u64>,
+    /// `sub` and `azp`/`client_id`, kept for the audit trail.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    client: Option<String>,
 }
 
 impl Entry {
@@ -51,7 +56,7 @@ impl Entry {
     fn principal(&self) -> Option<Principal> {
         let tenant = TenantId::parse(&self.tenant).ok()?;
         let scopes = self.scopes.iter().filter_map(|s| Scope::from_claim_value(s)).collect::<Scopes>();
-        Some(Principal { tenant, scopes })
+        Some(Principal { tenant, scopes, subject: self.subject.clone(), client: self.client.clone() })
     }
 }
 
@@ -118,6 +123,8 @@ pub fn authenticate_cached<S: KeyValue>(
             scopes: verified.principal.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
             expires_at: verified.expires_at,
             not_before: verified.not_before,
+            subject: verified.principal.subject.clone(),
+            client: verified.principal.client.clone(),
         };
         Remember { key, bytes: serde_json::to_vec(&entry).expect("entries serialize") }
     });

@@ -378,7 +378,12 @@ fn unusable_settings_are_a_misconfiguration() {
 #[test]
 fn each_need_is_granted_by_the_contracts_scopes_only() {
     let tenant = TenantId::parse("acme").unwrap();
-    let principal = |scopes: &[Scope]| Principal { tenant: tenant.clone(), scopes: scopes.iter().copied().collect() };
+    let principal = |scopes: &[Scope]| Principal {
+        tenant: tenant.clone(),
+        scopes: scopes.iter().copied().collect(),
+        subject: None,
+        client: None,
+    };
     let table = [
         (Scope::Viewer, [true, false, false, false]),
         (Scope::Admin, [true, true, false, false]),
@@ -493,4 +498,29 @@ mod cache {
         assert!(matches!(cached(&store, &newcomer, &settings(), NOW).unwrap().1, Lookup::Verified(None)));
         assert!(matches!(cached(&store, &tokens[0], &settings(), NOW).unwrap().1, Lookup::Hit));
     }
+}
+
+#[test]
+fn the_caller_s_subject_and_client_are_kept_for_the_audit_trail_also_through_the_cache() {
+    use crate::identity::cache::{authenticate_cached, Lookup};
+    let mut with_azp = claims_with(json!({"tenant": "acme", "scope": "regsecrets.puller", "azp": "ci-bot"}));
+    with_azp.subject = Some("alice@example.com".into());
+    let principal = check(&ed_token(with_azp.clone())).unwrap();
+    assert_eq!(principal.subject.as_deref(), Some("alice@example.com"));
+    assert_eq!(principal.client.as_deref(), Some("ci-bot"));
+    let client_id_only = claims_with(json!({"tenant": "acme", "client_id": "console"}));
+    let principal = check(&ed_token(client_id_only)).unwrap();
+    assert_eq!((principal.subject, principal.client.as_deref()), (None, Some("console")));
+
+    let store = crate::store::MemoryStore::new();
+    let token = ed_token(with_azp);
+    let Ok((_, Lookup::Verified(Some(remember)))) =
+        authenticate_cached(&store, Some(&bearer(&token)), &settings(), NOW)
+    else {
+        panic!("a fresh verification")
+    };
+    remember.save(&store);
+    let (hit, lookup) = authenticate_cached(&store, Some(&bearer(&token)), &settings(), NOW).unwrap();
+    assert!(matches!(lookup, Lookup::Hit));
+    assert_eq!((hit.subject.as_deref(), hit.client.as_deref()), (Some("alice@example.com"), Some("ci-bot")));
 }

@@ -1,0 +1,407 @@
+//! What each operation of `ROUTES` takes and answers. One entry per operation id; adding a
+//! route means adding its entry to [`describe`], and a response it can give means adding its
+//! status to `errors` (the component responses of `responses.rs` say what each status means).
+
+use domain::routes::Route;
+use serde_json::{json, Value};
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::{Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder, ResponsesBuilder};
+
+use crate::responses::{self, header};
+use crate::{schemas, BEARER};
+
+pub const SECRETS_TAG: &str = "Docker registry secrets";
+pub const QUOTA_TAG: &str = "Resource quota";
+pub const OPERATOR_TAG: &str = "Operator";
+
+const VIEWER: &str = "regsecrets.viewer";
+const ADMIN: &str = "regsecrets.admin";
+const PULLER: &str = "regsecrets.puller";
+const OPERATOR: &str = "regsecrets.operator";
+
+/// The media types a body is taken as.
+const JSON: &[&str] = &["application/json"];
+const JSON_OR_MERGE_PATCH: &[&str] = &["application/json", "application/merge-patch+json"];
+
+pub struct Body {
+    pub schema: &'static str,
+    pub media_types: &'static [&'static str],
+    pub examples: Vec<(&'static str, Value)>,
+}
+
+pub struct Success {
+    pub status: u16,
+    pub description: &'static str,
+    pub schema: &'static str,
+    /// Response headers besides `x-request-id` (which every answer carries).
+    pub headers: &'static [&'static str],
+    pub example: Value,
+    /// Links for stateful clients: (name, operation id), the secret's name from this answer's `id`.
+    pub links: &'static [(&'static str, &'static str)],
+}
+
+pub struct Description {
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+    /// Any one of these scopes lets a token call it.
+    pub scopes: &'static [&'static str],
+    /// Query and header parameters (path parameters come from the route's template).
+    pub parameters: Vec<Parameter>,
+    pub body: Option<Body>,
+    pub success: Success,
+    /// Every other status the call can answer; each is a component response of `responses.rs`.
+    pub errors: &'static [u16],
+}
+
+fn query(name: &str, description: &str, schema: Value, example: Value) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schemas::inline(schema)))
+        .example(Some(example))
+        .build()
+}
+
+fn if_match() -> Parameter {
+    ParameterBuilder::new()
+        .name("If-Match")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Only if the secret is still at this version: its `ETag` (`\"7\"`), a list of them, or `*`. Otherwise 412.",
+        ))
+        .schema(Some(schemas::inline(json!({"type": "string"}))))
+        .example(Some(json!("\"7\"")))
+        .build()
+}
+
+const CREATED: &str = "Secret has been created";
+const MODIFIED: &str = "Secret has been modified";
+const DELETED: &str = "Docker Registry Secret has been deleted";
+
+fn metadata_example(name: &str, version: u64) -> Value {
+    json!({"name": name, "registries": ["ghcr.io"], "managed": false, "createdAt": "2026-01-05T09:30:00Z",
+        "modifiedAt": "2026-01-05T09:30:00Z", "version": version})
+}
+
+fn secret_body_examples(with_name: bool) -> Vec<(&'static str, Value)> {
+    let mut structured = json!({"registry": "ghcr.io", "username": "bot", "password": "s3cret"});
+    let mut sap = json!({"data": {".dockerconfigjson": "{\"auths\":{\"ghcr.io\":{\"username\":\"bot\",\"password\":\"s3cret\"}}}"}});
+    if with_name {
+        structured["name"] = json!("ghcr-pull");
+        sap["name"] = json!("ghcr-pull");
+    }
+    vec![("kubectl form", structured), ("SAP form", sap)]
+}
+
+/// The entry of an operation id of `ROUTES`.
+pub fn describe(operation: &str) -> Description {
+    match operation {
+        "createSecret" => Description {
+            tag: SECRETS_TAG,
+            summary: "Create a secret",
+            description: "Stores a registry's credentials under a name unique in the tenant, from SAP's form (`data` \
+with a `.dockerconfigjson`: the Docker config's JSON, or that base64-encoded) or kubectl's (`registry`, `username`, \
+`password`, `email`). A token with `regsecrets.operator` creates a *managed* secret. Refused with 403 \
+`QuotaExceeded` when the tenant holds its limit.",
+            scopes: &[ADMIN, OPERATOR],
+            parameters: Vec::new(),
+            body: Some(Body { schema: schemas::CREATE, media_types: JSON, examples: secret_body_examples(true) }),
+            success: Success {
+                status: 201,
+                description: "Created (SAP answers 202).",
+                schema: schemas::DONE,
+                headers: &["Location", "ETag"],
+                example: json!({"id": "ghcr-pull", "message": CREATED}),
+                links: &[
+                    ("GetSecret", "getSecret"),
+                    ("ModifySecret", "modifySecret"),
+                    ("DeleteSecret", "deleteSecret"),
+                    ("ExportCredentials", "exportCredentials"),
+                ],
+            },
+            errors: &[400, 401, 403, 409, 413, 415, 500, 503],
+        },
+        "listSecrets" => Description {
+            tag: SECRETS_TAG,
+            summary: "List secrets' metadata",
+            description: "The tenant's secrets sorted by name: metadata only, never credentials. `count` is the \
+number returned, or with `$count=true` the number that match.",
+            scopes: &[VIEWER, ADMIN],
+            parameters: vec![
+                query(
+                    "$top",
+                    "At most this many (default and maximum 1000).",
+                    json!({"type": "integer", "minimum": 0, "maximum": 1000}),
+                    json!(10),
+                ),
+                query(
+                    "$skip",
+                    "Pass over this many first.",
+                    json!({"type": "integer", "minimum": 0, "maximum": 4294967295u64}),
+                    json!(0),
+                ),
+                query(
+                    "$count",
+                    "`count` is the total that matches, not the number returned.",
+                    json!({"type": "boolean"}),
+                    json!(true),
+                ),
+                query(
+                    "$search",
+                    "Only names containing this, ignoring case.",
+                    json!({"type": "string", "maxLength": 253}),
+                    json!("ghcr"),
+                ),
+            ],
+            body: None,
+            success: Success {
+                status: 200,
+                description: "A page of metadata.",
+                schema: schemas::PAGE,
+                headers: &[],
+                example: json!({"count": 1, "resources": [metadata_example("ghcr-pull", 7)]}),
+                links: &[],
+            },
+            errors: &[400, 401, 403, 500],
+        },
+        "getSecret" => Description {
+            tag: SECRETS_TAG,
+            summary: "Get a secret's metadata",
+            description: "Name, registries (hosts), managed, times and version; never a username, password or \
+token. `ETag` is the version, for `If-Match`.",
+            scopes: &[VIEWER, ADMIN],
+            parameters: Vec::new(),
+            body: None,
+            success: Success {
+                status: 200,
+                description: "The secret's metadata.",
+                schema: schemas::METADATA,
+                headers: &["ETag"],
+                example: metadata_example("ghcr-pull", 7),
+                links: &[],
+            },
+            errors: &[401, 403, 404, 500],
+        },
+        "modifySecret" => Description {
+            tag: SECRETS_TAG,
+            summary: "Replace a secret's credentials",
+            description: "Takes either form, without `name` (or with the path's). With `If-Match`, only if the \
+secret is still at that version. Managed secrets are modified by operators only (403 \
+`UpdateManagedSecretNotAllowed`).",
+            scopes: &[ADMIN, OPERATOR],
+            parameters: vec![if_match()],
+            body: Some(Body {
+                schema: schemas::MODIFY,
+                media_types: JSON_OR_MERGE_PATCH,
+                examples: secret_body_examples(false),
+            }),
+            success: Success {
+                status: 200,
+                description: "Modified (SAP answers 202); `ETag` is the new version.",
+                schema: schemas::DONE,
+                headers: &["ETag"],
+                example: json!({"id": "ghcr-pull", "message": MODIFIED}),
+                links: &[("GetSecret", "getSecret")],
+            },
+            errors: &[400, 401, 403, 404, 412, 413, 415, 500, 503],
+        },
+        "deleteSecret" => Description {
+            tag: SECRETS_TAG,
+            summary: "Delete a secret",
+            description: "With `If-Match`, only if the secret is still at that version. Managed secrets are deleted \
+by operators only (403 `DeleteManagedSecretNotAllowed`).",
+            scopes: &[ADMIN, OPERATOR],
+            parameters: vec![if_match()],
+            body: None,
+            success: Success {
+                status: 200,
+                description: "Deleted (SAP answers 202).",
+                schema: schemas::DONE,
+                headers: &[],
+                example: json!({"id": "ghcr-pull", "message": DELETED}),
+                links: &[],
+            },
+            errors: &[401, 403, 404, 412, 500, 503],
+        },
+        "exportCredentials" => Description {
+            tag: SECRETS_TAG,
+            summary: "Export the credentials as a Kubernetes Secret",
+            description: "A `kubernetes.io/dockerconfigjson` Secret manifest, for `kubectl apply -f -`. The only \
+call that answers credentials; `Cache-Control: no-store`.",
+            scopes: &[PULLER],
+            parameters: Vec::new(),
+            body: None,
+            success: Success {
+                status: 200,
+                description: "The manifest.",
+                schema: schemas::MANIFEST,
+                headers: &["Cache-Control"],
+                example: json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+                    "metadata": {"name": "ghcr-pull"}, "data": {".dockerconfigjson": "eyJhdXRocyI6e319"}}),
+                links: &[],
+            },
+            errors: &[401, 403, 404, 500],
+        },
+        "getResourceQuota" => Description {
+            tag: QUOTA_TAG,
+            summary: "The tenant's quota and usage",
+            description: "SAP's resource-quota shape; `usage` is left out with `quotaOnly=true`.",
+            scopes: &[VIEWER, ADMIN],
+            parameters: vec![query(
+                "quotaOnly",
+                "Only the quota, not the usage: `true` or `false`.",
+                json!({"type": "boolean"}),
+                json!(true),
+            )],
+            body: None,
+            success: Success {
+                status: 200,
+                description: "Quota and usage.",
+                schema: schemas::RESOURCE_QUOTA,
+                headers: &[],
+                example: json!({"usage": {"count": 16}, "quota": {"maxCount": 50}}),
+                links: &[],
+            },
+            errors: &[400, 401, 403, 500],
+        },
+        "getTenantQuota" => Description {
+            tag: OPERATOR_TAG,
+            summary: "A tenant's limit and usage",
+            description: "Any tenant's; the limit is 50 unless an operator set another.",
+            scopes: &[OPERATOR],
+            parameters: Vec::new(),
+            body: None,
+            success: Success {
+                status: 200,
+                description: "Limit and usage.",
+                schema: schemas::TENANT_QUOTA,
+                headers: &[],
+                example: json!({"tenant": "acme", "limit": 50, "used": 16}),
+                links: &[],
+            },
+            errors: &[400, 401, 403, 500],
+        },
+        "setTenantQuota" => Description {
+            tag: OPERATOR_TAG,
+            summary: "Set a tenant's limit",
+            description: "From 0 to 1000. A limit below the usage refuses new secrets; none is removed.",
+            scopes: &[OPERATOR],
+            parameters: Vec::new(),
+            body: Some(Body {
+                schema: schemas::SET_QUOTA,
+                media_types: JSON,
+                examples: vec![("a limit", json!({"limit": 80}))],
+            }),
+            success: Success {
+                status: 200,
+                description: "The new limit and the usage.",
+                schema: schemas::TENANT_QUOTA,
+                headers: &[],
+                example: json!({"tenant": "acme", "limit": 80, "used": 16}),
+                links: &[],
+            },
+            errors: &[400, 401, 403, 413, 415, 500],
+        },
+        "reencryptTenant" => Description {
+            tag: OPERATOR_TAG,
+            summary: "Re-encrypt a tenant's secrets under the newest key",
+            description: "After a key rotation: rewrites every secret still sealed with an older key of \
+`encryption_keys`. Versions and ETags do not change. Safe to repeat.",
+            scopes: &[OPERATOR],
+            parameters: Vec::new(),
+            body: None,
+            success: Success {
+                status: 200,
+                description: "What was rewritten.",
+                schema: schemas::REENCRYPTED,
+                headers: &[],
+                example: json!({"tenant": "acme", "key": "k2", "reencrypted": 12, "secrets": 12}),
+                links: &[],
+            },
+            errors: &[400, 401, 403, 500, 503],
+        },
+        other => panic!("ROUTES names an operation the document does not describe: {other}"),
+    }
+}
+
+fn path_parameter(template: &str) -> Option<Parameter> {
+    let (name, description, schema) = if template.contains("{name}") {
+        ("name", "The secret's name.", schemas::SECRET_NAME)
+    } else if template.contains("{tenant}") {
+        ("tenant", "A tenant id.", schemas::TENANT_ID)
+    } else {
+        return None;
+    };
+    Some(
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some(description))
+            .schema(Some(Ref::from_schema_name(schema)))
+            .build(),
+    )
+}
+
+fn success(route: &Route, success: &Success) -> utoipa::openapi::Response {
+    let mut response = ResponseBuilder::new().description(success.description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(success.schema)))
+            .example(Some(success.example.clone()))
+            .build(),
+    );
+    for name in success.headers.iter().copied().chain([domain::http::REQUEST_ID]) {
+        response = response.header(name, header(name));
+    }
+    for (name, operation) in success.links {
+        let link = LinkBuilder::new()
+            .operation_id(*operation)
+            .parameter("name", "$response.body#/id")
+            .description(format!("The secret this {} answered for.", route.operation))
+            .build();
+        response = response.link(*name, link);
+    }
+    response.build()
+}
+
+/// The OpenAPI operation of a route.
+pub fn operation(route: &Route, description: &Description) -> Operation {
+    let mut responses =
+        ResponsesBuilder::new().response(description.success.status.to_string(), success(route, &description.success));
+    for status in description.errors {
+        responses = responses.response(status.to_string(), Ref::from_response_name(responses::name(*status)));
+    }
+    let mut builder = OperationBuilder::new()
+        .operation_id(Some(route.operation))
+        .tag(description.tag)
+        .summary(Some(description.summary))
+        .description(Some(description.description))
+        .responses(responses.build())
+        .securities(Some(description.scopes.iter().map(|scope| SecurityRequirement::new(BEARER, [*scope]))));
+    for parameter in path_parameter(route.path).into_iter().chain(description.parameters.iter().cloned()) {
+        builder = builder.parameter(parameter);
+    }
+    if let Some(body) = &description.body {
+        let mut request = RequestBodyBuilder::new().required(Some(Required::True));
+        for media_type in body.media_types {
+            let mut content = ContentBuilder::new().schema(Some(Ref::from_schema_name(body.schema)));
+            for (name, example) in &body.examples {
+                content = content.examples_from_iter([(
+                    *name,
+                    utoipa::openapi::example::ExampleBuilder::new().value(Some(example.clone())).build(),
+                )]);
+            }
+            request = request.content(*media_type, content.build());
+        }
+        builder = builder.request_body(Some(request.build()));
+    }
+    builder.build()
+}
