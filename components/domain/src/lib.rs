@@ -22,5 +22,6 @@ pub mod reencrypt;
 pub mod routes;
 pub mod secrets;
 pub mod store;
+pub mod verify;
 
 pub use error::Error;
