@@ -39,6 +39,7 @@ static ASSETS: &[(&str, Asset)] = &[
     asset!("session.js", JS),
     asset!("validate.js", JS),
     asset!("format.js", JS),
+    asset!("verification.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
