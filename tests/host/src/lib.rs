@@ -5,12 +5,17 @@
 pub mod allowed_hosts;
 mod app;
 mod bindings;
+mod blocked_networks;
+mod client_tls;
 mod dispatch;
 pub mod kv;
 mod kv_host;
 mod logs;
+mod loopback_only;
 pub mod manifest;
+mod network_config;
 mod outbound;
+mod outbound_http;
 pub mod routes;
 mod server;
 mod state;
@@ -31,7 +36,8 @@ pub struct HostConfig {
     pub manifest: PathBuf,
     /// Port 0 picks a free port.
     pub listen: SocketAddr,
-    /// A Spin runtime-config file (`[key_value_store.<label>]`), as `spin up --runtime-config-file`.
+    /// A Spin runtime-config file, as `spin up --runtime-config-file`: `[key_value_store.<label>]`,
+    /// `[outbound_networking] block_networks` and `[[client_tls]]` (paths relative to the file).
     pub runtime_config: Option<PathBuf>,
     /// The `default` store's SQLite file; `<manifest dir>/.spin/sqlite_key_value.db` otherwise.
     pub sqlite_path: Option<PathBuf>,
@@ -41,6 +47,10 @@ pub struct HostConfig {
     pub allow_trap_injection: bool,
     /// Also copy component output and host errors to this process's stderr.
     pub echo_logs: bool,
+    /// Test-only safety net, stricter than Spin: refuse every outbound destination that is not
+    /// `localhost` or a loopback IP literal, before any DNS lookup (the guest sees
+    /// `connection-refused`). On in the e2e harness; `testhost serve --loopback-only`.
+    pub loopback_only: bool,
 }
 
 impl HostConfig {
@@ -53,6 +63,7 @@ impl HostConfig {
             variables: BTreeMap::new(),
             allow_trap_injection: false,
             echo_logs: false,
+            loopback_only: false,
         }
     }
 }

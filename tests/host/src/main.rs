@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use testhost::{HostConfig, RunningApp};
 
 const USAGE: &str = "usage: testhost serve [--manifest spin.toml] [--listen 127.0.0.1:3000] \
-[--runtime-config-file FILE] [--sqlite-path FILE] [--variable name=value]... [--allow-trap-injection] [--quiet]";
+[--runtime-config-file FILE] [--sqlite-path FILE] [--variable name=value]... [--allow-trap-injection] [--loopback-only] [--quiet]";
 
 fn parse(args: &[String]) -> Result<HostConfig> {
     let mut cfg = HostConfig::new("spin.toml");
@@ -25,6 +25,8 @@ fn parse(args: &[String]) -> Result<HostConfig> {
                 cfg.variables.insert(k.to_string(), v.to_string());
             }
             "--allow-trap-injection" => cfg.allow_trap_injection = true,
+            // Test-only: outbound requests may reach loopback only (stricter than Spin).
+            "--loopback-only" => cfg.loopback_only = true,
             "--quiet" => cfg.echo_logs = false,
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
