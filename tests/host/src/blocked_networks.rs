@@ -18,7 +18,7 @@ impl BlockedNetworks {
         // As Spin: networks that "private" already covers are left out.
         let networks = IpNetwork::collapse_addresses(networks)
             .into_iter()
-            .filter(|n| !(block_private && !n.is_global()))
+            .filter(|n| !block_private || n.is_global())
             .collect();
         BlockedNetworks { networks, block_private }
     }

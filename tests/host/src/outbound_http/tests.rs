@@ -219,6 +219,30 @@ async fn a_closed_port_is_connection_refused() {
 }
 
 #[tokio::test]
+async fn a_connect_that_hangs_hits_the_connect_timeout() {
+    // A listener whose accept queue is full: Linux drops further SYNs, so a connect hangs.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    let full = loop {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) if queued.len() < 16 => queued.push(stream),
+            Ok(_) => break false,
+            Err(_) => break true,
+        }
+    };
+    assert!(full, "the accept queue never filled ({} connections queued)", queued.len());
+    let started = Instant::now();
+    let err = send(&NetworkPolicy::default(), "verify", &format!("http://{addr}/"), options(300, 5000, 5000))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ConnectionTimeout), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn a_server_that_never_answers_hits_the_first_byte_timeout() {
     let pki = pki();
     let dir = tempfile::tempdir().unwrap();
