@@ -29,7 +29,11 @@
 //! registry::closed_port();                    // -> connection-refused
 //! registry::untrusted_https();                // Server: TLS with a CA nobody trusts -> tls-protocol-error
 //! registry::not_a_registry(Some(&pki));       // Server: trusted HTTPS, 200 text/html on /v2/
-//! registry::not_a_registry(None);             // the same over plain http
+//! registry::not_a_registry(None);             // the same over plain http: the verify component
+//!                                             // refuses it (`blocked`) unless the Spin variable
+//!                                             // `verify_insecure_registries` lists it (pass it in
+//!                                             // `TestApp::start_with`'s extra variables) and
+//!                                             // spin.toml allows `http://` for `verify`
 //! registry::never_answers();                  // Server: accepts, never answers -> connection-read-timeout
 //! ```
 //!
