@@ -140,10 +140,7 @@ fn create_refuses_past_the_quota_with_403_and_details() {
         assert_eq!(t.create(structured(name, "ghcr.io", "a", "b")).status, 201);
     }
     let reply = t.refused(403, "QuotaExceeded", || t.create(structured("three", "ghcr.io", "a", "b")));
-    assert_eq!(
-        reply.json()["error"]["details"],
-        json!({"limit": 2, "used": 2})
-    );
+    assert_eq!(reply.json()["error"]["details"], json!({"limit": 2, "used": 2}));
     let quota = t.get("/v2/admin/resourceQuota/dockerRegistrySecrets").json();
     assert_eq!(quota, json!({"usage": {"count": 2}, "quota": {"maxCount": 2}}));
     let quota_only = t.get("/v2/admin/resourceQuota/dockerRegistrySecrets?quotaOnly=true").json();
