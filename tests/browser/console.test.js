@@ -221,7 +221,7 @@ describe('regsecrets console', () => {
     const page = await adminPage();
     await filterTo(page, hub, [hub]);
     const items = await menuItems(page, hub);
-    assert.deepEqual(items, ['action-use', 'action-edit', 'action-delete']);
+    assert.deepEqual(items, ['action-use', 'action-verify', 'action-edit', 'action-delete']);
     await byTestId(page, 'action-edit').click();
     const dialog = byTestId(page, 'secret-dialog');
     await dialog.waitFor({ state: 'visible' });

@@ -5,11 +5,12 @@ const SECRETS = '/v2/admin/dockerRegistrySecrets';
 const QUOTA = '/v2/admin/resourceQuota/dockerRegistrySecrets';
 
 export class ApiError extends Error {
-  constructor(status, code, message, requestId) {
+  constructor(status, code, message, requestId, details = {}) {
     super(message);
     this.status = status;
     this.code = code;
     this.requestId = requestId;
+    this.details = details;
   }
 }
 
@@ -45,6 +46,7 @@ async function call(token, method, path, { body, headers = {}, contentType } = {
       error.code ?? `Http${response.status}`,
       error.message ?? `The server answered ${response.status} ${response.statusText}.`,
       error.requestId ?? response.headers.get('x-request-id'),
+      typeof error.details === 'object' && error.details !== null ? error.details : {},
     );
   }
   return { json, etag: response.headers.get('ETag') };
@@ -62,16 +64,24 @@ export function getSecret(token, name) {
   return call(token, 'GET', item(name));
 }
 
-export function createSecret(token, body) {
-  return call(token, 'POST', SECRETS, { body });
+// `verify`: the server checks the credentials with their registries first and stores nothing if
+// one refuses them (422 CredentialsRejected, per-registry results in `details.registries`).
+const verifyQuery = (verify) => (verify ? '?verify=true' : '');
+
+export function createSecret(token, body, { verify = false } = {}) {
+  return call(token, 'POST', `${SECRETS}${verifyQuery(verify)}`, { body });
 }
 
-export function patchSecret(token, name, etag, body) {
-  return call(token, 'PATCH', item(name), {
+export function patchSecret(token, name, etag, body, { verify = false } = {}) {
+  return call(token, 'PATCH', `${item(name)}${verifyQuery(verify)}`, {
     body,
     contentType: 'application/merge-patch+json',
     headers: { 'If-Match': etag },
   });
+}
+
+export function verifySecret(token, name) {
+  return call(token, 'POST', `${item(name)}/verification`).then(({ json }) => json);
 }
 
 export function deleteSecret(token, name, etag) {

@@ -6,6 +6,7 @@ import * as session from './session.js';
 import * as api from './api.js';
 import { nameRules, nameIsValid, registryProblem, emailProblem, dockerConfigProblem } from './validate.js';
 import { timeElement, relativeTime, exactTime, isDockerHub, registryLabel, pullSecretYaml, applyCommand } from './format.js';
+import { resultsList, verificationBadge } from './verification.js';
 
 const $ = (testId, root = document) => root.querySelector(`[data-testid="${testId}"]`);
 const el = (tag, props = {}, ...children) => {
@@ -221,6 +222,8 @@ function renderRow(secret) {
     badge.dataset.testid = 'managed-badge';
     nameCell.append(' ', badge);
   }
+  const lastCheck = verificationBadge(secret.verification);
+  if (lastCheck) nameCell.append(' ', lastCheck);
 
   const registries = el('td', { className: 'registries' });
   registries.dataset.testid = 'secret-registries';
@@ -271,6 +274,7 @@ function openMenu(button, secret) {
   const writable = state.identity.canWrite && !secret.managed;
   const items = [['action-use', 'Use it', () => openUse(secret.name)]];
   if (writable) {
+    items.push(['action-verify', 'Verify credentials', () => openVerify(secret.name)]);
     items.push(['action-edit', 'Replace credentials\u2026', () => openEdit(secret.name)]);
     items.push(['action-delete', 'Delete\u2026', () => openDelete(secret.name)]);
   }
@@ -329,6 +333,31 @@ document.addEventListener('click', (event) => {
   if (!menu.hidden && !menu.contains(event.target) && !menu.opener?.contains(event.target)) closeMenu(false);
 });
 
+// ---------------------------------------------------------------- verify
+
+const verifyDialog = $('verify-dialog');
+
+async function openVerify(name) {
+  $('verify-name').textContent = name;
+  $('verify-status').textContent = 'Asking the registries\u2026';
+  $('verify-dialog-results').replaceChildren();
+  verifyDialog.showModal();
+  try {
+    const report = await api.verifySecret(state.token, name);
+    $('verify-status').textContent = report.ok
+      ? 'Every registry accepted the credentials.'
+      : 'A registry did not accept the credentials:';
+    $('verify-dialog-results').replaceChildren(resultsList(report.registries, 'verify-list'));
+    loadList();
+  } catch (error) {
+    if (error.status === 401) {
+      verifyDialog.close();
+      return handleUnauthenticated();
+    }
+    $('verify-status').textContent = error.status === 404 ? `${name} no longer exists.` : error.message;
+  }
+}
+
 // ---------------------------------------------------------------- add and edit
 
 const secretDialog = $('secret-dialog');
@@ -384,6 +413,7 @@ function resetSecretForm() {
   clearCredentialFields();
   for (const key of ['registry', 'username', 'password', 'email', 'dockerconfig']) setFieldError(key, null);
   showBanner('form-error', '');
+  $('form-verify-results').replaceChildren();
   renderNameRules();
 }
 
@@ -487,11 +517,13 @@ async function submitSecret() {
   const submit = $('form-submit');
   submit.disabled = true;
   const editing = state.edit;
+  const verify = secretForm.elements.verify.checked;
+  $('form-verify-results').replaceChildren();
   try {
     if (editing) {
-      await api.patchSecret(state.token, editing.name, editing.etag, body);
+      await api.patchSecret(state.token, editing.name, editing.etag, body, { verify });
     } else {
-      await api.createSecret(state.token, body);
+      await api.createSecret(state.token, body, { verify });
     }
     const name = editing ? editing.name : body.name;
     secretDialog.close();
@@ -501,6 +533,11 @@ async function submitSecret() {
   } catch (error) {
     if (error.status === 401) return handleUnauthenticated();
     if (editing && error.status === 412) return reportConflict(editing.name);
+    if (error.code === 'CredentialsRejected') {
+      showBanner('form-error', 'Not saved: a registry did not accept these credentials. Enter them again after checking:');
+      $('form-verify-results').replaceChildren(resultsList(error.details.registries, 'form-verify-list'));
+      return;
+    }
     if (editing && error.status === 404) {
       showBanner('form-error', `${editing.name} was deleted by someone else; nothing was saved.`);
       loadList();
@@ -672,7 +709,7 @@ function wire() {
   $('copy-yaml').addEventListener('click', (event) => copyFrom('snippet-yaml', event.currentTarget));
   $('copy-curl').addEventListener('click', (event) => copyFrom('snippet-curl', event.currentTarget));
 
-  for (const dialog of [secretDialog, deleteDialog, useDialog]) {
+  for (const dialog of [secretDialog, deleteDialog, useDialog, verifyDialog]) {
     dialog.addEventListener('close', () => {
       if (dialog === secretDialog) {
         clearCredentialFields();

@@ -21,8 +21,9 @@ mod gojson;
 mod registry;
 
 use gojson::{push_field, push_go_json_string};
+pub(crate) use registry::host_of;
+use registry::parse_registry;
 pub use registry::server_key;
-use registry::{host_of, parse_registry};
 
 /// The server key Docker Hub is stored under: the one `kubectl create secret docker-registry`,
 /// `docker login` and the kubelet agree on.
@@ -130,6 +131,9 @@ impl fmt::Debug for DockerConfig {
 pub struct SecretRequest {
     pub name: Option<String>,
     pub credentials: DockerConfig,
+    /// Set by the endpoint when the caller asked to verify first (`?verify=true`) and every
+    /// registry accepted; never read from the body. Kept in the metadata the write commits.
+    pub verification: Option<crate::verify::LastCheck>,
 }
 
 const BODY_FIELDS: [&str; 6] = ["name", "data", "registry", "username", "password", "email"];
@@ -189,7 +193,7 @@ impl SecretRequest {
                 )?
             }
         };
-        Ok(SecretRequest { name, credentials })
+        Ok(SecretRequest { name, credentials, verification: None })
     }
 
     fn sap_form(data: &Value) -> Result<DockerConfig, Error> {

@@ -7,9 +7,9 @@ use serde::Serialize;
 use crate::audit::Trail;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
-use crate::dockerconfig::SecretRequest;
+use crate::dockerconfig::{DockerConfig, SecretRequest};
 use crate::error::{Error, Internal};
-use crate::http::{finish, header, json_body, Outcome, Reply, Request, RequestId, JSON, JSON_OR_MERGE_PATCH};
+use crate::http::{finish, header, json_body, Body, Outcome, Reply, Request, RequestId, JSON, JSON_OR_MERGE_PATCH};
 use crate::identity::cache::{authenticate_cached, Lookup};
 use crate::identity::{authenticate, unix_now, AuthSettings, Need, Principal};
 use crate::index::{etag, IfMatch};
@@ -18,7 +18,8 @@ use crate::quota::{self, SetQuota};
 use crate::routes::{resolve, Endpoint, SECRETS};
 use crate::secrets::{self, Env};
 use crate::store::KeyValue;
-use crate::{export, reencrypt};
+use crate::verify::{LastCheck, Outbound, CREDENTIAL_CHECK_PATH};
+use crate::{export, reencrypt, verify};
 
 /// What an endpoint gets from its component.
 pub struct Context<'a, S: KeyValue, C: Clock> {
@@ -27,6 +28,8 @@ pub struct Context<'a, S: KeyValue, C: Clock> {
     /// Only the components that read or write credentials are given `encryption_keys`;
     /// a missing or malformed value is an error here, never a plaintext fallback.
     pub keyring: Option<&'a Result<Keyring, Error>>,
+    /// Verifying credentials: the registries (the `verify` component) or the `verify` component.
+    pub outbound: Option<Outbound<'a>>,
 }
 
 impl<S: KeyValue, C: Clock> Context<'_, S, C> {
@@ -57,6 +60,24 @@ impl<S: KeyValue, C: Clock> Context<'_, S, C> {
             remember.save(self.env.store);
         }
         Ok(reply)
+    }
+}
+
+impl<S: KeyValue, C: Clock> Context<'_, S, C> {
+    fn outbound(&self) -> Result<&Outbound<'_>, Error> {
+        self.outbound.as_ref().ok_or_else(|| Internal::Platform("no outbound HTTP in this component").into())
+    }
+
+    /// With `?verify=true`, asks the `verify` component to check the credentials before anything
+    /// is stored: a registry that does not accept them refuses the write (422).
+    fn verify_first(&self, request: &Request, credentials: &DockerConfig) -> Result<Option<LastCheck>, Error> {
+        if !verify::wants_verification(request.uri().query())? {
+            return Ok(None);
+        }
+        let authorization = header(request, "authorization").unwrap_or_default();
+        let id = RequestId::of(request.headers());
+        let checked = self.outbound()?.verify_component.check(authorization, id.as_str(), credentials)?;
+        verify::run::accepted(checked, self.env.clock.now_ms()).map(Some)
     }
 }
 
@@ -102,7 +123,8 @@ pub fn create<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
         let who = ctx.principal(request)?;
         trail.caller(&who);
         who.require(Need::WriteSecrets)?;
-        let body = SecretRequest::from_json(json_body(request, JSON)?, true)?;
+        let mut body = SecretRequest::from_json(json_body(request, JSON)?, true)?;
+        body.verification = ctx.verify_first(request, &body.credentials)?;
         trail.name(body.name.as_deref().unwrap_or_default());
         let written = secrets::create(&ctx.env, &who, ctx.keyring()?, body)?;
         let name = written.name.as_str();
@@ -118,7 +140,8 @@ pub fn modify<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
         let who = ctx.principal(request)?;
         trail.caller(&who);
         who.require(Need::WriteSecrets)?;
-        let body = SecretRequest::from_json(json_body(request, JSON_OR_MERGE_PATCH)?, false)?;
+        let mut body = SecretRequest::from_json(json_body(request, JSON_OR_MERGE_PATCH)?, false)?;
+        body.verification = ctx.verify_first(request, &body.credentials)?;
         let written = secrets::modify(&ctx.env, &who, ctx.keyring()?, &name, body, if_match(request))?;
         Ok(Reply::json(200, &Done { id: written.name.as_str(), message: "Secret has been modified" })
             .with_header(ETAG, etag(written.version)))
@@ -194,4 +217,40 @@ pub fn reencrypt<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) 
         trail.caller(&who);
         Ok(Reply::json(200, &reencrypt::reencrypt(&ctx.env, &who, ctx.keyring()?, &tenant)?))
     })
+}
+
+/// `POST …/{name}/verification`, and the check of not yet stored credentials that create and patch
+/// ask for on [`CREDENTIAL_CHECK_PATH`] (service chaining only: the gateway never routes it).
+pub fn verify<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
+    if request.uri().path() == CREDENTIAL_CHECK_PATH {
+        let id = RequestId::of(request.headers());
+        return finish(check_credentials(ctx, request), &id, CREDENTIAL_CHECK_PATH);
+    }
+    serve(request, |endpoint| {
+        let Endpoint::VerifySecret { name } = endpoint else { return Err(wrong_component()) };
+        let who = ctx.principal(request)?;
+        who.require(Need::WriteSecrets)?;
+        let body: verify::VerifyRequest = match request.body() {
+            Body::Complete(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Default::default(),
+            _ => serde_json::from_value(json_body(request, JSON)?)
+                .map_err(|_| Error::InvalidRequest("The body must be empty or {\"repository\": \"org/app\"}".into()))?,
+        };
+        let repository = body.repository()?;
+        let outbound = ctx.outbound()?;
+        let checker = verify::Checker { fetcher: outbound.registries, clock: ctx.env.clock, policy: outbound.policy };
+        let report = verify::run::verify_secret(&ctx.env, &who, ctx.keyring()?, &checker, &name, repository.as_ref())?;
+        Ok(Reply::json(200, &report).with_header(CACHE_CONTROL, "no-store"))
+    })
+}
+
+fn check_credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Result<Reply, Error> {
+    let who = ctx.principal(request)?;
+    let text = match request.body() {
+        Body::Complete(bytes) => std::str::from_utf8(bytes).map_err(|_| Error::UnsupportedMediaType)?,
+        Body::TooLarge => return Err(Error::PayloadTooLarge { limit: crate::http::MAX_BODY_BYTES }),
+    };
+    let config = DockerConfig::from_dockerconfigjson(text)?;
+    let outbound = ctx.outbound()?;
+    let checker = verify::Checker { fetcher: outbound.registries, clock: ctx.env.clock, policy: outbound.policy };
+    Ok(Reply::json(200, &verify::run::check_credentials(&who, &checker, &config)?))
 }

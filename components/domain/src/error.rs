@@ -94,6 +94,8 @@ pub enum Error {
     },
     // 409
     SecretNameExists,
+    /// A check of this secret is already running (at most one per secret in flight).
+    VerificationInProgress,
     // 412
     PreconditionFailed,
     // 413
@@ -102,6 +104,11 @@ pub enum Error {
     },
     // 415
     UnsupportedMediaType,
+    // 422
+    /// `?verify=true` and a registry did not accept the credentials: nothing was stored.
+    CredentialsRejected {
+        registries: Vec<crate::verify::RegistryCheck>,
+    },
     // 500
     Internal(Internal),
     // 503
@@ -129,10 +136,11 @@ impl Error {
             | Error::DeleteManagedSecretNotAllowed => 403,
             Error::SecretNotFound | Error::RouteNotFound => 404,
             Error::MethodNotAllowed { .. } => 405,
-            Error::SecretNameExists => 409,
+            Error::SecretNameExists | Error::VerificationInProgress => 409,
             Error::PreconditionFailed => 412,
             Error::PayloadTooLarge { .. } => 413,
             Error::UnsupportedMediaType => 415,
+            Error::CredentialsRejected { .. } => 422,
             Error::Internal(_) => 500,
             Error::TenantBusy { .. } => 503,
         }
@@ -156,6 +164,8 @@ impl Error {
             Error::RouteNotFound => "NotFound",
             Error::MethodNotAllowed { .. } => "MethodNotAllowed",
             Error::SecretNameExists => "SecretNameExists",
+            Error::VerificationInProgress => "VerificationInProgress",
+            Error::CredentialsRejected { .. } => "CredentialsRejected",
             Error::PreconditionFailed => "PreconditionFailed",
             Error::PayloadTooLarge { .. } => "PayloadTooLarge",
             Error::UnsupportedMediaType => "UnsupportedMediaType",
@@ -191,6 +201,12 @@ impl Error {
             Error::RouteNotFound => "No such resource".into(),
             Error::MethodNotAllowed { allow } => format!("This resource takes only {allow}"),
             Error::SecretNameExists => "A Docker registry secret of that name already exists".into(),
+            Error::VerificationInProgress => {
+                "A verification of this secret is already running; try again when it has finished".into()
+            }
+            Error::CredentialsRejected { .. } => {
+                "A registry did not accept the credentials, so nothing was stored; `details.registries` says what each registry answered".into()
+            }
             Error::PreconditionFailed => "The secret has changed since the version given in If-Match".into(),
             Error::PayloadTooLarge { limit } => format!("The request body is larger than {limit} bytes"),
             Error::UnsupportedMediaType => "The request body must be JSON (Content-Type: application/json)".into(),
@@ -206,6 +222,9 @@ impl Error {
         if let Error::QuotaExceeded { limit, used } = self {
             details.insert("limit".into(), (*limit).into());
             details.insert("used".into(), (*used).into());
+        }
+        if let Error::CredentialsRejected { registries } = self {
+            details.insert("registries".into(), serde_json::to_value(registries).unwrap_or_default());
         }
         details
     }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::rfc3339;
 use crate::error::{Error, Internal};
 use crate::store::{KeyValue, TenantKeys};
+use crate::verify::{LastCheck, VerificationSummary};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {
@@ -18,6 +19,9 @@ pub struct IndexEntry {
     /// The lock ticket of the last write; also names the record key `P:r:<version>`, so it grows
     /// with every change and never repeats, even across delete and re-create of a name.
     pub version: u64,
+    /// The last check against the registries (records written before verification existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<LastCheck>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +91,8 @@ pub struct SecretMetadata {
     pub created_at: String,
     pub modified_at: String,
     pub version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationSummary>,
 }
 
 impl From<&IndexEntry> for SecretMetadata {
@@ -98,6 +104,7 @@ impl From<&IndexEntry> for SecretMetadata {
             created_at: rfc3339(e.created),
             modified_at: rfc3339(e.modified),
             version: e.version,
+            verification: e.verification.map(VerificationSummary::from),
         }
     }
 }
@@ -144,7 +151,15 @@ mod tests {
     use super::*;
 
     fn entry(name: &str, version: u64) -> IndexEntry {
-        IndexEntry { name: name.into(), registries: vec![], managed: false, created: 0, modified: 0, version }
+        IndexEntry {
+            name: name.into(),
+            registries: vec![],
+            managed: false,
+            created: 0,
+            modified: 0,
+            version,
+            verification: None,
+        }
     }
 
     #[test]

@@ -23,5 +23,6 @@ pub mod reencrypt;
 pub mod routes;
 pub mod secrets;
 pub mod store;
+pub mod verify;
 
 pub use error::Error;

@@ -19,6 +19,7 @@ pub enum Endpoint {
     ModifySecret { name: String },
     DeleteSecret { name: String },
     ExportCredentials { name: String },
+    VerifySecret { name: String },
     ResourceQuota,
     GetTenantQuota { tenant: String },
     SetTenantQuota { tenant: String },
@@ -36,6 +37,7 @@ impl Endpoint {
             Endpoint::ExportCredentials { .. } => "credentials",
             Endpoint::ResourceQuota | Endpoint::GetTenantQuota { .. } | Endpoint::SetTenantQuota { .. } => "quota",
             Endpoint::ReencryptTenant { .. } => "reencrypt",
+            Endpoint::VerifySecret { .. } => "verify",
         }
     }
 }
@@ -140,6 +142,9 @@ pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
         if let Some(name) = rest.strip_suffix("/credentials").and_then(segment) {
             return by_method(method, "GET", vec![(Method::GET, Endpoint::ExportCredentials { name })]);
         }
+        if let Some(name) = rest.strip_suffix("/verification").and_then(segment) {
+            return by_method(method, "POST", vec![(Method::POST, Endpoint::VerifySecret { name })]);
+        }
         if let Some(name) = segment(rest) {
             return by_method(
                 method,
@@ -188,6 +193,7 @@ mod tests {
             (Method::GET, "/v2/operator/tenants/acme/quota", "quota"),
             (Method::PUT, "/v2/operator/tenants/acme/quota", "quota"),
             (Method::POST, "/v2/operator/tenants/acme/reencrypt", "reencrypt"),
+            (Method::POST, "/v2/admin/dockerRegistrySecrets/my-secret/verification", "verify"),
         ];
         for (method, path, component) in cases {
             assert_eq!(resolve(&method, path).unwrap().component(), component, "{method} {path}");
@@ -249,6 +255,11 @@ mod tests {
             Err(Error::MethodNotAllowed { allow: "GET" })
         );
         assert_eq!(resolve(&Method::GET, "/v2/admin/dockerRegistrySecrets/x/y"), Err(Error::RouteNotFound));
+        assert_eq!(
+            resolve(&Method::GET, "/v2/admin/dockerRegistrySecrets/x/verification"),
+            Err(Error::MethodNotAllowed { allow: "POST" })
+        );
+        assert_eq!(resolve(&Method::POST, crate::verify::CREDENTIAL_CHECK_PATH), Err(Error::RouteNotFound));
         assert_eq!(resolve(&Method::GET, "/v2/admin/dockerRegistrySecretsX"), Err(Error::RouteNotFound));
         assert_eq!(resolve(&Method::GET, "/v2/operator/tenants//quota"), Err(Error::RouteNotFound));
     }

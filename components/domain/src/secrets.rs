@@ -130,7 +130,7 @@ fn repair<S: KeyValue>(
     Ok(index)
 }
 
-fn managed_guard(who: &Principal, entry: &IndexEntry, refusal: Error) -> Result<(), Error> {
+pub(crate) fn managed_guard(who: &Principal, entry: &IndexEntry, refusal: Error) -> Result<(), Error> {
     match (entry.managed, who.is_operator()) {
         (true, false) => Err(refusal),
         // The operator's scope covers managed secrets only; tenants' own are the tenants'.
@@ -196,6 +196,7 @@ pub fn create<S: KeyValue, C: Clock>(
             created: now,
             modified: now,
             version: held.ticket,
+            verification: request.verification,
         });
         held.confirm(env.store, &keys)?;
         index.save(env.store, &keys)?;
@@ -227,6 +228,7 @@ pub fn modify<S: KeyValue, C: Clock>(
             registries: request.credentials.registries(),
             modified: env.clock.now_ms(),
             version: held.ticket,
+            verification: request.verification,
             ..old.clone()
         });
         index.garbage.push(old.version);

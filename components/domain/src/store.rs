@@ -116,6 +116,11 @@ impl TenantKeys {
     pub fn lock_gone(&self) -> Key {
         Key::from_parts(&[&self.prefix, "lock", "gone"])
     }
+
+    /// A claim on checking version `version` in lease window `window` (counter; see `verify::inflight`).
+    pub fn check_claim(&self, version: u64, window: u64) -> Key {
+        Key::from_parts(&[&self.prefix, "check", &version.to_string(), &window.to_string()])
+    }
 }
 
 /// An in-memory store with the same guarantees as the Spin backends, for native tests.

@@ -9,6 +9,7 @@
 
 mod chain;
 pub mod log;
+mod outbound;
 mod request;
 mod response;
 mod settings;
@@ -26,6 +27,7 @@ use domain::clock::SystemClock;
 use domain::endpoints::Context;
 use domain::http::{Outcome, Request};
 use domain::secrets::Env;
+use domain::verify::Outbound;
 use spin_sdk::http::IncomingRequest;
 
 /// Reads the request, builds the endpoint's context from the store and the variables this
@@ -39,10 +41,16 @@ pub async fn serve(
     let request = read_request(incoming).await;
     let store = SpinStore::open_default();
     let settings = settings::Settings::load(grants);
+    let registries = outbound::RegistryClient::new(settings.check.timeout);
     let context = Context {
         env: Env { store: &store, clock: &SystemClock, lock: settings.lock },
         auth: &settings.auth,
         keyring: settings.keyring.as_ref(),
+        outbound: Some(Outbound {
+            registries: &registries,
+            verify_component: &outbound::ChainedVerify,
+            policy: &settings.check,
+        }),
     };
     let outcome = endpoint(&context, &request);
     if let Some(line) = outcome.log {

@@ -4,6 +4,7 @@ use domain::crypto::Keyring;
 use domain::error::{Error, Internal};
 use domain::identity::AuthSettings;
 use domain::lock::LockPolicy;
+use domain::verify::{CheckPolicy, PlainHttpRegistries};
 use spin_sdk::variables;
 
 /// Which secret variables a component was given in spin.toml (least privilege): asking for one
@@ -22,6 +23,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub keyring: Option<Result<Keyring, Error>>,
     pub lock: LockPolicy,
+    /// Verification: `verify_timeout_ms`, `verify_insecure_registries` (the `verify` component's).
+    pub check: CheckPolicy,
 }
 
 fn variable(name: &str) -> Option<String> {
@@ -44,6 +47,13 @@ impl Settings {
             .and_then(|ms| ms.parse().ok())
             .map(|ms| LockPolicy::with_lease(Duration::from_millis(ms)))
             .unwrap_or_default();
-        Settings { auth, keyring, lock }
+        let check = CheckPolicy {
+            timeout: variable("verify_timeout_ms")
+                .and_then(|ms| ms.parse().ok())
+                .map(Duration::from_millis)
+                .unwrap_or(CheckPolicy::default().timeout),
+            plain_http: PlainHttpRegistries::parse(&variable("verify_insecure_registries").unwrap_or_default()),
+        };
+        Settings { auth, keyring, lock, check }
     }
 }

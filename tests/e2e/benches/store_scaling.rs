@@ -54,6 +54,7 @@ fn fill(db: &std::path::Path) {
                     created: 0,
                     modified: 0,
                     version,
+                    verification: None,
                 });
                 let record =
                     format!(r#"{{"name":"secret-{s}","sealed":{{"kid":"k1","n":"AAAA","ct":"{}"}}}}"#, "A".repeat(200));

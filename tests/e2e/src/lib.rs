@@ -6,6 +6,7 @@ mod client;
 pub mod hello;
 pub mod invariants;
 pub mod nodes;
+pub mod registry;
 pub mod tokens;
 pub mod wire;
 
@@ -37,6 +38,9 @@ pub struct Options {
     pub encryption_keys: Option<String>,
     /// An existing SQLite file to share with another host (two "nodes"), when on SQLite.
     pub sqlite_path: Option<PathBuf>,
+    /// Runtime-config TOML for outbound networking (`[outbound_networking]`, `[[client_tls]]`),
+    /// added to the runtime-config file the harness writes (see `registry`).
+    pub network_config: Option<String>,
 }
 
 impl Default for Options {
@@ -47,6 +51,7 @@ impl Default for Options {
             trap_injection: false,
             encryption_keys: Some(test_encryption_keys("k1")),
             sqlite_path: None,
+            network_config: None,
         }
     }
 }
@@ -98,6 +103,15 @@ impl TestApp {
                 config.runtime_config = Some(file);
             }
         }
+        if let Some(network) = &options.network_config {
+            let file = dir.path().join("runtime-config.toml");
+            let mut text = std::fs::read_to_string(&file).unwrap_or_default();
+            text.push_str(network);
+            std::fs::write(&file, text).expect("runtime config");
+            config.runtime_config = Some(file);
+        }
+        // Tests may reach loopback only: nothing here ever contacts ghcr.io, docker.io or any other host.
+        config.loopback_only = true;
         let mut variables = BTreeMap::from([
             ("auth_jwks".to_owned(), tokens.jwks()),
             ("auth_issuer".to_owned(), tokens::ISSUER.to_owned()),

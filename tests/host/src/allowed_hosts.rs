@@ -1,18 +1,24 @@
-//! `allowed_outbound_hosts` as Spin parses and enforces it (outbound-networking-config):
+//! `allowed_outbound_hosts` as Spin 4.0.2 parses and enforces it (outbound-networking-config):
 //! `scheme://host[:port]` with `*` for any scheme, host or port, `*.domain` subdomain wildcards,
-//! port ranges `a..b`, default ports per scheme, and `http://*.spin.internal` expanded to every
-//! component of the app.
+//! CIDR hosts (`https://10.0.0.0/8`; an IP literal is a /32 or /128 network), port ranges `a..b`
+//! (end excluded), default ports per scheme, and `http://*.spin.internal` expanded to every
+//! component of the app. Request URLs are parsed with the `url` crate as Spin does, so a default
+//! port written out (`https://x:443`) is the same as none.
 
 use anyhow::{bail, Context, Result};
+use ip_network::IpNetwork;
+use url::Host;
 
 pub const SERVICE_CHAINING_SUFFIX: &str = ".spin.internal";
 
 #[derive(Debug, Clone, PartialEq)]
 enum HostRule {
     Any,
+    /// The suffix with its leading dot, as written (Spin does not lower-case it).
     AnySubdomain(String),
     ToSelf,
-    Literal(String),
+    Literal(Host),
+    Cidr(IpNetwork),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +47,84 @@ fn well_known_port(scheme: &str) -> Option<u16> {
     }
 }
 
+impl HostRule {
+    fn parse(host: &str) -> Result<HostRule> {
+        let host = host.trim();
+        if host == "*" {
+            return Ok(HostRule::Any);
+        }
+        if host == "self" || host == "self.alt" {
+            return Ok(HostRule::ToSelf);
+        }
+        if host.starts_with('{') {
+            bail!("host lists are not yet supported");
+        }
+        if let Ok(net) = IpNetwork::from_str_truncate(host) {
+            return Ok(HostRule::Cidr(net));
+        }
+        let host = host.trim_end_matches('/');
+        if host.contains('/') {
+            bail!("must not include a path");
+        }
+        if let Some(domain) = host.strip_prefix("*.") {
+            if domain.contains('*') {
+                bail!("wildcards are allowed only as prefixes");
+            }
+            return Ok(HostRule::AnySubdomain(format!(".{domain}")));
+        }
+        if host.contains('*') {
+            bail!("wildcards are allowed only as subdomains");
+        }
+        Ok(HostRule::Literal(Host::parse(host)?))
+    }
+
+    fn allows(&self, host: &str) -> bool {
+        let Ok(host) = Host::parse(host) else {
+            return false;
+        };
+        match (self, host) {
+            (HostRule::Any, _) => true,
+            (HostRule::AnySubdomain(suffix), Host::Domain(domain)) => domain.ends_with(suffix.as_str()),
+            (HostRule::Literal(literal), host) => host == *literal,
+            (HostRule::Cidr(net), Host::Ipv4(ip)) => net.contains(ip),
+            (HostRule::Cidr(net), Host::Ipv6(ip)) => net.contains(ip),
+            (HostRule::AnySubdomain(_) | HostRule::Cidr(_) | HostRule::ToSelf, _) => false,
+        }
+    }
+}
+
+impl PortRule {
+    fn parse(port: &str, scheme: &str) -> Result<PortRule> {
+        if port.is_empty() {
+            return well_known_port(scheme).map(PortRule::Port).with_context(|| {
+                format!("no port was provided and the scheme {scheme:?} does not have a known default port number")
+            });
+        }
+        if port == "*" {
+            return Ok(PortRule::Any);
+        }
+        if port.starts_with('{') {
+            bail!("port lists are not yet supported");
+        }
+        if let Some((a, b)) = port.split_once("..") {
+            let number = |s: &str| s.parse().with_context(|| format!("port range {port:?} contains non-number"));
+            return Ok(PortRule::Range(number(a)?, number(b)?));
+        }
+        Ok(PortRule::Port(port.parse().with_context(|| format!("port {port:?} is not a number"))?))
+    }
+
+    fn allows(&self, port: Option<u16>, scheme: &str) -> bool {
+        let Some(port) = port.or_else(|| well_known_port(scheme)) else {
+            return matches!(self, PortRule::Any);
+        };
+        match self {
+            PortRule::Any => true,
+            PortRule::Port(p) => *p == port,
+            PortRule::Range(a, b) => (*a..*b).contains(&port),
+        }
+    }
+}
+
 impl AllowedHost {
     pub fn parse(original: &str) -> Result<AllowedHost> {
         let url = original.trim();
@@ -53,65 +137,25 @@ impl AllowedHost {
             Some(_) => bail!("{url:?} has a path but is not allowed to"),
             None => rest,
         };
-        let port = if port.is_empty() {
-            PortRule::Port(well_known_port(scheme).with_context(|| {
-                format!("no port was provided and the scheme {scheme:?} does not have a known default port number")
-            })?)
-        } else if port == "*" {
-            PortRule::Any
-        } else if let Some((a, b)) = port.split_once("..") {
-            PortRule::Range(a.parse()?, b.parse()?)
-        } else {
-            PortRule::Port(port.parse().with_context(|| format!("port {port:?} is not a number"))?)
-        };
+        let port = PortRule::parse(port, scheme).with_context(|| format!("Invalid allowed host port {port:?}"))?;
         let scheme = if scheme == "*" {
             None
+        } else if scheme.starts_with('{') {
+            bail!("Invalid allowed host scheme {scheme:?}: scheme lists are not supported");
         } else if scheme.chars().all(|c| c.is_alphabetic()) {
             Some(scheme.to_string())
         } else {
-            bail!("Invalid allowed host scheme {scheme:?}");
+            bail!("Invalid allowed host scheme {scheme:?}: only alphabetic characters are allowed");
         };
-        let host = host.trim().trim_end_matches('/');
-        let host = if host == "*" {
-            HostRule::Any
-        } else if host == "self" || host == "self.alt" {
-            HostRule::ToSelf
-        } else if host.contains('/') {
-            bail!("Invalid allowed host {host:?}: must not include a path");
-        } else if let Some(domain) = host.strip_prefix("*.") {
-            if domain.contains('*') {
-                bail!("Invalid allowed host {host:?}: wildcards are allowed only as prefixes");
-            }
-            HostRule::AnySubdomain(format!(".{}", domain.to_ascii_lowercase()))
-        } else if host.contains('*') {
-            bail!("Invalid allowed host {host:?}: wildcards are allowed only as subdomains");
-        } else {
-            HostRule::Literal(host.to_ascii_lowercase())
-        };
+        let host = HostRule::parse(host).with_context(|| format!("Invalid allowed host {host:?}"))?;
         Ok(AllowedHost { scheme, host, port })
     }
 
-    fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
-        let scheme_ok = self.scheme.as_deref().is_none_or(|s| s == scheme);
-        let host = host.to_ascii_lowercase();
-        let host_ok = match &self.host {
-            HostRule::Any => true,
-            HostRule::AnySubdomain(suffix) => host.ends_with(suffix.as_str()),
-            HostRule::Literal(l) => *l == host,
-            HostRule::ToSelf => false,
-        };
-        let port_ok = match self.port {
-            PortRule::Any => true,
-            _ => match port.or_else(|| well_known_port(scheme)) {
-                Some(p) => match self.port {
-                    PortRule::Port(q) => p == q,
-                    PortRule::Range(a, b) => (a..b).contains(&p),
-                    PortRule::Any => true,
-                },
-                None => false,
-            },
-        };
-        scheme_ok && host_ok && port_ok
+    fn allows(&self, url: &url::Url) -> bool {
+        let scheme = url.scheme();
+        self.scheme.as_deref().is_none_or(|s| s == scheme)
+            && url.host_str().is_some_and(|h| self.host.allows(h))
+            && self.port.allows(url.port(), scheme)
     }
 }
 
@@ -137,7 +181,7 @@ impl AllowedHosts {
                 HostRule::AnySubdomain(s) if s == SERVICE_CHAINING_SUFFIX => {
                     for id in component_ids {
                         let mut h = host.clone();
-                        h.host = HostRule::Literal(format!("{id}{SERVICE_CHAINING_SUFFIX}"));
+                        h.host = HostRule::Literal(Host::Domain(format!("{id}{SERVICE_CHAINING_SUFFIX}")));
                         hosts.push(h);
                     }
                 }
@@ -147,14 +191,18 @@ impl AllowedHosts {
         Ok(AllowedHosts { hosts })
     }
 
-    /// Whether an absolute outbound URL may be requested.
+    /// Whether an absolute outbound URL may be requested (Spin parses it with the `url` crate,
+    /// defaulting the scheme to https; a URL it cannot parse is refused).
     pub fn allows_url(&self, uri: &http::Uri) -> bool {
-        let scheme = uri.scheme_str().unwrap_or("https");
-        let Some(host) = uri.host() else {
-            return false;
+        let text = uri.to_string();
+        let parsed = match url::Url::parse(&text) {
+            Ok(u) if u.has_host() => Ok(u),
+            _ => url::Url::parse(&format!("https://{text}")),
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.hosts.iter().any(|h| h.allows(scheme, host, uri.port_u16()))
+        match parsed {
+            Ok(url) if url.has_host() => self.hosts.iter().any(|h| h.allows(&url)),
+            _ => false,
+        }
     }
 
     /// Whether a relative URL (a request to the app itself) may be requested.
@@ -209,6 +257,45 @@ mod tests {
     }
 
     #[test]
+    fn any_host_any_port_for_one_scheme() {
+        assert!(allows(&["https://*:*"], "https://ghcr.io/v2/"));
+        assert!(allows(&["https://*:*"], "https://127.0.0.1:5000/v2/"));
+        assert!(allows(&["https://*:*"], "https://[::1]:5000/v2/"));
+        assert!(!allows(&["https://*:*"], "http://127.0.0.1:5000/v2/"));
+    }
+
+    #[test]
+    fn subdomain_wildcard_with_port() {
+        let entry = ["https://*.example.com:443"];
+        assert!(allows(&entry, "https://a.example.com/"));
+        assert!(allows(&entry, "https://a.b.example.com:443/"));
+        assert!(allows(&entry, "https://A.Example.COM/"), "request hosts are lower-cased by url");
+        assert!(!allows(&entry, "https://a.example.com:8443/"));
+        assert!(!allows(&entry, "https://aexample.com/"));
+        assert!(!allows(&entry, "https://10.0.0.1/"), "a subdomain rule never matches an IP");
+        // Spin keeps the rule's suffix as written, so an upper-case rule matches nothing.
+        assert!(!allows(&["https://*.Example.com"], "https://a.example.com/"));
+    }
+
+    #[test]
+    fn literal_with_explicit_port() {
+        assert!(allows(&["http://x:8080"], "http://x:8080/"));
+        assert!(!allows(&["http://x:8080"], "http://x/"));
+        assert!(allows(&["http://Registry.Local:8080"], "http://registry.local:8080/"));
+    }
+
+    #[test]
+    fn cidr_hosts() {
+        let entry = ["https://10.0.0.0/8:*"];
+        assert!(allows(&entry, "https://10.1.2.3:5000/"));
+        assert!(!allows(&entry, "https://11.1.2.3/"));
+        assert!(!allows(&entry, "https://ten.example/"), "a CIDR never matches a name");
+        assert!(allows(&["https://10.0.0.0/8"], "https://10.9.9.9/"));
+        assert!(!allows(&["https://10.0.0.0/8"], "https://10.9.9.9:444/"));
+        assert!(allows(&["https://[::1]:5000"], "https://[::1]:5000/"));
+    }
+
+    #[test]
     fn service_chaining_wildcard_covers_only_app_components() {
         assert!(allows(&["http://*.spin.internal"], "http://create.spin.internal/v2"));
         assert!(!allows(&["http://*.spin.internal"], "http://other.spin.internal/v2"));
@@ -222,6 +309,8 @@ mod tests {
         assert!(AllowedHost::parse("http://example.com/path").is_err());
         assert!(AllowedHost::parse("http://a.*.com").is_err());
         assert!(AllowedHosts::parse(&["insecure:allow-all".into()], &[]).is_err());
+        assert!(AllowedHost::parse("ftp://x").is_err(), "no default port for ftp");
+        assert!(AllowedHost::parse("h2c://x:1").is_err(), "schemes are alphabetic");
     }
 
     #[test]

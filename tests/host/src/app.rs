@@ -5,6 +5,7 @@ use crate::allowed_hosts::AllowedHosts;
 use crate::kv::{self, runtime_config::RuntimeConfig, Backend};
 use crate::logs::LogBook;
 use crate::manifest::{Manifest, RouteConfig};
+use crate::network_config::NetworkPolicy;
 use crate::routes::Router;
 use crate::state::InstanceState;
 use crate::variables::Variables;
@@ -37,6 +38,8 @@ pub struct AppShared {
     pub variables: Variables,
     pub backends: Arc<BTreeMap<String, Backend>>,
     pub logs: LogBook,
+    /// Blocked networks, client TLS and the loopback-only safety net, for requests that leave.
+    pub network: NetworkPolicy,
     pub allow_trap_injection: bool,
     pub default_sqlite: Option<PathBuf>,
     /// Where the app serves, known once the listener is bound.
@@ -72,6 +75,7 @@ impl AppShared {
             cfg.sqlite_path.clone().unwrap_or_else(|| manifest_dir.join(".spin").join("sqlite_key_value.db"));
         let config_dir = cfg.runtime_config.as_ref().and_then(|p| p.parent());
         let backends = kv::runtime_config::backends(&runtime_config, config_dir, &default_sqlite)?;
+        let network = NetworkPolicy::load(cfg.runtime_config.as_deref(), cfg.loopback_only)?;
 
         let public = manifest.trigger.http.iter().filter_map(|t| match &t.route {
             RouteConfig::Route(r) => Some((t.component.as_str(), r.as_str())),
@@ -116,6 +120,7 @@ impl AppShared {
             variables,
             backends: Arc::new(backends),
             logs,
+            network,
             allow_trap_injection: cfg.allow_trap_injection,
             default_sqlite,
             origin: OnceLock::new(),

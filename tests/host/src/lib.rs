@@ -5,13 +5,18 @@
 pub mod allowed_hosts;
 mod app;
 mod bindings;
+mod blocked_networks;
+mod client_tls;
 mod dispatch;
 mod engine;
 pub mod kv;
 mod kv_host;
 mod logs;
+mod loopback_only;
 pub mod manifest;
+mod network_config;
 mod outbound;
+mod outbound_http;
 pub mod routes;
 mod server;
 mod state;
@@ -33,7 +38,8 @@ pub struct HostConfig {
     pub manifest: PathBuf,
     /// Port 0 picks a free port.
     pub listen: SocketAddr,
-    /// A Spin runtime-config file (`[key_value_store.<label>]`), as `spin up --runtime-config-file`.
+    /// A Spin runtime-config file, as `spin up --runtime-config-file`: `[key_value_store.<label>]`,
+    /// `[outbound_networking] block_networks` and `[[client_tls]]` (paths relative to the file).
     pub runtime_config: Option<PathBuf>,
     /// The `default` store's SQLite file; `<manifest dir>/.spin/sqlite_key_value.db` otherwise.
     pub sqlite_path: Option<PathBuf>,
@@ -46,6 +52,10 @@ pub struct HostConfig {
     /// Also append each component's output to `<dir>/<component>_stdout.txt` / `_stderr.txt`,
     /// as `spin up` does in `.spin/logs` (`testhost serve` does too; tests keep it in memory).
     pub log_dir: Option<PathBuf>,
+    /// Test-only safety net, stricter than Spin: refuse every outbound destination that is not
+    /// `localhost` or a loopback IP literal, before any DNS lookup (the guest sees
+    /// `connection-refused`). On in the e2e harness; `testhost serve --loopback-only`.
+    pub loopback_only: bool,
 }
 
 impl HostConfig {
@@ -59,6 +69,7 @@ impl HostConfig {
             allow_trap_injection: false,
             echo_logs: false,
             log_dir: None,
+            loopback_only: false,
         }
     }
 }

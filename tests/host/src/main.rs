@@ -41,6 +41,9 @@ struct Serve {
     /// Honour the spin-test-trap-after-store-calls request header (crash tests only).
     #[arg(long)]
     allow_trap_injection: bool,
+    /// Test-only, stricter than Spin: outbound requests may reach loopback destinations only.
+    #[arg(long)]
+    loopback_only: bool,
     /// Do not copy component output to stderr.
     #[arg(long)]
     quiet: bool,
@@ -69,6 +72,7 @@ impl Serve {
         cfg.sqlite_path = self.sqlite_path;
         cfg.variables.extend(self.variables);
         cfg.allow_trap_injection = self.allow_trap_injection;
+        cfg.loopback_only = self.loopback_only;
         cfg.echo_logs = !self.quiet;
         cfg
     }

@@ -1,15 +1,14 @@
 //! Outgoing wasi:http requests as Spin's outbound-http factor handles them: the component's
 //! `allowed_outbound_hosts` decides (refusal is `HttpRequestDenied`), `http://<id>.spin.internal`
 //! runs the named component in process with a synthetic route, relative URLs go to the app itself,
-//! and everything else is sent over plain HTTP/1 (the test host has no TLS).
+//! and everything else leaves the process as Spin sends it (`outbound_http`).
 
 use crate::allowed_hosts::service_chaining_target;
 use crate::app::{AppShared, ComponentInfo};
 use crate::dispatch::{handle_component, handle_external};
+use crate::outbound_http::Sender;
 use crate::routes::RouteMatch;
 use http::{Request, Response};
-use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -36,7 +35,12 @@ fn done() -> IoFuture {
     Box::new(async { Ok(()) })
 }
 
-async fn send(app: Arc<AppShared>, component: Arc<ComponentInfo>, mut request: Request<WasiBody>) -> SendResult {
+async fn send(
+    app: Arc<AppShared>,
+    component: Arc<ComponentInfo>,
+    mut request: Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> SendResult {
     let uri = request.uri().clone();
     let host = uri.host().unwrap_or("");
     let relative = host.is_empty() || host == "self.alt";
@@ -73,36 +77,17 @@ async fn send(app: Arc<AppShared>, component: Arc<ComponentInfo>, mut request: R
         return Ok((resp, done()));
     }
 
-    if uri.scheme_str() != Some("http") {
-        return Err(Error::InternalError(Some("the test host sends plain http only".into())));
-    }
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host, port)).await.map_err(|_| Error::ConnectionRefused)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(Error::from)?;
-    let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
-    *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
-    if let Ok(v) = http::HeaderValue::from_str(&authority) {
-        request.headers_mut().insert(http::header::HOST, v);
-    }
-    // The connection must be driven while the request is in flight, hence its own task.
-    let conn = tokio::spawn(conn);
-    let io: IoFuture = Box::new(async move {
-        match conn.await {
-            Ok(r) => r.map_err(Error::from),
-            Err(e) => Err(Error::InternalError(Some(e.to_string()))),
-        }
-    });
-    let resp = sender.send_request(request).await.map_err(Error::from)?;
-    Ok((resp.map(|b| b.map_err(Error::from).boxed_unsync()), io))
+    let sender = Sender { policy: &app.network, logs: &app.logs, component: &component.id };
+    sender.send(request, options).await
 }
 
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
         request: Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        Box::new(send(self.app.clone(), self.component.clone(), request))
+        Box::new(send(self.app.clone(), self.component.clone(), request, options))
     }
 }

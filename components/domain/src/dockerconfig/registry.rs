@@ -19,7 +19,7 @@ pub(super) struct Registry {
     pub(super) identity: String,
 }
 
-pub(super) fn host_of(key: &str) -> &str {
+pub(crate) fn host_of(key: &str) -> &str {
     if key == DOCKER_HUB_SERVER {
         return DOCKER_HUB_HOST;
     }
