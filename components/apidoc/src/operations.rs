@@ -68,6 +68,16 @@ fn query(name: &str, description: &str, schema: Value, example: Value) -> Parame
         .build()
 }
 
+fn verify_first() -> Parameter {
+    query(
+        "verify",
+        "`true`: check the credentials against each registry first, and store nothing (422 \
+`CredentialsRejected`) unless every registry accepts them.",
+        json!({"type": "boolean"}),
+        json!(true),
+    )
+}
+
 fn if_match() -> Parameter {
     ParameterBuilder::new()
         .name("If-Match")
@@ -111,7 +121,7 @@ with a `.dockerconfigjson`: the Docker config's JSON, or that base64-encoded) or
 `password`, `email`). A token with `regsecrets.operator` creates a *managed* secret. Refused with 403 \
 `QuotaExceeded` when the tenant holds its limit.",
             scopes: &[ADMIN, OPERATOR],
-            parameters: Vec::new(),
+            parameters: vec![verify_first()],
             body: Some(Body { schema: schemas::CREATE, media_types: JSON, examples: secret_body_examples(true) }),
             success: Success {
                 status: 201,
@@ -124,9 +134,10 @@ with a `.dockerconfigjson`: the Docker config's JSON, or that base64-encoded) or
                     ("ModifySecret", "modifySecret"),
                     ("DeleteSecret", "deleteSecret"),
                     ("ExportCredentials", "exportCredentials"),
+                    ("VerifySecret", "verifySecret"),
                 ],
             },
-            errors: &[400, 401, 403, 409, 413, 415, 500, 503],
+            errors: &[400, 401, 403, 409, 413, 415, 422, 500, 503],
         },
         "listSecrets" => Description {
             tag: SECRETS_TAG,
@@ -196,7 +207,7 @@ token. `ETag` is the version, for `If-Match`.",
 secret is still at that version. Managed secrets are modified by operators only (403 \
 `UpdateManagedSecretNotAllowed`).",
             scopes: &[ADMIN, OPERATOR],
-            parameters: vec![if_match()],
+            parameters: vec![if_match(), verify_first()],
             body: Some(Body {
                 schema: schemas::MODIFY,
                 media_types: JSON_OR_MERGE_PATCH,
@@ -210,7 +221,7 @@ secret is still at that version. Managed secrets are modified by operators only 
                 example: json!({"id": "ghcr-pull", "message": MODIFIED}),
                 links: &[("GetSecret", "getSecret")],
             },
-            errors: &[400, 401, 403, 404, 412, 413, 415, 500, 503],
+            errors: &[400, 401, 403, 404, 412, 413, 415, 422, 500, 503],
         },
         "deleteSecret" => Description {
             tag: SECRETS_TAG,
@@ -248,6 +259,33 @@ call that answers credentials; `Cache-Control: no-store`.",
                 links: &[],
             },
             errors: &[401, 403, 404, 500],
+        },
+        "verifySecret" => Description {
+            tag: SECRETS_TAG,
+            summary: "Check the credentials against the registries",
+            description: "Performs the Docker Registry v2 login handshake with each registry of the secret, as \
+`docker login` does (Basic, or a Bearer token from the registry's realm), and with a `repository` also checks that \
+the credentials may pull it. `ok` is true only when every registry answered `ok`; the outcome is kept in the \
+metadata (`verification`). At most one check of a secret runs at a time (409 `VerificationInProgress`). \
+Managed secrets are checked by operators only.",
+            scopes: &[ADMIN, OPERATOR],
+            parameters: Vec::new(),
+            body: Some(Body {
+                schema: schemas::VERIFY,
+                media_types: JSON,
+                examples: vec![("a repository", json!({"repository": "org/app"}))],
+            }),
+            success: Success {
+                status: 200,
+                description: "What each registry answered.",
+                schema: schemas::REPORT,
+                headers: &["Cache-Control"],
+                example: json!({"name": "ghcr-pull", "checkedAt": "2026-01-05T09:30:00Z", "ok": false,
+                    "registries": [{"registry": "ghcr.io", "result": "unauthorized", "httpStatus": 401,
+                        "message": "The registry refused the username and password: correct them and verify again."}]}),
+                links: &[("GetSecret", "getSecret")],
+            },
+            errors: &[400, 401, 403, 404, 409, 413, 415, 500, 503],
         },
         "getResourceQuota" => Description {
             tag: QUOTA_TAG,

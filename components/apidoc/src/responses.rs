@@ -24,8 +24,6 @@ struct ErrorResponse {
 enum Example {
     /// The body the domain answers for this error.
     Of(Error),
-    /// A code this branch does not answer yet (see `components`).
-    Code(&'static str, &'static str),
 }
 
 fn table() -> Vec<ErrorResponse> {
@@ -76,7 +74,8 @@ details `limit` and `used`), or the secret is managed by the platform (`UpdateMa
         ErrorResponse {
             status: 409,
             name: "Conflict",
-            description: "The tenant already holds a secret of that name (`SecretNameExists`).",
+            description: "The tenant already holds a secret of that name (`SecretNameExists`), or a verification \
+of the secret is already running (`VerificationInProgress`).",
             headers: &[],
             example: Of(Error::SecretNameExists),
         },
@@ -102,6 +101,21 @@ details `limit` and `used`), or the secret is managed by the platform (`UpdateMa
             example: Of(Error::UnsupportedMediaType),
         },
         ErrorResponse {
+            status: 422,
+            name: "CredentialsRejected",
+            description: "With `verify=true`: a registry did not accept the credentials, so nothing was stored \
+(`CredentialsRejected`); `details.registries` holds each registry's result.",
+            headers: &[],
+            example: Of(Error::CredentialsRejected {
+                registries: vec![domain::verify::RegistryCheck {
+                    registry: "ghcr.io".into(),
+                    result: domain::verify::Verdict::Unauthorized,
+                    http_status: Some(401),
+                    message: "The registry refused the username and password: correct them and verify again.".into(),
+                }],
+            }),
+        },
+        ErrorResponse {
             status: 500,
             name: "InternalError",
             description: "The platform failed (store, configuration, encryption): `InternalError`, with nothing \
@@ -115,7 +129,7 @@ more said; the kind is logged.",
             description: "The tenant's write lock could not be had in time (`TenantBusy`); nothing was written. \
 Try again after `Retry-After` seconds.",
             headers: &["Retry-After"],
-            example: Example::Code("TenantBusy", "Another change of this tenant is in progress; try again shortly"),
+            example: Of(Error::TenantBusy { retry_after_secs: 1 }),
         },
     ]
 }
@@ -127,9 +141,6 @@ fn example(example: &Example) -> Value {
         Example::Of(error) => {
             let outcome = finish(Err(error.clone()), &id, EXAMPLE_TARGET);
             serde_json::from_slice(outcome.response.body()).expect("error bodies are JSON")
-        }
-        Example::Code(code, message) => {
-            json!({"error": {"code": code, "message": message, "requestId": EXAMPLE_REQUEST_ID, "target": EXAMPLE_TARGET}})
         }
     }
 }

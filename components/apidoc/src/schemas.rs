@@ -9,6 +9,7 @@ use domain::index::SecretMetadata;
 use domain::paging::Page;
 use domain::quota::{ResourceQuota, SetQuota, TenantQuota};
 use domain::reencrypt::Reencrypted;
+use domain::verify::Report;
 use serde_json::{json, Value};
 use utoipa::openapi::{ComponentsBuilder, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
@@ -26,6 +27,8 @@ pub const TENANT_QUOTA: &str = "TenantQuota";
 pub const SET_QUOTA: &str = "SetQuota";
 pub const REENCRYPTED: &str = "Reencrypted";
 pub const ERROR: &str = "ErrorBody";
+pub const VERIFY: &str = "VerifySecret";
+pub const REPORT: &str = "Report";
 
 /// A schema written as JSON.
 pub fn inline(schema: Value) -> RefOr<Schema> {
@@ -107,8 +110,15 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
         ),
         (CREATE, secret_forms(true)),
         (MODIFY, secret_forms(false)),
+        (
+            VERIFY,
+            json!({"type": "object", "additionalProperties": false,
+                "description": "Optional: also check that the credentials may pull this repository.",
+                "properties": {"repository": {"type": ["string", "null"], "example": "org/app",
+                    "description": "A Docker repository name (`org/app`), checked with `scope=repository:<it>:pull`."}}}),
+        ),
     ];
-    let derived: [(&str, RefOr<Schema>); 9] = [
+    let derived: [(&str, RefOr<Schema>); 10] = [
         (DONE, Done::schema()),
         (METADATA, SecretMetadata::schema()),
         (PAGE, Page::<SecretMetadata>::schema()),
@@ -118,6 +128,7 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
         (SET_QUOTA, SetQuota::schema()),
         (REENCRYPTED, Reencrypted::schema()),
         (ERROR, ErrorBody::schema()),
+        (REPORT, Report::schema()),
     ];
     // Schemas the derived ones refer to (nested types), under the names the derives gave them.
     let mut nested = Vec::new();
@@ -125,6 +136,7 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
     ResourceQuota::schemas(&mut nested);
     KubernetesSecret::schemas(&mut nested);
     ErrorBody::schemas(&mut nested);
+    Report::schemas(&mut nested);
     components
         .schemas_from_iter(written.into_iter().map(|(name, schema)| (name, inline(schema))))
         .schemas_from_iter(derived)

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use domain::clock::SystemClock;
+use domain::clock::{Clock, SystemClock};
 use domain::crypto::Keyring;
 use domain::endpoints::{self, Context};
 use domain::error::Error;
@@ -16,6 +16,9 @@ use domain::name::TenantId;
 use domain::routes::{Route, ROUTES};
 use domain::secrets::Env;
 use domain::store::{Key, KeyValue, MemoryStore, StoreResult, TenantKeys};
+use domain::verify::{
+    CheckPolicy, Checked, FetchError, Fetched, Fetcher, Outbound, RegistryCheck, Verdict, VerifyComponent,
+};
 use serde_json::{json, Value};
 
 const TENANT: &str = "acme";
@@ -25,7 +28,7 @@ const ALL_SCOPES: &[&str] = &["regsecrets.admin", "regsecrets.viewer", "regsecre
 /// Writes that the lock branch turns from 500 (`Internal::LockTimeout`, with `Retry-After`) into
 /// 503 `TenantBusy`: until then they answer 500 with `Retry-After`. Empty this at that merge; the
 /// test fails while an operation listed here already answers 503, so it cannot go stale.
-const AWAITING_TENANT_BUSY: &[&str] = &["createSecret", "modifySecret", "deleteSecret", "reencryptTenant"];
+const AWAITING_TENANT_BUSY: &[&str] = &[];
 
 struct Fixture {
     keys: devauth::DevKeys,
@@ -62,6 +65,7 @@ impl Call {
             "createSecret" => json!({"name": "new-one", "registry": "ghcr.io", "username": "bot", "password": "pw"}),
             "modifySecret" => json!({"registry": "ghcr.io", "username": "bot", "password": "new"}),
             "setTenantQuota" => json!({"limit": 80}),
+            "verifySecret" => json!({"repository": "org/app"}),
             _ => Value::Null,
         };
         Call {
@@ -111,9 +115,34 @@ impl KeyValue for Down {
     }
 }
 
+/// No registry answers: every check ends `unreachable`, without touching the network.
+struct NoNetwork;
+
+impl Fetcher for NoNetwork {
+    fn get(&self, _: &url::Url, _: Option<&str>) -> Result<Fetched, FetchError> {
+        Err(FetchError::Unreachable)
+    }
+}
+
+/// The `verify` component, as create and patch reach it, rejecting every credential.
+struct Rejecting;
+
+impl VerifyComponent for Rejecting {
+    fn check(&self, _: &str, _: &str, _: &domain::dockerconfig::DockerConfig) -> Result<Checked, Error> {
+        Ok(Checked::of(vec![RegistryCheck {
+            registry: "ghcr.io".into(),
+            result: Verdict::Unauthorized,
+            http_status: Some(401),
+            message: "refused".into(),
+        }]))
+    }
+}
+
 fn run<S: KeyValue>(fixture: &Fixture, store: &S, lock: LockPolicy, route: &Route, call: &Call) -> Outcome {
     let env = Env { store, clock: &SystemClock, lock };
-    let ctx = Context { env, auth: &fixture.auth, keyring: Some(&fixture.keyring) };
+    let policy = CheckPolicy::default();
+    let outbound = Outbound { registries: &NoNetwork, verify_component: &Rejecting, policy: &policy };
+    let ctx = Context { env, auth: &fixture.auth, keyring: Some(&fixture.keyring), outbound: Some(outbound) };
     let request = call.request(route);
     match route.component {
         "create" => endpoints::create(&ctx, &request),
@@ -123,6 +152,7 @@ fn run<S: KeyValue>(fixture: &Fixture, store: &S, lock: LockPolicy, route: &Rout
         "credentials" => endpoints::credentials(&ctx, &request),
         "quota" => endpoints::quota(&ctx, &request),
         "reencrypt" => endpoints::reencrypt(&ctx, &request),
+        "verify" => endpoints::verify(&ctx, &request),
         other => panic!("no endpoint function for component {other}"),
     }
 }
@@ -150,6 +180,7 @@ fn provoke(fixture: &Fixture, route: &Route, status: u16) -> Outcome {
             "createSecret" | "modifySecret" => call.body = Body::Complete(b"{\"name\": \"Not A Name\"}".to_vec()),
             "listSecrets" => call.query = "$top=many".into(),
             "getResourceQuota" => call.query = "quotaOnly=null".into(),
+            "verifySecret" => call.body = Body::Complete(b"{\"repository\": \"Not A Repository\"}".to_vec()),
             _ if route.path.contains("{tenant}") => call.path = route.path.replace("{tenant}", "a..b"),
             _ => panic!("{op}: no way to provoke 400 known"),
         },
@@ -159,11 +190,21 @@ fn provoke(fixture: &Fixture, route: &Route, status: u16) -> Outcome {
             call.token = Some(fixture.token(&[other]));
         }
         404 => call.path = route.path.replace("{name}", "missing"),
+        409 if op == "verifySecret" => {
+            // A check of this version is already in flight.
+            let keys = TenantKeys::new(&TenantId::parse(TENANT).unwrap());
+            let now = SystemClock.now_ms();
+            let lease = CheckPolicy::default().lease_ms();
+            for version in 0..4 {
+                std::mem::forget(domain::verify::inflight::claim(&store, &keys, version, now, lease));
+            }
+        }
         409 => {
             call.body = Body::Complete(
                 serde_json::to_vec(&json!({"name": EXISTING, "username": "u", "password": "p"})).unwrap(),
             )
         }
+        422 => call.query = "verify=true".into(),
         412 => call.if_match = Some("\"999999\""),
         413 => call.body = Body::TooLarge,
         415 => call.content_type = Some("text/plain"),

@@ -56,6 +56,7 @@ impl Endpoint {
             Endpoint::ModifySecret { .. } => Some(Action::SecretModify),
             Endpoint::DeleteSecret { .. } => Some(Action::SecretDelete),
             Endpoint::ExportCredentials { .. } => Some(Action::SecretExport),
+            Endpoint::VerifySecret { .. } => Some(Action::SecretVerify),
             Endpoint::SetTenantQuota { .. } => Some(Action::QuotaSet),
             Endpoint::ReencryptTenant { .. } => Some(Action::TenantReencrypt),
             Endpoint::ListSecrets
@@ -72,7 +73,8 @@ impl Endpoint {
         match self {
             Endpoint::ModifySecret { name }
             | Endpoint::DeleteSecret { name }
-            | Endpoint::ExportCredentials { name } => SecretName::parse(name).ok().map(SecretName::into_string),
+            | Endpoint::ExportCredentials { name }
+            | Endpoint::VerifySecret { name } => SecretName::parse(name).ok().map(SecretName::into_string),
             Endpoint::SetTenantQuota { tenant } | Endpoint::ReencryptTenant { tenant } => {
                 TenantId::parse(tenant).ok().map(|t| t.as_str().to_owned())
             }
@@ -246,6 +248,7 @@ mod tests {
             (Endpoint::ModifySecret { name: name() }, Some(Action::SecretModify)),
             (Endpoint::DeleteSecret { name: name() }, Some(Action::SecretDelete)),
             (Endpoint::ExportCredentials { name: name() }, Some(Action::SecretExport)),
+            (Endpoint::VerifySecret { name: name() }, Some(Action::SecretVerify)),
             (Endpoint::SetTenantQuota { tenant: tenant() }, Some(Action::QuotaSet)),
             (Endpoint::ReencryptTenant { tenant: tenant() }, Some(Action::TenantReencrypt)),
             (Endpoint::ListSecrets, None),

@@ -226,9 +226,10 @@ pub fn verify<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
         let id = RequestId::of(request.headers());
         return finish(check_credentials(ctx, request), &id, CREDENTIAL_CHECK_PATH);
     }
-    serve(request, |endpoint| {
+    serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::VerifySecret { name } = endpoint else { return Err(wrong_component()) };
         let who = ctx.principal(request)?;
+        trail.caller(&who);
         who.require(Need::WriteSecrets)?;
         let body: verify::VerifyRequest = match request.body() {
             Body::Complete(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Default::default(),

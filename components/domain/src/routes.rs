@@ -78,6 +78,12 @@ pub const ROUTES: &[Route] = &[
         path: "/v2/admin/dockerRegistrySecrets/{name}/credentials",
         component: "credentials",
     },
+    Route {
+        operation: "verifySecret",
+        method: "POST",
+        path: "/v2/admin/dockerRegistrySecrets/{name}/verification",
+        component: "verify",
+    },
     Route { operation: "getResourceQuota", method: "GET", path: RESOURCE_QUOTA, component: "quota" },
     Route {
         operation: "getTenantQuota",
@@ -109,6 +115,7 @@ impl Endpoint {
             Endpoint::ModifySecret { .. } => "modifySecret",
             Endpoint::DeleteSecret { .. } => "deleteSecret",
             Endpoint::ExportCredentials { .. } => "exportCredentials",
+            Endpoint::VerifySecret { .. } => "verifySecret",
             Endpoint::ResourceQuota => "getResourceQuota",
             Endpoint::GetTenantQuota { .. } => "getTenantQuota",
             Endpoint::SetTenantQuota { .. } => "setTenantQuota",

@@ -16,10 +16,8 @@ pub struct BlockedNetworks {
 impl BlockedNetworks {
     pub fn new(networks: &[IpNetwork], block_private: bool) -> BlockedNetworks {
         // As Spin: networks that "private" already covers are left out.
-        let networks = IpNetwork::collapse_addresses(networks)
-            .into_iter()
-            .filter(|n| !block_private || n.is_global())
-            .collect();
+        let networks =
+            IpNetwork::collapse_addresses(networks).into_iter().filter(|n| !block_private || n.is_global()).collect();
         BlockedNetworks { networks, block_private }
     }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::rfc3339;
 
 /// The contract's `result` values.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Verdict {
@@ -20,6 +21,7 @@ pub enum Verdict {
 }
 
 /// One registry's result, as answered (`registry` is the host the metadata lists).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistryCheck {
@@ -132,6 +134,7 @@ pub struct LastCheck {
 }
 
 /// The last outcome, as get and list show it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationSummary {
@@ -146,6 +149,7 @@ impl From<LastCheck> for VerificationSummary {
 }
 
 /// The answer of `POST …/{name}/verification`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {

@@ -28,6 +28,8 @@ fn who(scopes: &[Scope]) -> Principal {
     Principal {
         tenant: TenantId::parse("acme").unwrap(),
         scopes: scopes.iter().fold(Scopes::empty(), |s, scope| s.with(*scope)),
+        subject: None,
+        client: None,
     }
 }
 
