@@ -70,7 +70,7 @@ mod tests {
         std::fs::write(&manifest, "spin_manifest_version = 2\n[application]\nname = \"empty\"\n").unwrap();
         let mut cfg = crate::HostConfig::new(&manifest);
         cfg.sqlite_path = Some(dir.join("kv.db"));
-        Arc::new(AppShared::load(&cfg, crate::logs::LogBook::new(false)).unwrap())
+        Arc::new(AppShared::load(&cfg, crate::logs::LogBook::new(false, None).unwrap()).unwrap())
     }
 
     fn start(rt: &tokio::runtime::Runtime, app: Arc<AppShared>) -> (SocketAddr, watch::Sender<bool>) {

@@ -111,7 +111,7 @@ async fn send(
     url: &str,
     opts: Option<RequestOptions>,
 ) -> Result<Response<WasiBody>, Error> {
-    let logs = LogBook::new(false);
+    let logs = LogBook::new(false, None).unwrap();
     Sender { policy, logs: &logs, component }.send(get(url), opts).await.map(|(r, _)| r)
 }
 
@@ -316,7 +316,7 @@ async fn blocked_networks_refuse_after_resolving() {
 #[tokio::test]
 async fn the_safety_net_refuses_other_hosts_before_any_lookup() {
     let policy = NetworkPolicy { loopback_only: true, ..Default::default() };
-    let logs = LogBook::new(false);
+    let logs = LogBook::new(false, None).unwrap();
     let sender = Sender { policy: &policy, logs: &logs, component: "verify" };
     // `.invalid` names never resolve: a lookup would give dns-error, the net gives connection-refused.
     for url in
