@@ -28,6 +28,8 @@ const JSON_OR_MERGE_PATCH: &[&str] = &["application/json", "application/merge-pa
 
 pub struct Body {
     pub schema: &'static str,
+    /// Whether a body must be sent (the verification's is optional).
+    pub required: bool,
     pub media_types: &'static [&'static str],
     pub examples: Vec<(&'static str, Value)>,
 }
@@ -122,7 +124,12 @@ with a `.dockerconfigjson`: the Docker config's JSON, or that base64-encoded) or
 `QuotaExceeded` when the tenant holds its limit.",
             scopes: &[ADMIN, OPERATOR],
             parameters: vec![verify_first()],
-            body: Some(Body { schema: schemas::CREATE, media_types: JSON, examples: secret_body_examples(true) }),
+            body: Some(Body {
+                required: true,
+                schema: schemas::CREATE,
+                media_types: JSON,
+                examples: secret_body_examples(true),
+            }),
             success: Success {
                 status: 201,
                 description: "Created (SAP answers 202).",
@@ -209,6 +216,7 @@ secret is still at that version. Managed secrets are modified by operators only 
             scopes: &[ADMIN, OPERATOR],
             parameters: vec![if_match(), verify_first()],
             body: Some(Body {
+                required: true,
                 schema: schemas::MODIFY,
                 media_types: JSON_OR_MERGE_PATCH,
                 examples: secret_body_examples(false),
@@ -271,6 +279,7 @@ Managed secrets are checked by operators only.",
             scopes: &[ADMIN, OPERATOR],
             parameters: Vec::new(),
             body: Some(Body {
+                required: false,
                 schema: schemas::VERIFY,
                 media_types: JSON,
                 examples: vec![("a repository", json!({"repository": "org/app"}))],
@@ -283,7 +292,7 @@ Managed secrets are checked by operators only.",
                 example: json!({"name": "ghcr-pull", "checkedAt": "2026-01-05T09:30:00Z", "ok": false,
                     "registries": [{"registry": "ghcr.io", "result": "unauthorized", "httpStatus": 401,
                         "message": "The registry refused the username and password: correct them and verify again."}]}),
-                links: &[("GetSecret", "getSecret")],
+                links: &[],
             },
             errors: &[400, 401, 403, 404, 409, 413, 415, 500, 503],
         },
@@ -333,6 +342,7 @@ Managed secrets are checked by operators only.",
             scopes: &[OPERATOR],
             parameters: Vec::new(),
             body: Some(Body {
+                required: true,
                 schema: schemas::SET_QUOTA,
                 media_types: JSON,
                 examples: vec![("a limit", json!({"limit": 80}))],
@@ -428,7 +438,8 @@ pub fn operation(route: &Route, description: &Description) -> Operation {
         builder = builder.parameter(parameter);
     }
     if let Some(body) = &description.body {
-        let mut request = RequestBodyBuilder::new().required(Some(Required::True));
+        let required = if body.required { Required::True } else { Required::False };
+        let mut request = RequestBodyBuilder::new().required(Some(required));
         for media_type in body.media_types {
             let mut content = ContentBuilder::new().schema(Some(Ref::from_schema_name(body.schema)));
             for (name, example) in &body.examples {

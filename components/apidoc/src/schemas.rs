@@ -114,7 +114,8 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
             VERIFY,
             json!({"type": "object", "additionalProperties": false,
                 "description": "Optional: also check that the credentials may pull this repository.",
-                "properties": {"repository": {"type": ["string", "null"], "example": "org/app",
+                "properties": {"repository": {"type": ["string", "null"], "example": "org/app", "minLength": 1, "maxLength": 255,
+                    "pattern": "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$",
                     "description": "A Docker repository name (`org/app`), checked with `scope=repository:<it>:pull`."}}}),
         ),
     ];
