@@ -10,6 +10,7 @@ mod mint;
 mod store;
 
 pub mod bench;
+pub mod build;
 
 use std::fmt;
 use std::path::Path;

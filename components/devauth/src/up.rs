@@ -5,12 +5,10 @@
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::SystemTime;
 
 use anyhow::{bail, Context};
+use devauth::build::{cargo, component_packages, stale_components, WASM_TARGET as TARGET};
 use devauth::{DevKeys, AUDIENCE, ISSUER};
-
-const TARGET: &str = "wasm32-wasip2";
 
 pub fn up(keys: &DevKeys, spin_args: &[String]) -> anyhow::Result<ExitCode> {
     let root = app_root()?;
@@ -63,47 +61,13 @@ fn working_spin() -> Option<String> {
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-fn cargo() -> Command {
-    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
-
-/// The `-p NAME` of every `[component.X.build]` command in spin.toml: what `spin build` runs.
-pub fn component_packages(manifest: &str) -> Vec<String> {
-    manifest
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("command = \"cargo build --target wasm32-wasip2 --release -p "))
-        .map(|rest| rest.trim_end_matches('"').to_owned())
-        .collect()
-}
-
-fn newest_file(dir: &Path) -> SystemTime {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let time = if path.is_dir() {
-            newest_file(&path)
-        } else {
-            entry.metadata().and_then(|m| m.modified()).unwrap_or(newest)
-        };
-        newest = newest.max(time);
-    }
-    newest
-}
-
 /// Builds the components, with the command `spin build` runs, when one is missing or older
 /// than the sources.
 fn build_components(root: &Path) -> anyhow::Result<()> {
     let manifest = std::fs::read_to_string(root.join("spin.toml")).context("reading spin.toml")?;
     let packages = component_packages(&manifest);
-    let sources = newest_file(&root.join("components"));
     let target_dir = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let missing: Vec<&String> = packages
-        .iter()
-        .filter(|name| {
-            let wasm = target_dir.join(format!("{TARGET}/release/{name}.wasm"));
-            wasm.metadata().and_then(|m| m.modified()).map_or(true, |built| built < sources)
-        })
-        .collect();
+    let missing = stale_components(root, &target_dir, &packages);
     if missing.is_empty() {
         return Ok(());
     }
@@ -129,23 +93,5 @@ fn target_installed() -> bool {
     match Command::new("rustup").args(["target", "list", "--installed"]).stderr(Stdio::null()).output() {
         Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout).lines().any(|l| l == TARGET),
         _ => true,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_components_are_those_spin_build_builds() {
-        let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml")).unwrap();
-        let packages = component_packages(&manifest);
-        let components = manifest
-            .lines()
-            .filter_map(|l| l.strip_prefix("[component.")?.strip_suffix(']'))
-            .filter(|id| !id.contains('.'))
-            .count();
-        assert_eq!(packages.len(), components, "every component has a cargo build command: {packages:?}");
-        assert!(packages.iter().any(|p| p == "gateway"));
     }
 }

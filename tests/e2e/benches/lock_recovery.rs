@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::nodes::{tickets_taken, try_create, ChildNode, TrapPositions};
+use e2e::nodes::{tickets_taken, trapped_create, try_create, ChildNode, TrapPositions};
 use e2e::{structured, unique_tenant, Backend, Options, TestApp, SECRETS};
 use serde_json::json;
 
@@ -79,15 +79,6 @@ fn throughput(app: &Arc<TestApp>, token: &str, label: &str) -> f64 {
     written as f64 / started.elapsed().as_secs_f64()
 }
 
-fn trapped(app: &TestApp, token: &str, name: &str, position: u32) -> u16 {
-    app.call("POST", SECRETS)
-        .bearer(token)
-        .json(&structured(name, "ghcr.io", "u", "p"))
-        .header(testhost::TRAP_HEADER, &position.to_string())
-        .send()
-        .status
-}
-
 /// The time until a writer that arrives now gets its 201.
 fn recovery(app: &TestApp, token: &str, died: Instant) -> Duration {
     let reply = app.create(token, &structured("recovered", "ghcr.io", "u", "p"));
@@ -98,11 +89,11 @@ fn recovery(app: &TestApp, token: &str, died: Instant) -> Duration {
 fn sqlite(traps: TrapPositions, app: &Arc<TestApp>, queued: usize) -> Row {
     let (_, token) = roomy_tenant(app);
     let before = throughput(app, &token, "before");
-    assert_eq!(trapped(app, &token, "holder", traps.after_record), 500);
+    assert_eq!(trapped_create(app, &token, "holder", traps.after_record).status, 500);
     let threads: Vec<_> = (0..queued)
         .map(|i| {
             let (app, token) = (app.clone(), token.clone());
-            std::thread::spawn(move || trapped(&app, &token, &format!("queued-{i}"), traps.after_ticket))
+            std::thread::spawn(move || trapped_create(&app, &token, &format!("queued-{i}"), traps.after_ticket).status)
         })
         .collect();
     assert!(threads.into_iter().all(|t| t.join().unwrap() == 500));
@@ -117,7 +108,7 @@ fn redis(url: &str, traps: TrapPositions, survivor: &Arc<TestApp>, queued: usize
     let mut victim = ChildNode::start(url, &survivor.tokens, LEASE.as_millis() as u64);
     let before = throughput(survivor, &token, "before");
     // The lock is held by a dead holder; the victim's writers queue behind it.
-    assert_eq!(trapped(survivor, &token, "holder", traps.after_record), 500);
+    assert_eq!(trapped_create(survivor, &token, "holder", traps.after_record).status, 500);
     let held_at = tickets_taken(survivor, &tenant);
     let target = victim.url(SECRETS);
     let queue: Vec<_> = (0..queued)

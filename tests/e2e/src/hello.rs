@@ -2,9 +2,9 @@
 //! manifest of its own (the app's `spin.toml` plus one route), never the production one.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use crate::build::newest_source;
+use devauth::build::{cargo, newest_file, outdated, WASM_TARGET};
+
 use crate::repo_root;
 
 /// Where the hello-world answers.
@@ -12,11 +12,10 @@ pub const HELLO: &str = "/hello";
 
 fn ensure_built(root: &std::path::Path) -> PathBuf {
     let wasm = root.join("target/wasm32-wasip2/release/hello.wasm");
-    let built = wasm.metadata().and_then(|m| m.modified()).ok();
-    if built.is_none_or(|built| built < newest_source(&root.join("tests/hello"))) {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    if outdated(&wasm, newest_file(&root.join("tests/hello"))) {
+        let status = cargo()
             .current_dir(root)
-            .args(["build", "--target", "wasm32-wasip2", "--release", "-p", "hello"])
+            .args(["build", "--target", WASM_TARGET, "--release", "-p", "hello"])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building tests/hello failed");

@@ -167,9 +167,37 @@ impl TestApp {
         self.raw_store().into_iter().filter(|(_, k, _)| k.starts_with(&prefix)).map(|(_, k, v)| (k, v)).collect()
     }
 
+    /// How many slots of the verified-token cache (`auth:cache:*`) hold this token's digest.
+    pub fn cached_token_entries(&self, token: &str) -> usize {
+        use sha2::{Digest, Sha256};
+        let digest: String = Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        self.raw_store()
+            .into_iter()
+            .filter(|(_, key, value)| {
+                key.starts_with("auth:cache:") && String::from_utf8_lossy(value).contains(&digest)
+            })
+            .count()
+    }
+
     pub fn logs(&self) -> String {
         self.app.logs()
     }
+}
+
+/// Runs `request(i)` for `n` threads released together; returns their results in order.
+pub fn at_once<T: Send + 'static>(n: usize, request: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let request = std::sync::Arc::new(request);
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, request) = (barrier.clone(), request.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                request(i)
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
 pub fn tenant_prefix(tenant: &str) -> String {

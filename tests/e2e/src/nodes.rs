@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::time::Duration;
 
-use crate::{repo_root, structured, tenant_prefix, TestApp, Tokens, SECRETS};
+use devauth::build::{cargo, newest_file, outdated};
+
+use crate::{repo_root, structured, tenant_prefix, Reply, TestApp, Tokens, SECRETS};
 
 /// The `testhost` binary, built when missing or older than the host's sources: in the debug
 /// profile and with the whole workspace's features, as `cargo test` built the host library, so
@@ -18,12 +20,10 @@ fn testhost_binary() -> PathBuf {
     let root = repo_root();
     let binary = root.join("target/debug/testhost");
     BUILT.call_once(|| {
-        let sources = crate::build::newest_source(&root.join("tests/host/src"));
-        let fresh = binary.metadata().and_then(|m| m.modified()).is_ok_and(|built| built >= sources);
-        if fresh {
+        if !outdated(&binary, newest_file(&root.join("tests/host/src"))) {
             return;
         }
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        let status = cargo()
             .current_dir(&root)
             .args(["build", "--workspace", "--bin", "testhost"])
             .status()
@@ -139,6 +139,16 @@ pub struct TrapPositions {
     pub after_record: u32,
 }
 
+/// A create whose instance traps (dies) after `position` store calls; `app` must have trap
+/// injection on.
+pub fn trapped_create(app: &TestApp, token: &str, name: &str, position: u32) -> Reply {
+    app.call("POST", SECRETS)
+        .bearer(token)
+        .json(&structured(name, "ghcr.io", "u", "p"))
+        .header(testhost::TRAP_HEADER, &position.to_string())
+        .send()
+}
+
 impl TrapPositions {
     /// `app` must have trap injection on.
     pub fn find(app: &TestApp) -> TrapPositions {
@@ -146,12 +156,7 @@ impl TrapPositions {
         for position in 1..40u32 {
             let tenant = crate::unique_tenant("trap-probe");
             let token = app.token(&tenant, &["regsecrets.admin"]);
-            let reply = app
-                .call("POST", SECRETS)
-                .bearer(&token)
-                .json(&structured("probe", "ghcr.io", "u", "p"))
-                .header(testhost::TRAP_HEADER, &position.to_string())
-                .send();
+            let reply = trapped_create(app, &token, "probe", position);
             assert_ne!(reply.status, 201, "a create finished before a record was written at call {position}");
             if after_ticket.is_none() && tickets_taken(app, &tenant) > 0 {
                 after_ticket = Some(position);

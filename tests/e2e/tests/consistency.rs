@@ -3,10 +3,10 @@
 //! repair after a component traps between any two store calls.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 
 use e2e::invariants::assert_invariants;
-use e2e::{structured, unique_tenant, Backend, Options, TestApp, SECRETS};
+use e2e::{at_once, structured, unique_tenant, Backend, Options, TestApp, SECRETS};
 use serde_json::json;
 
 fn backends() -> Vec<Backend> {
@@ -20,22 +20,6 @@ fn backends() -> Vec<Backend> {
 
 fn app_on(backend: &Backend, lease_ms: u64, trap_injection: bool) -> TestApp {
     TestApp::start(Options { backend: backend.clone(), lease_ms, trap_injection, ..Options::default() })
-}
-
-/// Runs `n` requests at once (threads released together) and returns their statuses.
-fn at_once(n: usize, request: impl Fn(usize) -> u16 + Send + Sync + 'static) -> Vec<u16> {
-    let barrier = Arc::new(Barrier::new(n));
-    let request = Arc::new(request);
-    let threads: Vec<_> = (0..n)
-        .map(|i| {
-            let (barrier, request) = (barrier.clone(), request.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                request(i)
-            })
-        })
-        .collect();
-    threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
 fn count(statuses: &[u16], status: u16) -> usize {

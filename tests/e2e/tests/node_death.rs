@@ -10,12 +10,12 @@
 //! to settle a break); the tests assert it with a margin for a loaded machine and print the figure.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::invariants::assert_invariants;
-use e2e::nodes::{record_versions, try_create, ChildNode, TrapPositions};
-use e2e::{structured, unique_tenant, Backend, Options, Reply, TestApp, SECRETS};
+use e2e::nodes::{record_versions, trapped_create, try_create, ChildNode, TrapPositions};
+use e2e::{at_once, structured, unique_tenant, Backend, Options, Reply, TestApp, SECRETS};
 use serde_json::json;
 
 const LEASE: Duration = Duration::from_millis(1000);
@@ -49,36 +49,12 @@ fn roomy_tenant(app: &TestApp, label: &str) -> (String, String) {
     (tenant, token)
 }
 
-fn trapped_create(app: &TestApp, token: &str, name: &str, position: u32) -> Reply {
-    app.call("POST", SECRETS)
-        .bearer(token)
-        .json(&structured(name, "ghcr.io", "u", "p"))
-        .header(testhost::TRAP_HEADER, &position.to_string())
-        .send()
-}
-
 /// A refusal because the lock could not be had: the contract's error, 503, `Retry-After`.
 fn assert_busy(reply: &Reply) {
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(reply.code(), "TenantBusy", "{}", reply.body);
     let retry: u64 = reply.header("retry-after").expect("Retry-After").parse().expect("seconds");
     assert!(retry >= 1, "Retry-After: {retry}");
-}
-
-/// Runs `request(i)` for `n` threads released together; returns their results in order.
-fn at_once<T: Send + 'static>(n: usize, request: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
-    let barrier = Arc::new(Barrier::new(n));
-    let request = Arc::new(request);
-    let threads: Vec<_> = (0..n)
-        .map(|i| {
-            let (barrier, request) = (barrier.clone(), request.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                request(i)
-            })
-        })
-        .collect();
-    threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
 /// The longest time without a successful write, from `from` to `to`, given when writes succeeded.
