@@ -3,12 +3,11 @@
 
 use serde::Serialize;
 
-use crate::crypto::{BindingContext, Keyring};
+use crate::crypto::Keyring;
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal};
-use crate::index::TenantIndex;
-use crate::secrets::Record;
-use crate::store::{KeyValue, TenantKeys};
+use crate::secrets::{load_entries, open_entry};
+use crate::store::KeyValue;
 
 /// The credentials as a Kubernetes Secret manifest, for `kubectl apply -f -`.
 #[derive(Debug, Serialize)]
@@ -44,15 +43,12 @@ pub fn export<S: KeyValue>(
 ) -> Result<KubernetesSecret, Error> {
     use base64::Engine;
     who.require(Need::ReadCredentials)?;
-    let keys = TenantKeys::new(&who.tenant);
-    // A modify commits the index before deleting the record it replaced; if it did that between
-    // our two reads, the index read again names the new record.
+    // A modify commits before deleting the record it replaced; if it did that between our two
+    // reads, the entries read again name the new record.
     for _ in 0..3 {
-        let index = TenantIndex::load(store, &keys)?;
-        let entry = index.find(name).ok_or(Error::SecretNotFound)?;
-        let Some(bytes) = store.get(&keys.record(entry.version))? else { continue };
-        let record = Record::decode(&bytes)?;
-        let plain = keyring.open(&BindingContext { tenant: who.tenant.as_str(), name: &entry.name }, &record.sealed)?;
+        let entries = load_entries(store, &who.tenant)?;
+        let entry = entries.iter().find(|e| e.name == name).ok_or(Error::SecretNotFound)?;
+        let Some(plain) = open_entry(store, keyring, &who.tenant, entry)? else { continue };
         return Ok(KubernetesSecret {
             api_version: "v1",
             kind: "Secret",

@@ -261,6 +261,27 @@ pub fn delete<S: KeyValue, C: Clock>(
     })
 }
 
+/// Every secret of a tenant as it is now (metadata only, sorted by name). Readers outside this
+/// module (export, resolve, minting) read the tenant's state only through this and [`open_entry`],
+/// so the store layout stays private to the write protocol.
+pub fn load_entries<S: KeyValue>(store: &S, tenant: &TenantId) -> Result<Vec<IndexEntry>, Error> {
+    Ok(TenantIndex::load(store, &TenantKeys::new(tenant))?.secrets)
+}
+
+/// The credentials document of one entry, unsealed (the `.dockerconfigjson`, or whatever the
+/// secret's kind stores). `None` when a write replaced the entry's version after it was read:
+/// read the entries again.
+pub fn open_entry<S: KeyValue>(
+    store: &S,
+    keyring: &Keyring,
+    tenant: &TenantId,
+    entry: &IndexEntry,
+) -> Result<Option<Vec<u8>>, Error> {
+    let Some(bytes) = store.get(&TenantKeys::new(tenant).record(entry.version))? else { return Ok(None) };
+    let record = Record::decode(&bytes)?;
+    Ok(Some(keyring.open(&BindingContext { tenant: tenant.as_str(), name: &entry.name }, &record.sealed)?))
+}
+
 pub fn list<S: KeyValue>(store: &S, who: &Principal, query: &ListQuery) -> Result<Page<SecretMetadata>, Error> {
     who.require(Need::ReadMetadata)?;
     let index = TenantIndex::load(store, &TenantKeys::new(&who.tenant))?;
