@@ -118,16 +118,19 @@ of the secret is already running (`VerificationInProgress`).",
         ErrorResponse {
             status: 500,
             name: "InternalError",
-            description: "The platform failed (store, configuration, encryption): `InternalError`, with nothing \
-more said; the kind is logged.",
+            description: "The platform failed (configuration, encryption, a corrupt stored value): \
+`InternalError`, with nothing more said; the kind is logged.",
             headers: &[],
-            example: Of(Error::Internal(Internal::Store("io".into()))),
+            example: Of(Error::Internal(Internal::CorruptRecord)),
         },
         ErrorResponse {
             status: 503,
             name: "TenantBusy",
-            description: "The tenant's write lock could not be had in time (`TenantBusy`); nothing was written. \
-Try again after `Retry-After` seconds.",
+            description: "Try again after `Retry-After` seconds. `TenantBusy`: the tenant's write log was too \
+busy to read in time, or a write's slot was taken over while its writer stalled; nothing was written. \
+`StoreUnavailable`: the key-value store failed. `WriteOutcomeUnknown`: a write was proposed but its \
+outcome could not be confirmed in time; it takes effect whole or not at all. After either of the last \
+two, read before retrying a write.",
             headers: &["Retry-After"],
             example: Of(Error::TenantBusy { retry_after_secs: 1 }),
         },

@@ -11,7 +11,7 @@ use domain::endpoints::{self, Context};
 use domain::error::Error;
 use domain::http::{Body, Outcome, Request};
 use domain::identity::AuthSettings;
-use domain::lock::LockPolicy;
+use domain::log::WritePolicy;
 use domain::name::TenantId;
 use domain::routes::{Route, ROUTES};
 use domain::secrets::Env;
@@ -138,8 +138,8 @@ impl VerifyComponent for Rejecting {
     }
 }
 
-fn run<S: KeyValue>(fixture: &Fixture, store: &S, lock: LockPolicy, route: &Route, call: &Call) -> Outcome {
-    let env = Env { store, clock: &SystemClock, lock };
+fn run<S: KeyValue>(fixture: &Fixture, store: &S, policy: WritePolicy, route: &Route, call: &Call) -> Outcome {
+    let env = Env { store, clock: &SystemClock, policy };
     let policy = CheckPolicy::default();
     let outbound = Outbound { registries: &NoNetwork, verify_component: &Rejecting, policy: &policy };
     let ctx = Context { env, auth: &fixture.auth, keyring: Some(&fixture.keyring), outbound: Some(outbound) };
@@ -164,7 +164,7 @@ fn seeded(fixture: &Fixture) -> MemoryStore {
     let mut call = Call::new(fixture, create);
     call.body =
         Body::Complete(serde_json::to_vec(&json!({"name": EXISTING, "username": "u", "password": "p"})).unwrap());
-    assert_eq!(run(fixture, &store, LockPolicy::default(), create, &call).response.status(), 201);
+    assert_eq!(run(fixture, &store, WritePolicy::default(), create, &call).response.status(), 201);
     store
 }
 
@@ -172,7 +172,7 @@ fn seeded(fixture: &Fixture) -> MemoryStore {
 fn provoke(fixture: &Fixture, route: &Route, status: u16) -> Outcome {
     let store = seeded(fixture);
     let mut call = Call::new(fixture, route);
-    let mut lock = LockPolicy::default();
+    let policy = WritePolicy::default();
     let op = route.operation;
     match status {
         200 | 201 => {}
@@ -208,16 +208,16 @@ fn provoke(fixture: &Fixture, route: &Route, status: u16) -> Outcome {
         412 => call.if_match = Some("\"999999\""),
         413 => call.body = Body::TooLarge,
         415 => call.content_type = Some("text/plain"),
-        500 => return run(fixture, &Down, lock, route, &call),
-        503 => {
-            // Someone else holds the tenant's lock and does not let go within our wait.
+        500 => {
+            // A stored value that is not ours: the tenant's current view is damaged.
             let keys = TenantKeys::new(&TenantId::parse(TENANT).unwrap());
-            store.increment(&keys.lock_next(), 1).unwrap();
-            lock = LockPolicy { lease: Duration::from_secs(60), max_wait: Duration::from_millis(50) };
+            let head = store.counter(&keys.seq()).unwrap().unwrap();
+            store.set(&keys.view(head), b"damaged").unwrap();
         }
+        503 => return run(fixture, &Down, policy, route, &call),
         other => panic!("{op}: no way to provoke {other} known"),
     }
-    run(fixture, &store, lock, route, &call)
+    run(fixture, &store, policy, route, &call)
 }
 
 fn header<'a>(outcome: &'a Outcome, name: &str) -> Option<&'a str> {

@@ -1,19 +1,31 @@
-//! Time, behind a trait so that the lock's waiting and the records' timestamps are testable.
+//! Time, behind a trait so that waiting and the records' timestamps are testable.
+//!
+//! Two clocks: the wall clock only stamps records (`createdAt`); every duration (how long a slot
+//! has stalled, how long a request has waited) is measured on the monotonic clock, so a step of
+//! the wall clock, backwards or forwards, changes no decision.
 
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 pub trait Clock {
-    /// Wall-clock time in milliseconds since the Unix epoch.
+    /// Wall-clock time in milliseconds since the Unix epoch: for timestamps only.
     fn now_ms(&self) -> u64;
+    /// Milliseconds on a clock that never goes backwards (since an arbitrary origin): for durations.
+    fn monotonic_ms(&self) -> u64;
     fn sleep(&self, duration: Duration);
 }
 
-/// The real clock: `std` maps to WASI clocks inside a component.
+/// The real clock: `std` maps to WASI's wall and monotonic clocks inside a component.
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
     }
 
     fn sleep(&self, duration: Duration) {

@@ -163,10 +163,10 @@ pub fn read<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Ou
     serve(ctx.env.clock, request, |endpoint, _| match endpoint {
         Endpoint::ListSecrets => ctx.read_as(request, |who| {
             let query = ListQuery::parse(request.uri().query())?;
-            Ok(Reply::json(200, &secrets::list(ctx.env.store, who, &query)?))
+            Ok(Reply::json(200, &secrets::list(&ctx.env, who, &query)?))
         }),
         Endpoint::GetSecret { name } => ctx.read_as(request, |who| {
-            let metadata = secrets::get(ctx.env.store, who, &name)?;
+            let metadata = secrets::get(&ctx.env, who, &name)?;
             let tag = etag(metadata.version);
             Ok(Reply::json(200, &metadata).with_header(ETAG, tag))
         }),
@@ -180,7 +180,7 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
         ctx.read_as(request, |who| {
             trail.caller(who);
             who.require(Need::ReadCredentials)?;
-            let manifest = export::export(ctx.env.store, who, ctx.keyring()?, &name)?;
+            let manifest = export::export(&ctx.env, who, ctx.keyring()?, &name)?;
             Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
         })
     })
@@ -192,10 +192,10 @@ pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> O
     serve(ctx.env.clock, request, |endpoint, trail| match endpoint {
         Endpoint::ResourceQuota => ctx.read_as(request, |who| {
             let quota_only = quota::quota_only(request.uri().query())?;
-            Ok(Reply::json(200, &quota::resource_quota(ctx.env.store, who, quota_only)?))
+            Ok(Reply::json(200, &quota::resource_quota(&ctx.env, who, quota_only)?))
         }),
         Endpoint::GetTenantQuota { tenant } => {
-            ctx.read_as(request, |who| Ok(Reply::json(200, &quota::get_tenant_quota(ctx.env.store, who, &tenant)?)))
+            ctx.read_as(request, |who| Ok(Reply::json(200, &quota::get_tenant_quota(&ctx.env, who, &tenant)?)))
         }
         Endpoint::SetTenantQuota { tenant } => {
             let who = ctx.principal(request)?;
@@ -204,7 +204,7 @@ pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> O
             let body: SetQuota = serde_json::from_value(json_body(request, JSON)?).map_err(|_| {
                 Error::InvalidQuota(format!("The body must be {{\"limit\": N}} with N from 0 to {}", quota::MAX_LIMIT))
             })?;
-            Ok(Reply::json(200, &quota::set_tenant_quota(ctx.env.store, &who, &tenant, body)?))
+            Ok(Reply::json(200, &quota::set_tenant_quota(&ctx.env, &who, &tenant, body)?))
         }
         _ => Err(wrong_component()),
     })

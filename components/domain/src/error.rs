@@ -112,11 +112,17 @@ pub enum Error {
     // 500
     Internal(Internal),
     // 503
-    /// The tenant's write lock could not be had in time (a long queue, or recovery from a dead
-    /// writer under way), or was lost before the commit: nothing was written; retry later.
+    /// The write could not start in time (the tenant's log is too busy to read), or its slot was
+    /// taken over while its writer was away: nothing was written; retry later.
     TenantBusy {
         retry_after_secs: u64,
     },
+    /// The write was proposed but its outcome could not be learned in time (the store stayed
+    /// unreachable, or the log fell far behind): it is applied or refused as a whole, by whoever
+    /// writes next; read before retrying.
+    WriteOutcomeUnknown,
+    /// The key-value store failed; the string is its error *kind* (logged, never answered).
+    StoreUnavailable(String),
 }
 
 impl Error {
@@ -142,7 +148,7 @@ impl Error {
             Error::UnsupportedMediaType => 415,
             Error::CredentialsRejected { .. } => 422,
             Error::Internal(_) => 500,
-            Error::TenantBusy { .. } => 503,
+            Error::TenantBusy { .. } | Error::WriteOutcomeUnknown | Error::StoreUnavailable(_) => 503,
         }
     }
 
@@ -171,6 +177,8 @@ impl Error {
             Error::UnsupportedMediaType => "UnsupportedMediaType",
             Error::Internal(_) => "InternalError",
             Error::TenantBusy { .. } => "TenantBusy",
+            Error::WriteOutcomeUnknown => "WriteOutcomeUnknown",
+            Error::StoreUnavailable(_) => "StoreUnavailable",
         }
     }
 
@@ -214,6 +222,10 @@ impl Error {
             Error::TenantBusy { retry_after_secs } => format!(
                 "Other writes of this tenant's secrets are in progress; nothing was changed, retry in {retry_after_secs} s"
             ),
+            Error::WriteOutcomeUnknown => "The write was accepted but its outcome could not be confirmed in time; it takes effect whole or not at all: read the secret before retrying".into(),
+            Error::StoreUnavailable(_) => {
+                "The storage behind the service is unavailable; a write takes effect whole or not at all: read before retrying".into()
+            }
         }
     }
 
@@ -234,14 +246,30 @@ impl Error {
         match self {
             Error::Unauthenticated(why) => Some(format!("authentication refused: {why:?}")),
             Error::Internal(fault) => Some(fault.to_string()),
+            Error::StoreUnavailable(kind) => Some(format!("key-value store error: {kind}")),
             _ => None,
         }
     }
 }
 
+impl Error {
+    /// Seconds a client should wait before retrying, for the answers that say so (`Retry-After`).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::TenantBusy { retry_after_secs } => Some(*retry_after_secs),
+            Error::WriteOutcomeUnknown | Error::StoreUnavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// A failing store is unavailable (503, retry), not a fault of ours (500).
 impl From<Internal> for Error {
     fn from(fault: Internal) -> Self {
-        Error::Internal(fault)
+        match fault {
+            Internal::Store(kind) => Error::StoreUnavailable(kind),
+            fault => Error::Internal(fault),
+        }
     }
 }
 

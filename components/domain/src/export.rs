@@ -3,10 +3,11 @@
 
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal};
-use crate::secrets::{load_entries, open_entry};
+use crate::secrets::{current, open_entry, Env};
 use crate::store::KeyValue;
 
 /// The credentials as a Kubernetes Secret manifest, for `kubectl apply -f -`.
@@ -35,20 +36,20 @@ pub struct KubernetesData {
     pub dockerconfigjson: String,
 }
 
-pub fn export<S: KeyValue>(
-    store: &S,
+pub fn export<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
     name: &str,
 ) -> Result<KubernetesSecret, Error> {
     use base64::Engine;
     who.require(Need::ReadCredentials)?;
-    // A modify commits before deleting the record it replaced; if it did that between our two
-    // reads, the entries read again name the new record.
+    // A record is deleted only after a newer view stopped naming it; if that happened between
+    // our two reads, the view read again names the new record.
     for _ in 0..3 {
-        let entries = load_entries(store, &who.tenant)?;
-        let entry = entries.iter().find(|e| e.name == name).ok_or(Error::SecretNotFound)?;
-        let Some(plain) = open_entry(store, keyring, &who.tenant, entry)? else { continue };
+        let view = current(env, &who.tenant)?.view;
+        let entry = view.find(name)?.ok_or(Error::SecretNotFound)?;
+        let Some(plain) = open_entry(env.store, keyring, &who.tenant, &entry)? else { continue };
         return Ok(KubernetesSecret {
             api_version: "v1",
             kind: "Secret",

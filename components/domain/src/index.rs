@@ -1,11 +1,10 @@
-//! The per-tenant index: every secret's metadata in one value, so that list and get are one read
-//! whatever else the store holds, and the quota's `used` is its length (no counter to drift).
+//! One secret's metadata as the tenant's view holds it ([`IndexEntry`]), what list and get
+//! answer of it ([`SecretMetadata`]), and the ETag / `If-Match` rules of its version.
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::rfc3339;
-use crate::error::{Error, Internal};
-use crate::store::{KeyValue, TenantKeys};
+use crate::error::Error;
 use crate::verify::{LastCheck, VerificationSummary};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,68 +15,15 @@ pub struct IndexEntry {
     /// Unix milliseconds.
     pub created: u64,
     pub modified: u64,
-    /// The lock ticket of the last write; also names the record key `P:r:<version>`, so it grows
-    /// with every change and never repeats, even across delete and re-create of a name.
+    /// The log slot of the last change of the credentials: grows with every change and never
+    /// repeats, even across delete and re-create of a name (the ETag).
     pub version: u64,
+    /// Which record (`P:r:<record>`) holds the sealed credentials: the version's slot, or the
+    /// slot of a later re-encryption, which changes the record but not the version.
+    pub record: u64,
     /// The last check against the registries (records written before verification existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<LastCheck>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TenantIndex {
-    /// Sorted by name.
-    #[serde(default)]
-    pub secrets: Vec<IndexEntry>,
-    /// Record versions that were replaced or deleted by a committed write and may still exist
-    /// (the writer deletes them after committing; a crash in between leaves them here).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub garbage: Vec<u64>,
-}
-
-impl TenantIndex {
-    pub fn load<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<TenantIndex, Error> {
-        match store.get(&keys.index())? {
-            None => Ok(TenantIndex::default()),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|_| Internal::CorruptRecord.into()),
-        }
-    }
-
-    pub fn save<S: KeyValue>(&self, store: &S, keys: &TenantKeys) -> Result<(), Error> {
-        let bytes = serde_json::to_vec(self).map_err(|_| Internal::CorruptRecord)?;
-        Ok(store.set(&keys.index(), &bytes)?)
-    }
-
-    pub fn find(&self, name: &str) -> Option<&IndexEntry> {
-        self.position(name).ok().map(|i| &self.secrets[i])
-    }
-
-    fn position(&self, name: &str) -> Result<usize, usize> {
-        self.secrets.binary_search_by(|e| e.name.as_str().cmp(name))
-    }
-
-    /// Inserts or replaces the entry of that name; returns the replaced one.
-    pub fn upsert(&mut self, entry: IndexEntry) -> Option<IndexEntry> {
-        match self.position(&entry.name) {
-            Ok(i) => Some(std::mem::replace(&mut self.secrets[i], entry)),
-            Err(i) => {
-                self.secrets.insert(i, entry);
-                None
-            }
-        }
-    }
-
-    pub fn remove(&mut self, name: &str) -> Option<IndexEntry> {
-        self.position(name).ok().map(|i| self.secrets.remove(i))
-    }
-
-    pub fn references(&self, version: u64) -> bool {
-        self.secrets.iter().any(|e| e.version == version)
-    }
-
-    pub fn used(&self) -> u32 {
-        self.secrets.len() as u32
-    }
 }
 
 /// What list and get answer: metadata, never credentials.
@@ -114,7 +60,7 @@ pub fn etag(version: u64) -> String {
 }
 
 /// An `If-Match` precondition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IfMatch {
     Any,
     /// The versions named; a tag that is not one of ours matches nothing.
@@ -158,22 +104,9 @@ mod tests {
             created: 0,
             modified: 0,
             version,
+            record: version,
             verification: None,
         }
-    }
-
-    #[test]
-    fn upsert_keeps_names_sorted_and_unique() {
-        let mut index = TenantIndex::default();
-        for (n, v) in [("b", 1), ("a", 2), ("c", 3), ("b", 4)] {
-            index.upsert(entry(n, v));
-        }
-        let names: Vec<_> = index.secrets.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["a", "b", "c"]);
-        assert_eq!(index.find("b").unwrap().version, 4);
-        assert!(index.references(4) && !index.references(1));
-        assert_eq!(index.remove("a").unwrap().version, 2);
-        assert_eq!(index.used(), 2);
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod index;
 pub mod jwks;
-pub mod lock;
+pub mod log;
 pub mod name;
 pub mod paging;
 pub mod quota;
@@ -24,5 +24,6 @@ pub mod routes;
 pub mod secrets;
 pub mod store;
 pub mod verify;
+pub mod view;
 
 pub use error::Error;

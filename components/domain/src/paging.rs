@@ -105,12 +105,20 @@ impl ListQuery {
     /// Sorts by name (stable), keeps what matches `$search`, then skips and takes.
     pub fn apply<T>(&self, mut items: Vec<T>, name_of: impl Fn(&T) -> &str) -> Page<T> {
         items.sort_by(|a, b| name_of(a).cmp(name_of(b)));
-        if let Some(search) = &self.search {
-            items.retain(|item| name_of(item).to_ascii_lowercase().contains(search.as_str()));
-        }
-        let matching = items.len();
-        let resources: Vec<T> = items.into_iter().skip(self.skip).take(self.top).collect();
-        Page { count: if self.count { matching } else { resources.len() }, resources }
+        let names: Vec<&str> = items.iter().map(&name_of).collect();
+        let (count, chosen) = self.select(&names);
+        let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
+        Page { count, resources: chosen.into_iter().filter_map(|i| items[i].take()).collect() }
+    }
+
+    /// The page over names already in order: the positions it shows, and its `count`. Lets a
+    /// caller parse only the items of the page.
+    pub fn select(&self, sorted_names: &[&str]) -> (usize, Vec<usize>) {
+        let matches = |name: &str| self.search.as_ref().is_none_or(|s| name.to_ascii_lowercase().contains(s.as_str()));
+        let matching: Vec<usize> = (0..sorted_names.len()).filter(|i| matches(sorted_names[*i])).collect();
+        let total = matching.len();
+        let chosen: Vec<usize> = matching.into_iter().skip(self.skip).take(self.top).collect();
+        (if self.count { total } else { chosen.len() }, chosen)
     }
 }
 

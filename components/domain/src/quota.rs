@@ -1,27 +1,21 @@
-//! Quotas: a tenant holds at most its limit of secrets. The limit is a plain value set by the
-//! operator; `used` is the length of the tenant's index, so it cannot drift from the secrets held.
-//! Creates check it under the tenant lock, so two racing creates never both take the last place.
+//! Quotas: a tenant holds at most its limit of secrets. The limit is part of the tenant's view,
+//! set by the operator through the write log like any write; `used` is the number of secrets in
+//! the view, so it cannot drift from the secrets held. Each create is checked against the state
+//! right before its slot, so two racing creates never both take the last place.
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Internal};
+use crate::clock::Clock;
+use crate::error::Error;
 use crate::identity::{Need, Principal};
-use crate::index::TenantIndex;
+use crate::log::op::Op;
 use crate::name::{TenantId, TenantIdError};
-use crate::store::{KeyValue, TenantKeys};
+use crate::secrets::{commit, current, Env};
+use crate::store::KeyValue;
 
-pub const DEFAULT_LIMIT: u32 = 50;
+pub use crate::view::DEFAULT_LIMIT;
 /// Fermyon Cloud holds 1,024 keys per store; a secret costs one key.
 pub const MAX_LIMIT: u32 = 1000;
-
-pub fn limit<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<u32, Error> {
-    match store.get(&keys.limit())? {
-        None => Ok(DEFAULT_LIMIT),
-        Some(bytes) => {
-            std::str::from_utf8(&bytes).ok().and_then(|s| s.parse().ok()).ok_or(Internal::CorruptRecord.into())
-        }
-    }
-}
 
 /// SAP's resource-quota shape.
 #[derive(Debug, Serialize)]
@@ -68,12 +62,15 @@ pub fn quota_only(query: Option<&str>) -> Result<bool, Error> {
     Ok(found.unwrap_or(false))
 }
 
-pub fn resource_quota<S: KeyValue>(store: &S, who: &Principal, quota_only: bool) -> Result<ResourceQuota, Error> {
+pub fn resource_quota<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    who: &Principal,
+    quota_only: bool,
+) -> Result<ResourceQuota, Error> {
     who.require(Need::ReadMetadata)?;
-    let keys = TenantKeys::new(&who.tenant);
-    let max_count = limit(store, &keys)?;
-    let usage = if quota_only { None } else { Some(Usage { count: TenantIndex::load(store, &keys)?.used() }) };
-    Ok(ResourceQuota { usage, quota: QuotaLimit { max_count } })
+    let view = current(env, &who.tenant)?.view;
+    let usage = if quota_only { None } else { Some(Usage { count: view.used() }) };
+    Ok(ResourceQuota { usage, quota: QuotaLimit { max_count: view.limit() } })
 }
 
 #[derive(Debug, Serialize)]
@@ -96,19 +93,19 @@ fn target_tenant(raw: &str) -> Result<TenantId, Error> {
     TenantId::parse(raw).map_err(TenantIdError::into_invalid_tenant)
 }
 
-pub fn get_tenant_quota<S: KeyValue>(store: &S, who: &Principal, tenant: &str) -> Result<TenantQuota, Error> {
+pub fn get_tenant_quota<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    who: &Principal,
+    tenant: &str,
+) -> Result<TenantQuota, Error> {
     who.require(Need::Operate)?;
     let tenant = target_tenant(tenant)?;
-    let keys = TenantKeys::new(&tenant);
-    Ok(TenantQuota {
-        tenant: tenant.as_str().to_owned(),
-        limit: limit(store, &keys)?,
-        used: TenantIndex::load(store, &keys)?.used(),
-    })
+    let view = current(env, &tenant)?.view;
+    Ok(TenantQuota { tenant: tenant.as_str().to_owned(), limit: view.limit(), used: view.used() })
 }
 
-pub fn set_tenant_quota<S: KeyValue>(
-    store: &S,
+pub fn set_tenant_quota<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
     who: &Principal,
     tenant: &str,
     request: SetQuota,
@@ -118,13 +115,8 @@ pub fn set_tenant_quota<S: KeyValue>(
     if request.limit > MAX_LIMIT {
         return Err(Error::InvalidQuota(format!("The limit must be between 0 and {MAX_LIMIT}")));
     }
-    let keys = TenantKeys::new(&tenant);
-    store.set(&keys.limit(), request.limit.to_string().as_bytes())?;
-    Ok(TenantQuota {
-        tenant: tenant.as_str().to_owned(),
-        limit: request.limit,
-        used: TenantIndex::load(store, &keys)?.used(),
-    })
+    let committed = commit(env, &tenant, Op::SetLimit { limit: request.limit }, None, |_| Ok(()))?;
+    Ok(TenantQuota { tenant: tenant.as_str().to_owned(), limit: request.limit, used: committed.view.used() })
 }
 
 #[cfg(test)]

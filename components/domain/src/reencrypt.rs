@@ -6,8 +6,9 @@ use crate::clock::Clock;
 use crate::crypto::{BindingContext, Keyring};
 use crate::error::Error;
 use crate::identity::{Need, Principal};
+use crate::log::op::Op;
 use crate::name::{TenantId, TenantIdError};
-use crate::secrets::{under_lock, Env, Record};
+use crate::secrets::{commit, current, seal, Env, Record};
 use crate::store::{KeyValue, TenantKeys};
 
 /// What a re-encryption did.
@@ -22,10 +23,12 @@ pub struct Reencrypted {
 }
 
 /// Re-seals every secret of a tenant that is not yet under the keyring's write key, so that the
-/// old keys can be dropped from `encryption_keys`. Each record is rewritten in place, under the
-/// tenant lock: a single `set` of a key replaces the value whole, and both the old and the new
-/// value decrypt while both keys are configured, so a crash midway loses nothing; running it
-/// again finishes the job. Versions and ETags do not change: the secrets did not.
+/// old keys can be dropped from `encryption_keys`. Each secret is re-sealed into a new record by a
+/// write of its own through the log (`Op::Reseal`), which switches the secret to the new record
+/// only if it still uses the one that was read; a modify that raced it wins and the re-sealed copy
+/// is garbage. Both the old and the new record decrypt while both keys are configured, so a crash
+/// midway loses nothing; running it again finishes the job. Versions and ETags do not change: the
+/// secrets did not.
 pub fn reencrypt<S: KeyValue, C: Clock>(
     env: &Env<S, C>,
     who: &Principal,
@@ -35,27 +38,28 @@ pub fn reencrypt<S: KeyValue, C: Clock>(
     who.require(Need::Operate)?;
     let tenant = TenantId::parse(tenant).map_err(TenantIdError::into_invalid_tenant)?;
     let keys = TenantKeys::new(&tenant);
-    under_lock(env, &keys, |held, index| {
-        let mut reencrypted = 0;
-        for entry in &index.secrets {
-            let key = keys.record(entry.version);
-            let Some(bytes) = env.store.get(&key)? else { continue };
-            let record = Record::decode(&bytes)?;
-            if !keyring.needs_reencrypt(&record.sealed) {
-                continue;
-            }
-            let binding = BindingContext { tenant: tenant.as_str(), name: &entry.name };
-            let sealed = keyring.seal(&binding, &keyring.open(&binding, &record.sealed)?)?;
-            let bytes = Record { name: entry.name.clone(), sealed }.encode()?;
-            held.confirm(env.store, &keys)?;
-            env.store.set(&key, &bytes)?;
-            reencrypted += 1;
+    let entries = current(env, &tenant)?.view.entries()?;
+    let mut reencrypted = 0;
+    for entry in &entries {
+        let Some(bytes) = env.store.get(&keys.record(entry.record))? else { continue };
+        let record = Record::decode(&bytes)?;
+        if !keyring.needs_reencrypt(&record.sealed) {
+            continue;
         }
-        Ok(Reencrypted {
-            tenant: tenant.as_str().to_owned(),
-            key: keyring.write_kid().to_owned(),
-            reencrypted,
-            secrets: index.secrets.len(),
-        })
+        let binding = BindingContext { tenant: tenant.as_str(), name: &entry.name };
+        let plain = keyring.open(&binding, &record.sealed)?;
+        let resealed = seal(keyring, &tenant, &entry.name, &plain)?;
+        let op = Op::Reseal { name: entry.name.clone(), record: entry.record };
+        match commit(env, &tenant, op, Some(resealed), |_| Ok(())) {
+            Ok(_) => reencrypted += 1,
+            Err(Error::SecretNotFound) => {} // changed meanwhile: its new record is sealed anew
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(Reencrypted {
+        tenant: tenant.as_str().to_owned(),
+        key: keyring.write_kid().to_owned(),
+        reencrypted,
+        secrets: entries.len(),
     })
 }

@@ -1,52 +1,45 @@
-//! Create, modify, delete, list and get: the operations, as functions over the store
-//! (the export is in `export.rs`, re-encryption in `reencrypt.rs`).
+//! Create, modify, delete, list and get: the operations, over the tenant's write log
+//! ([`crate::log`], where the protocol and its proof are). The export is in `export.rs`,
+//! re-encryption in `reencrypt.rs`.
 //!
-//! Writes run under the tenant lock ([`crate::lock`]); reads never wait for it. The store calls
-//! of each operation (P = the tenant prefix; "lock" = the acquire/release calls of `lock.rs`:
-//! acquire `increment P:lock:next`, `get P:lock:serving` until ours; release `get P:lock:serving`,
-//! `get P:lock:gone`, `set P:lock:serving`; recovery from dead writers adds the calls listed there):
+//! Every write checks itself against the current view first, so that a refusal writes nothing,
+//! then goes through the log, where its slot decides it against the state right before it.
+//! Store calls (P = the tenant prefix; `read` = `get P:seq`, `get P:v:<S>`, two more while a write
+//! is in flight; W = the window of kept views):
 //!
 //! | operation | calls in order | writes |
 //! |-----------|----------------|--------|
-//! | create | `get P:index`, `get P:limit` (a refusal stops here, having written nothing); lock acquire; `get P:index`; [repair]; `get P:limit`; `set P:r:<t>`; `get P:lock:serving`; `set P:index`; lock release | 4 |
-//! | modify | `get P:index` (a refusal stops here); lock acquire; `get P:index`; [repair]; `set P:r:<t>`; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; lock release | 5 |
-//! | delete | `get P:index` (a refusal stops here); lock acquire; `get P:index`; [repair]; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; lock release | 4 |
-//! | list, get | `get P:index` | 0 |
-//! | export | `get P:index`; `get P:r:<v>` (again if a modify raced it) | 0 |
+//! | create    | read (a refusal stops here); `increment P:seq` (= k); `set P:r:<k>`; `set P:s:<k>:0`; `get P:s:<k>:n`; `get P:seq`; `delete P:v:<k-W>`; `set P:v:<k>`; `delete P:s:<k>:0`; `delete P:s:<k-1>:0` | 7 |
+//! | modify    | the same, and `delete P:r:<old>` after `set P:v:<k>` | 8 |
+//! | delete    | the same as create without `set P:r:<k>`, and `delete P:r:<old>` | 7 |
+//! | list, get, quota | read | 0 |
+//! | export    | read; `get P:r:<record>` | 0 |
 //!
-//! Why this is safe on every backend: the index is the only commit point, and only the lock
-//! holder writes it, so read-modify-write of the index loses nothing and names stay unique.
-//! A new record is written under a key no one else uses (the holder's own ticket) *before* the
-//! index points to it, so readers never see a half-written secret; an old record is deleted only
-//! *after* the index stops pointing to it. A crash therefore leaves at most: an unreferenced record
-//! of the dead ticket (removed by the next holder, which inherits that ticket as a suspect), or a
-//! replaced record listed in `garbage` (removed by the next holder). Neither is visible to anyone
-//! meanwhile, and list, get and quota are derived from the index, so they are exact at all times.
-//! A holder that finds at its confirm that it lost the lock deletes its own record itself (see
-//! [`under_lock`]); a refused request (503) is never named by the index.
+//! Reads: 4 per write, 2 per read. A write after one that left garbage (a modify, a delete, a
+//! refusal at its slot) deletes that garbage again (one `delete` each), in case its writer died.
+//!
+//! A write that finds another in flight before it waits for the view before its slot (one `get`
+//! per poll) and reads `get P:v:<k>` once more at its fence; one that finds a slot stalled for a
+//! lease takes it over (see `log`).
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::crypto::{BindingContext, Keyring, Sealed};
 use crate::dockerconfig::{DockerConfig, SecretRequest};
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal, Scope};
-use crate::index::{IfMatch, IndexEntry, SecretMetadata, TenantIndex};
-use crate::lock::{self, Held, LockPolicy};
+use crate::index::{IfMatch, IndexEntry, SecretMetadata};
+use crate::log::op::{admit_change, admit_create, managed_guard as guard, Actor, Op, Refusal};
+use crate::log::{self, Committed, WritePolicy};
 use crate::name::{SecretName, TenantId};
 use crate::paging::{ListQuery, Page};
-use crate::quota;
 use crate::store::{KeyValue, TenantKeys};
+use crate::view::View;
 
-/// What an operation needs from the platform.
-pub struct Env<'a, S: KeyValue, C: Clock> {
-    pub store: &'a S,
-    pub clock: &'a C,
-    pub lock: LockPolicy,
-}
+pub use crate::log::Env;
 
-/// A secret's credentials as stored at `P:r:<version>`.
+/// A secret's credentials as stored at `P:r:<record>`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Record {
     pub(crate) name: String,
@@ -69,109 +62,51 @@ pub struct Written {
     pub version: u64,
 }
 
-fn seal(keyring: &Keyring, tenant: &TenantId, name: &SecretName, config: &DockerConfig) -> Result<Vec<u8>, Error> {
-    let sealed = keyring
-        .seal(&BindingContext { tenant: tenant.as_str(), name: name.as_str() }, &config.to_dockerconfigjson())?;
-    Record { name: name.as_str().to_owned(), sealed }.encode()
+pub(crate) fn seal(keyring: &Keyring, tenant: &TenantId, name: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    let sealed = keyring.seal(&BindingContext { tenant: tenant.as_str(), name }, plaintext)?;
+    Record { name: name.to_owned(), sealed }.encode()
 }
 
-/// Runs `write` under the tenant's lock, after repairing what dead holders left, and always
-/// releases. `write` gets the repaired index and returns what to answer.
-///
-/// A holder that finds at its confirm that it lost the lock (declared dead while stalled) deletes
-/// the record it wrote under its own ticket, which nothing references (the confirm comes before
-/// the commit), and answers 503. A write that fails otherwise passes its suspects and its own
-/// ticket on to the next holder's repair, which deletes only records the index does not reference.
-pub(crate) fn under_lock<S: KeyValue, C: Clock, T>(
-    env: &Env<S, C>,
-    keys: &TenantKeys,
-    write: impl FnOnce(&Held, TenantIndex) -> Result<T, Error>,
-) -> Result<T, Error> {
-    let held = lock::acquire(env.store, env.clock, keys, env.lock)?;
-    let outcome = TenantIndex::load(env.store, keys).and_then(|index| {
-        let index = repair(env.store, keys, &held, index)?;
-        write(&held, index)
-    });
-    if held.superseded() {
-        let own = keys.record(held.ticket);
-        if env.store.exists(&own)? {
-            env.store.delete(&own)?;
-        }
-        return outcome;
-    }
-    let unrepaired =
-        if outcome.is_ok() { Vec::new() } else { held.suspects.iter().copied().chain([held.ticket]).collect() };
-    let released = held.release(env.store, keys, unrepaired);
-    match (outcome, released) {
-        (Err(e), _) => Err(e),
-        (Ok(_), Err(e)) => Err(e),
-        (Ok(v), Ok(())) => Ok(v),
-    }
+fn seal_config(
+    keyring: &Keyring,
+    tenant: &TenantId,
+    name: &SecretName,
+    config: &DockerConfig,
+) -> Result<Vec<u8>, Error> {
+    seal(keyring, tenant, name.as_str(), &config.to_dockerconfigjson())
 }
 
-/// Removes what dead holders wrote but never committed (their tickets' records, if the index does
-/// not reference them) and the records that committed writes replaced. Deletes only what exists,
-/// so a repair with nothing to do costs reads only. The cleaned `garbage` list is persisted by the
-/// caller's own index write.
-fn repair<S: KeyValue>(
-    store: &S,
-    keys: &TenantKeys,
-    held: &Held,
-    mut index: TenantIndex,
-) -> Result<TenantIndex, Error> {
-    let mut candidates: Vec<u64> = held.suspects.iter().copied().filter(|t| !index.references(*t)).collect();
-    candidates.append(&mut index.garbage);
-    for version in candidates {
-        let key = keys.record(version);
-        if store.exists(&key)? {
-            store.delete(&key)?;
-        }
-    }
-    Ok(index)
+pub(crate) fn actor(who: &Principal) -> Actor {
+    Actor { operator: who.is_operator(), admin: who.scopes.contains(Scope::Admin) }
 }
 
+/// The managed-secret rule for callers that check it themselves (verification).
 pub(crate) fn managed_guard(who: &Principal, entry: &IndexEntry, refusal: Error) -> Result<(), Error> {
-    match (entry.managed, who.is_operator()) {
-        (true, false) => Err(refusal),
-        // The operator's scope covers managed secrets only; tenants' own are the tenants'.
-        (false, true) if !who.scopes.contains(Scope::Admin) => Err(Error::Forbidden),
-        _ => Ok(()),
+    match guard(actor(who), entry, Refusal::ManagedUpdate) {
+        Ok(()) => Ok(()),
+        Err(Refusal::ManagedUpdate) => Err(refusal),
+        Err(other) => Err(other.into_error()),
     }
 }
 
-/// Whether a create may go ahead on this index. Checked once without the lock, so that a
-/// refusal touches nothing in the store, and again under the lock, where it decides.
-fn admit_create<S: KeyValue>(
-    store: &S,
-    keys: &TenantKeys,
-    index: &TenantIndex,
-    name: &SecretName,
-) -> Result<(), Error> {
-    if index.find(name.as_str()).is_some() {
-        return Err(Error::SecretNameExists);
-    }
-    let limit = quota::limit(store, keys)?;
-    if index.used() >= limit {
-        return Err(Error::QuotaExceeded { limit, used: index.used() });
-    }
-    Ok(())
+/// The tenant's current state (see `log::read`).
+pub(crate) fn current<S: KeyValue, C: Clock>(env: &Env<S, C>, tenant: &TenantId) -> Result<log::Current, Error> {
+    log::read(env, &TenantKeys::new(tenant))
 }
 
-/// Whether a modify or delete may go ahead on this index; the entry it changes. Checked without
-/// and then under the lock, as [`admit_create`].
-fn admit_change(
-    who: &Principal,
-    index: &TenantIndex,
-    name: &SecretName,
-    if_match: Option<&IfMatch>,
-    managed_refusal: Error,
-) -> Result<IndexEntry, Error> {
-    let entry = index.find(name.as_str()).cloned().ok_or(Error::SecretNotFound)?;
-    managed_guard(who, &entry, managed_refusal)?;
-    if let Some(precondition) = if_match {
-        precondition.check(entry.version)?;
-    }
-    Ok(entry)
+/// Writes `op` after checking it against the current state with `admit` (a refusal there
+/// writes nothing).
+pub(crate) fn commit<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    tenant: &TenantId,
+    op: Op,
+    record: Option<Vec<u8>>,
+    admit: impl FnOnce(&View) -> Result<(), Refusal>,
+) -> Result<Committed, Error> {
+    let keys = TenantKeys::new(tenant);
+    let now = log::read(env, &keys)?;
+    admit(&now.view).map_err(Refusal::into_error)?;
+    log::write(env, &keys, &op, record.as_deref(), now)
 }
 
 pub fn create<S: KeyValue, C: Clock>(
@@ -182,26 +117,16 @@ pub fn create<S: KeyValue, C: Clock>(
 ) -> Result<Written, Error> {
     who.require(Need::WriteSecrets)?;
     let name = SecretName::parse(request.name.as_deref().unwrap_or_default())?;
-    let record = seal(keyring, &who.tenant, &name, &request.credentials)?;
-    let keys = TenantKeys::new(&who.tenant);
-    admit_create(env.store, &keys, &TenantIndex::load(env.store, &keys)?, &name)?;
-    under_lock(env, &keys, |held, mut index| {
-        admit_create(env.store, &keys, &index, &name)?;
-        let now = env.clock.now_ms();
-        env.store.set(&keys.record(held.ticket), &record)?;
-        index.upsert(IndexEntry {
-            name: name.as_str().to_owned(),
-            registries: request.credentials.registries(),
-            managed: who.is_operator(),
-            created: now,
-            modified: now,
-            version: held.ticket,
-            verification: request.verification,
-        });
-        held.confirm(env.store, &keys)?;
-        index.save(env.store, &keys)?;
-        Ok(Written { name: name.clone(), version: held.ticket })
-    })
+    let record = seal_config(keyring, &who.tenant, &name, &request.credentials)?;
+    let op = Op::Create {
+        name: name.as_str().to_owned(),
+        registries: request.credentials.registries(),
+        actor: actor(who),
+        now: env.clock.now_ms(),
+        verification: request.verification,
+    };
+    let committed = commit(env, &who.tenant, op, Some(record), |view| admit_create(view, name.as_str()))?;
+    Ok(Written { name, version: committed.slot })
 }
 
 pub fn modify<S: KeyValue, C: Clock>(
@@ -217,26 +142,20 @@ pub fn modify<S: KeyValue, C: Clock>(
     if request.name.as_deref().is_some_and(|n| n != name.as_str()) {
         return Err(Error::NameMismatch);
     }
-    let record = seal(keyring, &who.tenant, &name, &request.credentials)?;
-    let keys = TenantKeys::new(&who.tenant);
-    let refusal = || Error::UpdateManagedSecretNotAllowed;
-    admit_change(who, &TenantIndex::load(env.store, &keys)?, &name, if_match.as_ref(), refusal())?;
-    under_lock(env, &keys, |held, mut index| {
-        let old = admit_change(who, &index, &name, if_match.as_ref(), refusal())?;
-        env.store.set(&keys.record(held.ticket), &record)?;
-        index.upsert(IndexEntry {
-            registries: request.credentials.registries(),
-            modified: env.clock.now_ms(),
-            version: held.ticket,
-            verification: request.verification,
-            ..old.clone()
-        });
-        index.garbage.push(old.version);
-        held.confirm(env.store, &keys)?;
-        index.save(env.store, &keys)?;
-        env.store.delete(&keys.record(old.version))?;
-        Ok(Written { name: name.clone(), version: held.ticket })
-    })
+    let record = seal_config(keyring, &who.tenant, &name, &request.credentials)?;
+    let op = Op::Modify {
+        name: name.as_str().to_owned(),
+        registries: request.credentials.registries(),
+        actor: actor(who),
+        now: env.clock.now_ms(),
+        if_match: if_match.clone(),
+        verification: request.verification,
+    };
+    let admit = |view: &View| {
+        admit_change(view, name.as_str(), actor(who), if_match.as_ref(), Refusal::ManagedUpdate).map(|_| ())
+    };
+    let committed = commit(env, &who.tenant, op, Some(record), admit)?;
+    Ok(Written { name, version: committed.slot })
 }
 
 pub fn delete<S: KeyValue, C: Clock>(
@@ -247,29 +166,44 @@ pub fn delete<S: KeyValue, C: Clock>(
 ) -> Result<SecretName, Error> {
     who.require(Need::WriteSecrets)?;
     let name = SecretName::parse(name).map_err(|_| Error::SecretNotFound)?;
-    let keys = TenantKeys::new(&who.tenant);
-    let refusal = || Error::DeleteManagedSecretNotAllowed;
-    admit_change(who, &TenantIndex::load(env.store, &keys)?, &name, if_match.as_ref(), refusal())?;
-    under_lock(env, &keys, |held, mut index| {
-        let old = admit_change(who, &index, &name, if_match.as_ref(), refusal())?;
-        index.remove(name.as_str());
-        index.garbage.push(old.version);
-        held.confirm(env.store, &keys)?;
-        index.save(env.store, &keys)?;
-        env.store.delete(&keys.record(old.version))?;
-        Ok(name.clone())
-    })
+    let op = Op::Delete { name: name.as_str().to_owned(), actor: actor(who), if_match: if_match.clone() };
+    let admit = |view: &View| {
+        admit_change(view, name.as_str(), actor(who), if_match.as_ref(), Refusal::ManagedDelete).map(|_| ())
+    };
+    commit(env, &who.tenant, op, None, admit)?;
+    Ok(name)
+}
+
+pub fn list<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    who: &Principal,
+    query: &ListQuery,
+) -> Result<Page<SecretMetadata>, Error> {
+    who.require(Need::ReadMetadata)?;
+    let view = current(env, &who.tenant)?.view;
+    let names: Vec<&str> = view.names().collect();
+    let (count, chosen) = query.select(&names);
+    let resources =
+        chosen.into_iter().map(|i| view.entry_at(i).map(|e| SecretMetadata::from(&e))).collect::<Result<_, _>>()?;
+    Ok(Page { count, resources })
+}
+
+pub fn get<S: KeyValue, C: Clock>(env: &Env<S, C>, who: &Principal, name: &str) -> Result<SecretMetadata, Error> {
+    who.require(Need::ReadMetadata)?;
+    let view = current(env, &who.tenant)?.view;
+    view.find(name)?.as_ref().map(SecretMetadata::from).ok_or(Error::SecretNotFound)
 }
 
 /// Every secret of a tenant as it is now (metadata only, sorted by name). Readers outside this
 /// module (export, resolve, minting) read the tenant's state only through this and [`open_entry`],
 /// so the store layout stays private to the write protocol.
 pub fn load_entries<S: KeyValue>(store: &S, tenant: &TenantId) -> Result<Vec<IndexEntry>, Error> {
-    Ok(TenantIndex::load(store, &TenantKeys::new(tenant))?.secrets)
+    let env = Env { store, clock: &SystemClock, policy: WritePolicy::default() };
+    current(&env, tenant)?.view.entries()
 }
 
 /// The credentials document of one entry, unsealed (the `.dockerconfigjson`, or whatever the
-/// secret's kind stores). `None` when a write replaced the entry's version after it was read:
+/// secret's kind stores). `None` when a write replaced the entry's record after it was read:
 /// read the entries again.
 pub fn open_entry<S: KeyValue>(
     store: &S,
@@ -277,22 +211,9 @@ pub fn open_entry<S: KeyValue>(
     tenant: &TenantId,
     entry: &IndexEntry,
 ) -> Result<Option<Vec<u8>>, Error> {
-    let Some(bytes) = store.get(&TenantKeys::new(tenant).record(entry.version))? else { return Ok(None) };
+    let Some(bytes) = store.get(&TenantKeys::new(tenant).record(entry.record))? else { return Ok(None) };
     let record = Record::decode(&bytes)?;
     Ok(Some(keyring.open(&BindingContext { tenant: tenant.as_str(), name: &entry.name }, &record.sealed)?))
-}
-
-pub fn list<S: KeyValue>(store: &S, who: &Principal, query: &ListQuery) -> Result<Page<SecretMetadata>, Error> {
-    who.require(Need::ReadMetadata)?;
-    let index = TenantIndex::load(store, &TenantKeys::new(&who.tenant))?;
-    let items = index.secrets.iter().map(SecretMetadata::from).collect();
-    Ok(query.apply(items, |m: &SecretMetadata| m.name.as_str()))
-}
-
-pub fn get<S: KeyValue>(store: &S, who: &Principal, name: &str) -> Result<SecretMetadata, Error> {
-    who.require(Need::ReadMetadata)?;
-    let index = TenantIndex::load(store, &TenantKeys::new(&who.tenant))?;
-    index.find(name).map(SecretMetadata::from).ok_or(Error::SecretNotFound)
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use super::*;
 use crate::clock::SystemClock;
 use crate::export::export;
 use crate::identity::{Scope, Scopes};
+use crate::log::WritePolicy;
 use crate::paging::ListQuery;
+use crate::quota;
 use crate::reencrypt::reencrypt;
 use crate::store::{Key, MemoryStore, StoreResult};
 
@@ -39,26 +41,34 @@ fn request(name: &str, password: &str) -> SecretRequest {
 }
 
 fn env<S: KeyValue>(store: &S, lease_ms: u64) -> Env<'_, S, SystemClock> {
-    Env { store, clock: &SystemClock, lock: LockPolicy::with_lease(Duration::from_millis(lease_ms)) }
+    Env { store, clock: &SystemClock, policy: WritePolicy::with_lease(Duration::from_millis(lease_ms)) }
 }
 
 fn names<S: KeyValue>(store: &S, who: &Principal) -> Vec<String> {
-    list(store, who, &ListQuery::default()).unwrap().resources.into_iter().map(|m| m.name).collect()
+    list(&env(store, 10_000), who, &ListQuery::default()).unwrap().resources.into_iter().map(|m| m.name).collect()
 }
 
-/// What must hold whenever nothing is in flight (after a repairing write): every record key of
-/// the tenant is referenced by the index, and every index entry's record exists.
+fn used<S: KeyValue>(store: &S, who: &Principal) -> usize {
+    quota::resource_quota(&env(store, 10_000), who, false).unwrap().usage.unwrap().count as usize
+}
+
+/// What must hold whenever nothing is in flight: every record key of the tenant is referenced by
+/// the current view and every referenced record exists; no slot registers are left; at most the
+/// window of views is kept.
 fn assert_consistent(store: &MemoryStore, tenant: &str) {
     let keys = TenantKeys::new(&TenantId::parse(tenant).unwrap());
-    let index = TenantIndex::load(store, &keys).unwrap();
-    let record_prefix = format!("{}:r:", keys.prefix());
-    let stored: Vec<u64> =
-        store.dump().keys().filter_map(|k| k.strip_prefix(&record_prefix)).map(|v| v.parse().unwrap()).collect();
-    let mut referenced: Vec<u64> = index.secrets.iter().map(|e| e.version).collect();
+    let view = crate::log::read(&env(store, 10_000), &keys).unwrap().view;
+    let under = |part: &str| {
+        let prefix = format!("{}:{part}:", keys.prefix());
+        store.dump().keys().filter(|k| k.starts_with(&prefix)).map(|k| k[prefix.len()..].to_owned()).collect::<Vec<_>>()
+    };
+    let mut stored: Vec<u64> = under("r").iter().map(|v| v.parse().unwrap()).collect();
+    stored.sort();
+    let mut referenced: Vec<u64> = view.entries().unwrap().iter().map(|e| e.record).collect();
     referenced.sort();
-    let mut stored_sorted = stored.clone();
-    stored_sorted.sort();
-    assert_eq!(stored_sorted, referenced, "records in the store vs. records the index references");
+    assert_eq!(stored, referenced, "records in the store vs. records the view references");
+    assert_eq!(under("s"), Vec::<String>::new(), "slot registers left behind");
+    assert!(under("v").len() as u64 <= crate::store::WINDOW, "views kept: {:?}", under("v"));
 }
 
 #[test]
@@ -66,13 +76,13 @@ fn create_get_list_export_round_trip() {
     let store = MemoryStore::new();
     let ring = keyring(&[("k1", 1)]);
     let written = create(&env(&store, 10_000), &admin("acme"), &ring, request("app", "pw-1")).unwrap();
-    let meta = get(&store, &admin("acme"), "app").unwrap();
+    let meta = get(&env(&store, 10_000), &admin("acme"), "app").unwrap();
     assert_eq!(
         (meta.version, meta.registries.clone(), meta.managed),
         (written.version, vec!["ghcr.io".to_owned()], false)
     );
     assert_eq!(names(&store, &admin("acme")), ["app"]);
-    let manifest = export(&store, &admin("acme"), &ring, "app").unwrap();
+    let manifest = export(&env(&store, 10_000), &admin("acme"), &ring, "app").unwrap();
     let config = base64::engine::general_purpose::STANDARD.decode(manifest.data.dockerconfigjson).unwrap();
     let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
     assert_eq!(config["auths"]["ghcr.io"]["password"], "pw-1");
@@ -94,7 +104,7 @@ fn credentials_are_stored_only_as_ciphertext() {
 }
 
 #[test]
-fn refusals_before_the_lock_write_nothing() {
+fn refusals_against_the_current_view_write_nothing() {
     let store = MemoryStore::new();
     let ring = keyring(&[("k1", 1)]);
     create(&env(&store, 10_000), &admin("acme"), &ring, request("app", "pw")).unwrap();
@@ -118,7 +128,7 @@ fn tenants_never_see_each_other() {
     let ring = keyring(&[("k1", 1)]);
     create(&env(&store, 10_000), &admin("a"), &ring, request("same", "pw-a")).unwrap();
     create(&env(&store, 10_000), &admin("b"), &ring, request("same", "pw-b")).unwrap();
-    assert_eq!(get(&store, &admin("c"), "same"), Err(Error::SecretNotFound));
+    assert_eq!(get(&env(&store, 10_000), &admin("c"), "same"), Err(Error::SecretNotFound));
     delete(&env(&store, 10_000), &admin("a"), "same", None).unwrap();
     assert_eq!(names(&store, &admin("b")), ["same"]);
 }
@@ -133,7 +143,10 @@ fn a_record_copied_to_another_tenant_does_not_decrypt() {
     let keys_b = TenantKeys::new(&TenantId::parse("b").unwrap());
     let stolen = store.get(&keys_a.record(a.version)).unwrap().unwrap();
     store.set(&keys_b.record(b.version), &stolen).unwrap();
-    assert!(matches!(export(&store, &admin("b"), &ring, "app"), Err(Error::Internal(Internal::Crypto(_)))));
+    assert!(matches!(
+        export(&env(&store, 10_000), &admin("b"), &ring, "app"),
+        Err(Error::Internal(Internal::Crypto(_)))
+    ));
 }
 
 #[test]
@@ -143,12 +156,12 @@ fn rotation_keeps_old_secrets_readable_and_modify_reencrypts_under_the_new_key()
     let old = keyring(&[("k1", 1)]);
     create(&env(&store, 10_000), &admin("acme"), &old, request("app", "pw")).unwrap();
     let rotated = keyring(&[("k2", 2), ("k1", 1)]);
-    assert!(export(&store, &admin("acme"), &rotated, "app").is_ok());
+    assert!(export(&env(&store, 10_000), &admin("acme"), &rotated, "app").is_ok());
     let written = modify(&env(&store, 10_000), &admin("acme"), &rotated, "app", request("app", "pw2"), None).unwrap();
     let record: serde_json::Value =
         serde_json::from_slice(&store.get(&keys.record(written.version)).unwrap().unwrap()).unwrap();
     assert_eq!(record["sealed"]["kid"], "k2");
-    assert!(export(&store, &admin("acme"), &keyring(&[("k2", 2)]), "app").is_ok(), "k1 no longer needed");
+    assert!(export(&env(&store, 10_000), &admin("acme"), &keyring(&[("k2", 2)]), "app").is_ok(), "k1 no longer needed");
     assert_consistent(&store, "acme");
 }
 
@@ -170,7 +183,7 @@ fn racing_creates_of_one_name_have_exactly_one_winner() {
     let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert_eq!(winners.len(), 1);
     assert!(results.iter().filter(|r| r.is_err()).all(|r| *r == Err(Error::SecretNameExists)));
-    let config = export(&*store, &admin("acme"), &ring, "one").unwrap().data.dockerconfigjson;
+    let config = export(&env(&*store, 10_000), &admin("acme"), &ring, "one").unwrap().data.dockerconfigjson;
     let config = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(config).unwrap()).unwrap();
     assert!(config.contains(&format!("pw-{}", winners[0])), "the stored secret is the winner's");
     assert_consistent(&store, "acme");
@@ -196,7 +209,7 @@ fn racing_creates_never_pass_the_quota() {
     let ok = handles.into_iter().map(|h| h.join().unwrap()).filter(Result::is_ok).count();
     assert_eq!(ok, 5);
     assert_eq!(names(&*store, &admin("acme")).len(), 50);
-    assert_eq!(quota::resource_quota(&*store, &admin("acme"), false).unwrap().usage.unwrap().count, 50);
+    assert_eq!(used(&*store, &admin("acme")), 50);
 }
 
 /// A store that "traps" (panics) right after its Nth call has taken effect.
@@ -246,7 +259,7 @@ impl KeyValue for Trapping<'_> {
 fn a_trap_after_any_store_call_leaves_invariants_that_the_next_write_restores() {
     let ring = keyring(&[("k1", 1)]);
     for operation in ["create", "modify", "delete"] {
-        for trap_after in 1..=12 {
+        for trap_after in 1..=16 {
             let store: &'static MemoryStore = Box::leak(Box::new(MemoryStore::new()));
             create(&env(store, 50), &admin("acme"), &ring, request("existing", "pw")).unwrap();
             let trapping = Trapping { inner: store, calls: AtomicUsize::new(0), trap_after };
@@ -260,16 +273,15 @@ fn a_trap_after_any_store_call_leaves_invariants_that_the_next_write_restores() 
                     _ => delete(&env, &admin("acme"), "existing", None).map(|_| ()),
                 }
             }));
-            // The next write of the tenant waits out the dead holder's lease and repairs.
+            // The next write of the tenant waits out the dead writer's lease and takes its slot over.
             create(&env(store, 50), &admin("acme"), &ring, request("after", "pw")).unwrap();
             assert_consistent(store, "acme");
             let listed = names(store, &admin("acme"));
-            let used = quota::resource_quota(store, &admin("acme"), false).unwrap().usage.unwrap().count as usize;
-            assert_eq!(used, listed.len(), "{operation} trapped after call {trap_after}");
+            assert_eq!(used(store, &admin("acme")), listed.len(), "{operation} trapped after call {trap_after}");
             assert!(listed.contains(&"after".to_owned()));
             for name in &listed {
                 assert!(
-                    export(store, &admin("acme"), &ring, name).is_ok(),
+                    export(&env(store, 10_000), &admin("acme"), &ring, name).is_ok(),
                     "{name} readable after {operation}/{trap_after}"
                 );
             }
@@ -287,7 +299,7 @@ fn operators_write_managed_secrets_only_and_admins_tenants_own_only() {
     let operator = who("acme", &[Scope::Operator]);
     create(&env(&store, 10_000), &operator, &ring, request("managed", "pw")).unwrap();
     create(&env(&store, 10_000), &admin("acme"), &ring, request("own", "pw")).unwrap();
-    assert!(get(&store, &admin("acme"), "managed").unwrap().managed);
+    assert!(get(&env(&store, 10_000), &admin("acme"), "managed").unwrap().managed);
     assert_eq!(
         modify(&env(&store, 10_000), &admin("acme"), &ring, "managed", request("managed", "x"), None),
         Err(Error::UpdateManagedSecretNotAllowed)
@@ -309,29 +321,40 @@ fn reencrypt_moves_every_secret_to_the_write_key_so_old_keys_can_go() {
     for name in ["a", "b", "c"] {
         create(&env(&store, 10_000), &admin("acme"), &old, request(name, "pw")).unwrap();
     }
-    let before: Vec<u64> =
-        list(&store, &admin("acme"), &ListQuery::default()).unwrap().resources.iter().map(|m| m.version).collect();
+    let before: Vec<u64> = list(&env(&store, 10_000), &admin("acme"), &ListQuery::default())
+        .unwrap()
+        .resources
+        .iter()
+        .map(|m| m.version)
+        .collect();
     let rotated = keyring(&[("k2", 2), ("k1", 1)]);
     let operator = who("platform", &[Scope::Operator]);
     assert_eq!(reencrypt(&env(&store, 10_000), &admin("acme"), &rotated, "acme").unwrap_err(), Error::Forbidden);
     let done = reencrypt(&env(&store, 10_000), &operator, &rotated, "acme").unwrap();
     assert_eq!((done.reencrypted, done.secrets, done.key.as_str()), (3, 3, "k2"));
     assert_eq!(reencrypt(&env(&store, 10_000), &operator, &rotated, "acme").unwrap().reencrypted, 0, "idempotent");
-    let after: Vec<u64> =
-        list(&store, &admin("acme"), &ListQuery::default()).unwrap().resources.iter().map(|m| m.version).collect();
+    let after: Vec<u64> = list(&env(&store, 10_000), &admin("acme"), &ListQuery::default())
+        .unwrap()
+        .resources
+        .iter()
+        .map(|m| m.version)
+        .collect();
     assert_eq!(before, after, "versions do not change");
     for name in ["a", "b", "c"] {
-        assert!(export(&store, &admin("acme"), &keyring(&[("k2", 2)]), name).is_ok());
+        assert!(export(&env(&store, 10_000), &admin("acme"), &keyring(&[("k2", 2)]), name).is_ok());
     }
     assert_consistent(&store, "acme");
 }
 
-/// The store calls each operation makes, as the table in `secrets.rs` and the README list them.
+/// The store calls each operation makes, as the table in `secrets.rs` lists them.
 #[test]
 fn store_calls_per_operation_are_as_documented() {
     let store = MemoryStore::new();
     let ring = keyring(&[("k1", 1)]);
-    create(&env(&store, 10_000), &admin("acme"), &ring, request("warm", "pw")).unwrap();
+    // Past the window, so that each write also drops the oldest view, as in steady state.
+    for i in 0..crate::store::WINDOW {
+        create(&env(&store, 10_000), &admin("acme"), &ring, request(&format!("warm-{i}"), "pw")).unwrap();
+    }
     let calls = |op: &mut dyn FnMut()| {
         let (r0, w0) = store.ops.snapshot();
         op();
@@ -339,38 +362,21 @@ fn store_calls_per_operation_are_as_documented() {
         (r1 - r0, w1 - w0)
     };
     let env = env(&store, 10_000);
-    assert_eq!(calls(&mut || drop(create(&env, &admin("acme"), &ring, request("app", "pw")).unwrap())), (8, 4));
+    assert_eq!(calls(&mut || drop(create(&env, &admin("acme"), &ring, request("app", "pw")).unwrap())), (4, 7));
     let refused = calls(&mut || drop(create(&env, &admin("acme"), &ring, request("app", "pw")).unwrap_err()));
-    assert_eq!(refused.1, 0, "a refused create writes nothing");
+    assert_eq!(refused, (2, 0), "a refused create reads the view and writes nothing");
     let modified =
         calls(&mut || drop(modify(&env, &admin("acme"), &ring, "app", request("app", "pw2"), None).unwrap()));
-    assert_eq!(modified, (6, 5));
-    // The delete's repair checks the record the modify replaced (listed in `garbage`): one read more.
-    assert_eq!(calls(&mut || drop(delete(&env, &admin("acme"), "app", None).unwrap())), (7, 4));
-}
-
-/// A holder declared dead while alive (its lease passed) writes nothing more and answers 503; the
-/// record it wrote under its own ticket is gone with it.
-#[test]
-fn a_holder_that_lost_the_lock_before_its_commit_answers_503_and_leaves_nothing() {
-    let store = MemoryStore::new();
-    let ring = keyring(&[("k1", 1)]);
-    let keys = TenantKeys::new(&TenantId::parse("acme").unwrap());
-    create(&env(&store, 10_000), &admin("acme"), &ring, request("seed", "pw")).unwrap();
-    let before = names(&store, &admin("acme"));
-    let outcome = under_lock(&env(&store, 10_000), &keys, |held, _index| {
-        store.set(&keys.record(held.ticket), b"uncommitted").unwrap();
-        // Meanwhile a waiter declared this holder dead and broke the lock.
-        let breaker_ticket = store.increment(&keys.lock_next(), 1).unwrap() as u64;
-        let serving = crate::lock::Serving { ticket: breaker_ticket, suspects: vec![held.ticket] };
-        store.set(&keys.lock_serving(), &serde_json::to_vec(&serving).unwrap()).unwrap();
-        held.confirm(&store, &keys)?;
-        Ok(())
-    });
-    assert_eq!(outcome, Err(Error::TenantBusy { retry_after_secs: 10 }));
-    assert_eq!(names(&store, &admin("acme")), before);
-    assert_consistent(&store, "acme");
-    let serving: crate::lock::Serving =
-        serde_json::from_slice(&store.get(&keys.lock_serving()).unwrap().unwrap()).unwrap();
-    assert!(!serving.suspects.is_empty(), "the breaker's state was not overwritten by a release");
+    assert_eq!(modified, (4, 8));
+    // The delete also deletes again what the modify left as garbage, in case its writer died.
+    assert_eq!(calls(&mut || drop(delete(&env, &admin("acme"), "app", None).unwrap())), (4, 8));
+    assert_eq!(calls(&mut || drop(get(&env, &admin("acme"), "warm-0").unwrap())), (2, 0), "get: two reads");
+    assert_eq!(calls(&mut || drop(list(&env, &admin("acme"), &ListQuery::default()).unwrap())), (2, 0), "list");
+    assert_eq!(
+        calls(&mut || {
+            quota::resource_quota(&env, &admin("acme"), false).unwrap();
+        }),
+        (2, 0),
+        "quota"
+    );
 }

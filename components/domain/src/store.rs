@@ -24,8 +24,22 @@ pub trait KeyValue {
     fn delete(&self, key: &Key) -> StoreResult<()>;
     fn exists(&self, key: &Key) -> StoreResult<bool>;
     /// Atomically adds `delta` and returns the new value; an absent key counts as 0.
-    /// Counters are touched only through this call: backends encode them differently.
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64>;
+
+    /// A counter's value without creating it (`None`: absent). Backends encode counters
+    /// differently: Spin's SQLite (and the stores built on its generic increment) as 8 bytes
+    /// little-endian, Redis as decimal text. No counter of ours comes near the values where the
+    /// two could be confused (an 8-byte little-endian value made only of ASCII digits is > 3e18).
+    fn counter(&self, key: &Key) -> StoreResult<Option<u64>> {
+        let Some(bytes) = self.get(key)? else { return Ok(None) };
+        let decimal = !bytes.is_empty() && bytes.iter().all(u8::is_ascii_digit);
+        let value = if decimal {
+            std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<u64>().ok())
+        } else {
+            <[u8; 8]>::try_from(bytes.as_slice()).ok().map(i64::from_le_bytes).and_then(|v| u64::try_from(v).ok())
+        };
+        value.map(Some).ok_or_else(|| Internal::Store("a counter holds a value that is not a counter".into()))
+    }
 }
 
 /// A key that satisfies every Spin backend: `[a-z0-9-]` parts joined by `:`, at most 255 bytes.
@@ -65,24 +79,28 @@ pub fn token_cache_slot(slot: u8) -> Key {
     Key::from_parts(&["auth", "cache", &slot.to_string()])
 }
 
-/// All keys of one tenant. Layout (P = `t-<32 hex digits of SHA-256(tenant id)>`):
+/// All keys of one tenant. Layout (P = `t-<32 hex digits of SHA-256(tenant id)>`; the write
+/// protocol that uses them is in [`crate::log`], with its proof):
 ///
-/// | key              | holds                                                        | written by          |
-/// |------------------|--------------------------------------------------------------|---------------------|
-/// | `P:index`        | the tenant's index: every secret's metadata (JSON)           | lock holder only    |
-/// | `P:r:<version>`  | one secret's sealed credentials, keyed by the version (ticket) that wrote it | lock holder only |
-/// | `P:limit`        | the operator-set quota limit (decimal text); absent = default | operator (plain set) |
-/// | `P:lock:next`    | counter: the tenant lock's next ticket                         | `increment` only    |
-/// | `P:lock:serving` | the ticket now allowed to write, and tickets to repair (JSON) | lock holder / breaker |
-/// | `P:lock:gone`    | tickets of waiters that gave up, for releases to skip (JSON)   | giving-up waiters   |
+/// | key              | holds                                                          | written by                 |
+/// |------------------|----------------------------------------------------------------|----------------------------|
+/// | `P:seq`          | counter: the last slot of the tenant's write log handed out     | `increment` only           |
+/// | `P:v:<k>`        | the tenant's state after slot `k` (the view); the last [`WINDOW`] are kept | whoever applies slot `k` (same bytes whoever) |
+/// | `P:r:<id>`       | one secret's sealed credentials; `id` names the slot that wrote it | the slot's writer, before it proposes |
+/// | `P:s:<k>:0`      | slot `k`'s intent, written by the writer that took the slot     | that writer, once          |
+/// | `P:s:<k>:n`      | counter: ballots of writers that take slot `k` over             | `increment` only           |
+/// | `P:s:<k>:<b>`    | ballot `b`'s block for slot `k`                                 | the holder of ballot `b`   |
 ///
-/// Secret names never appear in keys (a 253-byte name would not fit): secrets are found through the
-/// index. So a tenant spends 1 key per secret plus at most 5 of its own (`gone` only once a waiter
-/// of that tenant has given up).
+/// Secret names never appear in keys (a 253-byte name would not fit): secrets are found through
+/// the view. Every key but the records and the last views exists only while a write is in flight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantKeys {
     prefix: String,
 }
+
+/// How many of the latest views are kept: readers find the state within this many slots of the
+/// log's head, and a slot's keys are removed only once the log is this far past it.
+pub const WINDOW: u64 = 16;
 
 impl TenantKeys {
     pub fn new(tenant: &TenantId) -> TenantKeys {
@@ -93,28 +111,26 @@ impl TenantKeys {
         &self.prefix
     }
 
-    pub fn index(&self) -> Key {
-        Key::from_parts(&[&self.prefix, "index"])
+    pub fn seq(&self) -> Key {
+        Key::from_parts(&[&self.prefix, "seq"])
     }
 
-    pub fn record(&self, version: u64) -> Key {
-        Key::from_parts(&[&self.prefix, "r", &version.to_string()])
+    pub fn view(&self, slot: u64) -> Key {
+        Key::from_parts(&[&self.prefix, "v", &slot.to_string()])
     }
 
-    pub fn limit(&self) -> Key {
-        Key::from_parts(&[&self.prefix, "limit"])
+    pub fn record(&self, id: u64) -> Key {
+        Key::from_parts(&[&self.prefix, "r", &id.to_string()])
     }
 
-    pub fn lock_next(&self) -> Key {
-        Key::from_parts(&[&self.prefix, "lock", "next"])
+    /// Ballot `ballot` of slot `slot`; ballot 0 is the intent of the writer that took the slot.
+    pub fn block(&self, slot: u64, ballot: u64) -> Key {
+        Key::from_parts(&[&self.prefix, "s", &slot.to_string(), &ballot.to_string()])
     }
 
-    pub fn lock_serving(&self) -> Key {
-        Key::from_parts(&[&self.prefix, "lock", "serving"])
-    }
-
-    pub fn lock_gone(&self) -> Key {
-        Key::from_parts(&[&self.prefix, "lock", "gone"])
+    /// The counter that hands out ballots for taking slot `slot` over.
+    pub fn ballots(&self, slot: u64) -> Key {
+        Key::from_parts(&[&self.prefix, "s", &slot.to_string(), "n"])
     }
 
     /// A claim on checking version `version` in lease window `window` (counter; see `verify::inflight`).
@@ -124,10 +140,10 @@ impl TenantKeys {
 }
 
 /// An in-memory store with the same guarantees as the Spin backends, for native tests.
+/// Counters are kept as Spin's SQLite keeps them: 8 bytes little-endian, readable with `get`.
 #[derive(Default)]
 pub struct MemoryStore {
     data: Mutex<BTreeMap<String, Vec<u8>>>,
-    counters: Mutex<BTreeMap<String, i64>>,
     pub ops: OpCounter,
 }
 
@@ -157,11 +173,7 @@ impl MemoryStore {
 
     /// Every key and value, for "nothing changed" assertions.
     pub fn dump(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut all = self.data.lock().unwrap().clone();
-        for (k, v) in self.counters.lock().unwrap().iter() {
-            all.insert(k.clone(), v.to_le_bytes().to_vec());
-        }
-        all
+        self.data.lock().unwrap().clone()
     }
 }
 
@@ -180,22 +192,25 @@ impl KeyValue for MemoryStore {
     fn delete(&self, key: &Key) -> StoreResult<()> {
         self.ops.write();
         self.data.lock().unwrap().remove(key.as_str());
-        self.counters.lock().unwrap().remove(key.as_str());
         Ok(())
     }
 
     fn exists(&self, key: &Key) -> StoreResult<bool> {
         self.ops.read(1);
-        Ok(self.data.lock().unwrap().contains_key(key.as_str())
-            || self.counters.lock().unwrap().contains_key(key.as_str()))
+        Ok(self.data.lock().unwrap().contains_key(key.as_str()))
     }
 
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
         self.ops.write();
-        let mut counters = self.counters.lock().unwrap();
-        let value = counters.entry(key.0.clone()).or_insert(0);
-        *value += delta;
-        Ok(*value)
+        let mut data = self.data.lock().unwrap();
+        let current = match data.get(key.as_str()) {
+            None => 0,
+            Some(bytes) => {
+                i64::from_le_bytes(bytes.as_slice().try_into().map_err(|_| Internal::Store("not a counter".into()))?)
+            }
+        };
+        data.insert(key.0.clone(), (current + delta).to_le_bytes().to_vec());
+        Ok(current + delta)
     }
 }
 
@@ -221,9 +236,14 @@ mod tests {
             }
         }
         let keys = TenantKeys::new(&tenant(&long));
-        for key in
-            [keys.index(), keys.record(u64::MAX), keys.limit(), keys.lock_next(), keys.lock_serving(), keys.lock_gone()]
-        {
+        for key in [
+            keys.seq(),
+            keys.view(u64::MAX),
+            keys.record(u64::MAX),
+            keys.block(u64::MAX, u64::MAX),
+            keys.ballots(u64::MAX),
+            keys.check_claim(u64::MAX, u64::MAX),
+        ] {
             assert!(key.as_str().len() <= Key::MAX_LEN);
             assert!(key.as_str().split(':').all(|part| !part.is_empty()
                 && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')));
@@ -238,10 +258,10 @@ mod tests {
     #[test]
     fn memory_store_counts_reads_and_writes() {
         let store = MemoryStore::new();
-        let key = TenantKeys::new(&tenant("a")).index();
+        let key = TenantKeys::new(&tenant("a")).view(1);
         store.set(&key, b"x").unwrap();
         store.get(&key).unwrap();
-        assert_eq!(store.increment(&TenantKeys::new(&tenant("a")).lock_next(), 2).unwrap(), 2);
+        assert_eq!(store.increment(&TenantKeys::new(&tenant("a")).seq(), 2).unwrap(), 2);
         assert_eq!(store.ops.snapshot(), (1, 2));
     }
 }

@@ -43,7 +43,7 @@ pub async fn serve(
     let settings = settings::Settings::load(grants);
     let registries = outbound::RegistryClient::new(settings.check.timeout);
     let context = Context {
-        env: Env { store: &store, clock: &SystemClock, lock: settings.lock },
+        env: Env { store: &store, clock: &SystemClock, policy: settings.policy },
         auth: &settings.auth,
         keyring: settings.keyring.as_ref(),
         outbound: Some(Outbound {

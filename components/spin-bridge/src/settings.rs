@@ -3,7 +3,7 @@ use std::time::Duration;
 use domain::crypto::Keyring;
 use domain::error::{Error, Internal};
 use domain::identity::AuthSettings;
-use domain::lock::LockPolicy;
+use domain::log::WritePolicy;
 use domain::verify::{CheckPolicy, PlainHttpRegistries};
 use spin_sdk::variables;
 
@@ -22,7 +22,8 @@ impl Grants {
 pub struct Settings {
     pub auth: AuthSettings,
     pub keyring: Option<Result<Keyring, Error>>,
-    pub lock: LockPolicy,
+    /// `tenant_lock_lease_ms`: how long a stalled write may hold up its tenant's log.
+    pub policy: WritePolicy,
     /// Verification: `verify_timeout_ms`, `verify_insecure_registries` (the `verify` component's).
     pub check: CheckPolicy,
 }
@@ -43,9 +44,9 @@ impl Settings {
             Some(value) => Keyring::parse(&value),
             None => Err(Internal::Config("encryption_keys").into()),
         });
-        let lock = variable("tenant_lock_lease_ms")
+        let policy = variable("tenant_lock_lease_ms")
             .and_then(|ms| ms.parse().ok())
-            .map(|ms| LockPolicy::with_lease(Duration::from_millis(ms)))
+            .map(|ms| WritePolicy::with_lease(Duration::from_millis(ms)))
             .unwrap_or_default();
         let check = CheckPolicy {
             timeout: variable("verify_timeout_ms")
@@ -54,6 +55,6 @@ impl Settings {
                 .unwrap_or(CheckPolicy::default().timeout),
             plain_http: PlainHttpRegistries::parse(&variable("verify_insecure_registries").unwrap_or_default()),
         };
-        Settings { auth, keyring, lock, check }
+        Settings { auth, keyring, policy, check }
     }
 }

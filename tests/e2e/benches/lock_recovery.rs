@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::nodes::{tickets_taken, trapped_create, try_create, ChildNode, TrapPositions};
+use e2e::nodes::{slots_taken, trapped_create, try_create, ChildNode, TrapPositions};
 use e2e::{structured, unique_tenant, Backend, Options, TestApp, SECRETS};
 use serde_json::json;
 
@@ -93,7 +93,7 @@ fn sqlite(traps: TrapPositions, app: &Arc<TestApp>, queued: usize) -> Row {
     let threads: Vec<_> = (0..queued)
         .map(|i| {
             let (app, token) = (app.clone(), token.clone());
-            std::thread::spawn(move || trapped_create(&app, &token, &format!("queued-{i}"), traps.after_ticket).status)
+            std::thread::spawn(move || trapped_create(&app, &token, &format!("queued-{i}"), traps.after_slot).status)
         })
         .collect();
     assert!(threads.into_iter().all(|t| t.join().unwrap() == 500));
@@ -109,7 +109,7 @@ fn redis(url: &str, traps: TrapPositions, survivor: &Arc<TestApp>, queued: usize
     let before = throughput(survivor, &token, "before");
     // The lock is held by a dead holder; the victim's writers queue behind it.
     assert_eq!(trapped_create(survivor, &token, "holder", traps.after_record).status, 500);
-    let held_at = tickets_taken(survivor, &tenant);
+    let held_at = slots_taken(survivor, &tenant);
     let target = victim.url(SECRETS);
     let queue: Vec<_> = (0..queued)
         .map(|i| {
@@ -126,7 +126,7 @@ fn redis(url: &str, traps: TrapPositions, survivor: &Arc<TestApp>, queued: usize
     assert!(finished.is_empty(), "queued writers answered on the dead node: {finished:?}");
     let recovery = recovery(survivor, &token, died);
     // Less the recovered writer's two tickets: its own, and the fresh one of its break.
-    let in_queue = tickets_taken(survivor, &tenant) - held_at - 2;
+    let in_queue = slots_taken(survivor, &tenant) - held_at - 2;
     assert!((1..=queued as u64).contains(&in_queue), "{in_queue} of {queued} writers queued when the node died");
     let after = throughput(survivor, &token, "after");
     Row { backend: "Redis, 2 nodes", queued: in_queue as usize, recovery, before, after }

@@ -6,9 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use domain::index::{IndexEntry, TenantIndex};
+use domain::log::op::{apply, Actor, Op};
 use domain::name::TenantId;
 use domain::store::TenantKeys;
+use domain::view::View;
 use e2e::{structured, Options, TestApp, SECRETS};
 
 const OTHER_TENANTS: usize = 10_000;
@@ -35,7 +36,7 @@ fn measure(app: &TestApp, token: &str) -> [(Duration, Duration); 2] {
 }
 
 /// Other tenants' rows, written straight into the SQLite file in one transaction, in exactly the
-/// layout the components write (index value + one record key per secret).
+/// layout the components write (the log's counter, the view, one record key per secret).
 fn fill(db: &std::path::Path) {
     let mut conn = rusqlite::Connection::open(db).expect("open the store");
     let tx = conn.transaction().unwrap();
@@ -44,23 +45,25 @@ fn fill(db: &std::path::Path) {
             tx.prepare("INSERT OR REPLACE INTO spin_key_value (store, key, value) VALUES ('default', ?1, ?2)").unwrap();
         for t in 0..OTHER_TENANTS {
             let keys = TenantKeys::new(&TenantId::parse(&format!("other-{t}")).unwrap());
-            let mut index = TenantIndex::default();
+            let mut view = View::empty();
             for s in 0..SECRETS_EACH {
-                let version = s as u64 + 1;
-                index.upsert(IndexEntry {
+                let slot = s as u64 + 1;
+                let actor = Actor { operator: false, admin: true };
+                let op = Op::Create {
                     name: format!("secret-{s}"),
                     registries: vec!["ghcr.io".into()],
-                    managed: false,
-                    created: 0,
-                    modified: 0,
-                    version,
+                    actor,
+                    now: 0,
                     verification: None,
-                });
+                };
+                view = apply(&view, slot, Some(&op)).unwrap().view;
                 let record =
                     format!(r#"{{"name":"secret-{s}","sealed":{{"kid":"k1","n":"AAAA","ct":"{}"}}}}"#, "A".repeat(200));
-                insert.execute(rusqlite::params![keys.record(version).as_str(), record.as_bytes()]).unwrap();
+                insert.execute(rusqlite::params![keys.record(slot).as_str(), record.as_bytes()]).unwrap();
             }
-            insert.execute(rusqlite::params![keys.index().as_str(), serde_json::to_vec(&index).unwrap()]).unwrap();
+            let head = SECRETS_EACH as i64;
+            insert.execute(rusqlite::params![keys.seq().as_str(), head.to_le_bytes().to_vec()]).unwrap();
+            insert.execute(rusqlite::params![keys.view(head as u64).as_str(), view.bytes()]).unwrap();
         }
     }
     tx.commit().unwrap();
@@ -71,13 +74,13 @@ fn print_store_calls() {
     use domain::crypto::Keyring;
     use domain::dockerconfig::SecretRequest;
     use domain::identity::{Principal, Scope, Scopes};
-    use domain::lock::LockPolicy;
+    use domain::log::WritePolicy;
     use domain::paging::ListQuery;
     use domain::secrets::{self, Env};
     use domain::store::MemoryStore;
 
     let store = MemoryStore::new();
-    let env = Env { store: &store, clock: &SystemClock, lock: LockPolicy::default() };
+    let env = Env { store: &store, clock: &SystemClock, policy: WritePolicy::default() };
     let ring = Keyring::parse(&e2e::test_encryption_keys("k1")).unwrap();
     let who = Principal {
         tenant: TenantId::parse("acme").unwrap(),
@@ -113,9 +116,9 @@ fn print_store_calls() {
     step("create", &mut || drop(secrets::create(&env, &who, &ring, body()).unwrap()));
     step("create (name taken: 409)", &mut || drop(secrets::create(&env, &who, &ring, body()).unwrap_err()));
     step("modify", &mut || drop(secrets::modify(&env, &who, &ring, "app", body(), None).unwrap()));
-    step("list", &mut || drop(secrets::list(&store, &who, &ListQuery::default()).unwrap()));
-    step("get", &mut || drop(secrets::get(&store, &who, "app").unwrap()));
-    step("export", &mut || drop(domain::export::export(&store, &who, &ring, "app").unwrap()));
+    step("list", &mut || drop(secrets::list(&env, &who, &ListQuery::default()).unwrap()));
+    step("get", &mut || drop(secrets::get(&env, &who, "app").unwrap()));
+    step("export", &mut || drop(domain::export::export(&env, &who, &ring, "app").unwrap()));
     step("delete", &mut || drop(secrets::delete(&env, &who, "app", None).unwrap()));
 }
 
@@ -134,7 +137,7 @@ fn main() {
     fill(&db);
     println!(
         "filled {OTHER_TENANTS} other tenants x {SECRETS_EACH} secrets ({} keys) in {:.1?}",
-        OTHER_TENANTS * (SECRETS_EACH + 1),
+        OTHER_TENANTS * (SECRETS_EACH + 2),
         started.elapsed()
     );
     let full = measure(&app, &token);

@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 
 use crate::{tenant_prefix, TestApp, SECRETS};
 
-/// The list shows exactly the secrets whose records are stored (no orphan `P:r:*` record, no
-/// listed secret without one), the quota's `used` equals their number, and each one exports.
-/// Returns the listed names.
+/// The list shows exactly the secrets of the tenant's latest view, whose records are exactly the
+/// stored ones (no orphan `P:r:*` record, no listed secret without one); no slot's registers are
+/// left (`P:s:*`) and at most the window of views is kept; the quota's `used` equals the number
+/// listed, and each one exports. Returns the listed names.
 pub fn assert_invariants(app: &TestApp, tenant: &str, context: &str) -> BTreeSet<String> {
     let token = app.token(tenant, &["regsecrets.viewer", "regsecrets.puller"]);
     let list = app.call("GET", SECRETS).bearer(&token).send();
@@ -15,11 +16,22 @@ pub fn assert_invariants(app: &TestApp, tenant: &str, context: &str) -> BTreeSet
     let resources = list.json()["resources"].as_array().unwrap().clone();
     let names: BTreeSet<String> = resources.iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect();
     assert_eq!(names.len(), resources.len(), "{context}: names are unique");
-    let versions: BTreeSet<u64> = resources.iter().map(|r| r["version"].as_u64().unwrap()).collect();
-    let record_prefix = format!("{}:r:", tenant_prefix(tenant));
-    let stored: BTreeSet<u64> =
-        app.tenant_rows(tenant).iter().filter_map(|(k, _)| k.strip_prefix(&record_prefix)?.parse().ok()).collect();
-    assert_eq!(stored, versions, "{context}: stored records vs. listed versions");
+    let rows = app.tenant_rows(tenant);
+    let under = |part: &str| -> Vec<(String, Vec<u8>)> {
+        let prefix = format!("{}:{part}:", tenant_prefix(tenant));
+        rows.iter().filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v.clone()))).collect()
+    };
+    let views = under("v");
+    assert!(views.len() as u64 <= domain::store::WINDOW, "{context}: {} views kept", views.len());
+    let latest = views.iter().max_by_key(|(slot, _)| slot.parse::<u64>().unwrap()).expect("a view");
+    let view = domain::view::View::decode(latest.1.clone()).unwrap();
+    let in_view: BTreeSet<String> = view.names().map(str::to_owned).collect();
+    assert_eq!(in_view, names, "{context}: the list is the latest view");
+    let records: BTreeSet<u64> = view.entries().unwrap().iter().map(|e| e.record).collect();
+    let stored: BTreeSet<u64> = under("r").iter().map(|(id, _)| id.parse().unwrap()).collect();
+    assert_eq!(stored, records, "{context}: stored records vs. the records the view names");
+    let registers: Vec<String> = under("s").into_iter().map(|(k, _)| k).collect();
+    assert!(registers.is_empty(), "{context}: slot registers left behind: {registers:?}");
     let quota = app.call("GET", "/v2/admin/resourceQuota/dockerRegistrySecrets").bearer(&token).send().json();
     assert_eq!(quota["usage"]["count"].as_u64().unwrap() as usize, names.len(), "{context}: used = listed");
     for name in &names {

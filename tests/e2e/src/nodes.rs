@@ -117,9 +117,9 @@ fn counter(bytes: &[u8]) -> u64 {
     }
 }
 
-/// How many lock tickets the tenant has dispensed (`P:lock:next`; 0 if none).
-pub fn tickets_taken(app: &TestApp, tenant: &str) -> u64 {
-    let key = format!("{}:lock:next", tenant_prefix(tenant));
+/// How many slots of its write log the tenant has handed out (`P:seq`; 0 if none).
+pub fn slots_taken(app: &TestApp, tenant: &str) -> u64 {
+    let key = format!("{}:seq", tenant_prefix(tenant));
     app.tenant_rows(tenant).iter().find(|(k, _)| *k == key).map_or(0, |(_, v)| counter(v))
 }
 
@@ -133,9 +133,9 @@ pub fn record_versions(app: &TestApp, tenant: &str) -> Vec<u64> {
 /// each position on a fresh tenant, so the tests follow the operation as it is.
 #[derive(Debug, Clone, Copy)]
 pub struct TrapPositions {
-    /// Right after the call that took the ticket: a waiter that dies in the queue.
-    pub after_ticket: u32,
-    /// Right after the record was written, before the commit: a holder that dies mid-write.
+    /// Right after the call that took the slot: a writer that dies before it proposed anything.
+    pub after_slot: u32,
+    /// Right after the record was written, before the intent: a writer that dies mid-write.
     pub after_record: u32,
 }
 
@@ -152,18 +152,18 @@ pub fn trapped_create(app: &TestApp, token: &str, name: &str, position: u32) -> 
 impl TrapPositions {
     /// `app` must have trap injection on.
     pub fn find(app: &TestApp) -> TrapPositions {
-        let mut after_ticket = None;
+        let mut after_slot = None;
         for position in 1..40u32 {
             let tenant = crate::unique_tenant("trap-probe");
             let token = app.token(&tenant, &["regsecrets.admin"]);
             let reply = trapped_create(app, &token, "probe", position);
             assert_ne!(reply.status, 201, "a create finished before a record was written at call {position}");
-            if after_ticket.is_none() && tickets_taken(app, &tenant) > 0 {
-                after_ticket = Some(position);
+            if after_slot.is_none() && slots_taken(app, &tenant) > 0 {
+                after_slot = Some(position);
             }
             if !record_versions(app, &tenant).is_empty() {
-                let after_ticket = after_ticket.expect("the ticket comes before the record");
-                return TrapPositions { after_ticket, after_record: position };
+                let after_slot = after_slot.expect("the slot comes before the record");
+                return TrapPositions { after_slot, after_record: position };
             }
         }
         panic!("no create wrote a record within 40 store calls");

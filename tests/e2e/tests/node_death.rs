@@ -89,7 +89,7 @@ fn sqlite_a_dead_holder_and_a_dead_queue_cost_one_recovery_whatever_their_number
         if i % 6 == 0 {
             (true, a.create(&t, &structured(&format!("live-{i}"), "ghcr.io", "u", "p")).status, started.elapsed())
         } else {
-            (false, trapped_create(&a, &t, &format!("dead-{i}"), traps.after_ticket).status, started.elapsed())
+            (false, trapped_create(&a, &t, &format!("dead-{i}"), traps.after_slot).status, started.elapsed())
         }
     });
     let live: Vec<_> = results.iter().filter(|(live, ..)| *live).collect();
@@ -101,7 +101,7 @@ fn sqlite_a_dead_holder_and_a_dead_queue_cost_one_recovery_whatever_their_number
 
     // Now 100 dead tickets in a row, and one live writer after them: one recovery, not 100.
     let (a, t) = (app.clone(), token.clone());
-    let dead = at_once(100, move |i| trapped_create(&a, &t, &format!("late-dead-{i}"), traps.after_ticket).status);
+    let dead = at_once(100, move |i| trapped_create(&a, &t, &format!("late-dead-{i}"), traps.after_slot).status);
     assert!(dead.iter().all(|s| *s == 500));
     let started = Instant::now();
     assert_eq!(app.create(&token, &structured("after", "ghcr.io", "u", "p")).status, 201);
@@ -135,7 +135,7 @@ fn sqlite_a_storm_that_keeps_arriving_while_writers_keep_dying_still_recovers() 
             let name = format!("c{client}-{step}");
             // A third of the clients' requests die right after taking their ticket, all storm long.
             if (client + step) % 3 == 0 {
-                assert_eq!(trapped_create(&a, &t, &name, traps.after_ticket).status, 500);
+                assert_eq!(trapped_create(&a, &t, &name, traps.after_slot).status, 500);
             } else {
                 let reply = a.create(&t, &structured(&name, "ghcr.io", "u", "p"));
                 match reply.status {

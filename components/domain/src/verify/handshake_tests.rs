@@ -34,6 +34,9 @@ impl Clock for StillClock {
     fn now_ms(&self) -> u64 {
         self.0
     }
+    fn monotonic_ms(&self) -> u64 {
+        self.0
+    }
     fn sleep(&self, _: Duration) {}
 }
 

@@ -5,32 +5,33 @@
 //!
 //! | step | calls | why it is safe |
 //! |------|-------|----------------|
-//! | read | `get P:index`; `get P:r:<v>` (again if a modify raced it) | no lock: a reader sees a committed state |
+//! | read | the tenant's view (`get P:seq`, `get P:v:<S>`); `get P:r:<record>` (again if a modify raced it) | a read of the log: linearizable |
 //! | claim | `increment P:check:<v>:<w>`, `increment P:check:<v>:<w+1>`; leftovers: `exists`/`delete` | see [`super::inflight`] |
 //! | check | network only; **no lock is held** (the lock's lease is seconds, a check may take longer) | |
 //! | release | `delete P:check:<v>:<w>`, `delete P:check:<v>:<w+1>` | |
-//! | record | lock acquire; `get P:index`; [repair]; `get P:lock:serving`; `set P:index` only if the secret still has version v; lock release | under the tenant lock, as every index write |
+//! | record | a write through the log (`Op::Check`), applied only if the secret still has version v | as every write, see `log` |
 //!
-//! Writes: 2 increments, 2 deletes, and the lock's `increment` and `set` plus the index `set` (7).
-//! The outcome is kept in the index entry (`verification`), so get and list show it at no extra read.
+//! The outcome is kept in the secret's metadata (`verification`), so get and list show it at no
+//! extra read.
 //!
 //! Failure model (a node dies between any two calls): before the claim, nothing was written. After
 //! it, the claim's keys stay until they expire (at most two leases) and the next check of that
-//! version removes them; the secret and the index are untouched. During the record, the tenant
-//! lock's own recovery applies (the record writes no `P:r:` key, so a dead holder leaves nothing to
-//! repair). A modify or delete that commits while the check runs wins: the outcome, which is about
-//! credentials no longer stored, is dropped (`version` changed), never written over the new ones.
+//! version removes them; the secret is untouched. During the record, the log's own recovery
+//! applies (the record writes no `P:r:` key). A modify or delete that applies while the check runs
+//! wins: the outcome, which is about credentials no longer stored, is dropped (`version` changed),
+//! never written over the new ones.
 
 use super::outcome::{Checked, LastCheck, Report};
 use super::{inflight, Checker, Repository};
 use crate::clock::{rfc3339, Clock};
-use crate::crypto::{BindingContext, Keyring};
+use crate::crypto::Keyring;
 use crate::dockerconfig::DockerConfig;
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal};
-use crate::index::{IndexEntry, TenantIndex};
+use crate::index::IndexEntry;
+use crate::log::op::Op;
 use crate::name::SecretName;
-use crate::secrets::{managed_guard, under_lock, Env, Record};
+use crate::secrets::{commit, current, managed_guard, open_entry, Env};
 use crate::store::{KeyValue, TenantKeys};
 
 /// Checks the stored credentials of `name` against each of their registries; keeps the outcome.
@@ -45,14 +46,18 @@ pub fn verify_secret<S: KeyValue, C: Clock>(
     who.require(Need::WriteSecrets)?;
     let name = SecretName::parse(name).map_err(|_| Error::SecretNotFound)?;
     let keys = TenantKeys::new(&who.tenant);
-    let (entry, config) = read_current(env.store, &keys, who, keyring, &name)?;
+    let (entry, config) = read_current(env, who, keyring, &name)?;
     let claim = inflight::claim(env.store, &keys, entry.version, env.clock.now_ms(), checker.policy.lease_ms())?;
     let registries = checker.check_all(&config, repository);
     drop(config);
     claim.release(env.store, &keys)?;
     let checked = Checked::of(registries);
     let last = LastCheck { at: env.clock.now_ms(), ok: checked.ok };
-    record(env, &keys, &name, entry.version, last)?;
+    let check = Op::Check { name: name.as_str().to_owned(), version: entry.version, check: last };
+    match commit(env, &who.tenant, check, None, |_| Ok(())) {
+        Ok(_) | Err(Error::SecretNotFound) => {} // changed meanwhile: the outcome is not about it
+        Err(other) => return Err(other),
+    }
     Ok(Report {
         name: name.as_str().to_owned(),
         checked_at: rfc3339(last.at),
@@ -61,45 +66,21 @@ pub fn verify_secret<S: KeyValue, C: Clock>(
     })
 }
 
-/// The index entry and the decrypted credentials it points to, as of one committed state.
-fn read_current<S: KeyValue>(
-    store: &S,
-    keys: &TenantKeys,
+/// The secret's metadata and its decrypted credentials, as of one state of the log.
+fn read_current<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
     name: &SecretName,
 ) -> Result<(IndexEntry, DockerConfig), Error> {
-    // A modify commits the index before deleting the record it replaced: read the index again then.
+    // A record is deleted only once a newer view stopped naming it: read the view again then.
     for _ in 0..3 {
-        let index = TenantIndex::load(store, keys)?;
-        let entry = index.find(name.as_str()).cloned().ok_or(Error::SecretNotFound)?;
+        let entry = current(env, &who.tenant)?.view.find(name.as_str())?.ok_or(Error::SecretNotFound)?;
         managed_guard(who, &entry, Error::Forbidden)?;
-        let Some(bytes) = store.get(&keys.record(entry.version))? else { continue };
-        let sealed = Record::decode(&bytes)?.sealed;
-        let plain = keyring.open(&BindingContext { tenant: who.tenant.as_str(), name: &entry.name }, &sealed)?;
+        let Some(plain) = open_entry(env.store, keyring, &who.tenant, &entry)? else { continue };
         return Ok((entry, DockerConfig::from_stored(&plain)?));
     }
     Err(Internal::Platform("secret changed under three consecutive reads").into())
-}
-
-/// Keeps the outcome in the index entry, under the tenant lock, if the secret is still the one
-/// that was checked. The entry's version stays: a check changes nothing of the secret, so an
-/// `If-Match` taken before it still holds.
-fn record<S: KeyValue, C: Clock>(
-    env: &Env<S, C>,
-    keys: &TenantKeys,
-    name: &SecretName,
-    version: u64,
-    last: LastCheck,
-) -> Result<(), Error> {
-    under_lock(env, keys, |held, mut index| {
-        let Some(current) = index.find(name.as_str()).filter(|e| e.version == version).cloned() else {
-            return Ok(());
-        };
-        index.upsert(IndexEntry { verification: Some(last), ..current });
-        held.confirm(env.store, keys)?;
-        index.save(env.store, keys)
-    })
 }
 
 /// The check of credentials a create or patch is about to store: nothing is read or written.

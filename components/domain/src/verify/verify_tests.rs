@@ -12,7 +12,7 @@ use crate::clock::SystemClock;
 use crate::crypto::Keyring;
 use crate::dockerconfig::SecretRequest;
 use crate::identity::{Principal, Scope, Scopes};
-use crate::lock::LockPolicy;
+use crate::log::WritePolicy;
 use crate::name::TenantId;
 use crate::secrets::{self, Env};
 use crate::store::{KeyValue, MemoryStore, TenantKeys};
@@ -34,7 +34,7 @@ fn who(scopes: &[Scope]) -> Principal {
 }
 
 fn env(store: &MemoryStore) -> Env<'_, MemoryStore, SystemClock> {
-    Env { store, clock: &SystemClock, lock: LockPolicy::with_lease(Duration::from_millis(2_000)) }
+    Env { store, clock: &SystemClock, policy: WritePolicy::with_lease(Duration::from_millis(2_000)) }
 }
 
 fn body(name: &str, registry: &str, password: &str) -> SecretRequest {
@@ -95,7 +95,7 @@ fn the_outcome_is_answered_and_kept_in_the_metadata_without_a_new_version() {
     assert_eq!(report.name, "web");
     assert_eq!(report.registries[0].registry, "registry.example");
     assert_eq!(report.registries[0].result, Verdict::Ok);
-    let metadata = secrets::get(&store, &admin(), "web").unwrap();
+    let metadata = secrets::get(&env(&store), &admin(), "web").unwrap();
     assert_eq!(metadata.version, written.version, "a check changes nothing of the secret");
     assert_eq!(metadata.verification, Some(VerificationSummary { checked_at: report.checked_at.clone(), ok: true }));
     let json = serde_json::to_value(&metadata).unwrap();
@@ -105,7 +105,7 @@ fn the_outcome_is_answered_and_kept_in_the_metadata_without_a_new_version() {
     let report = verify(&store, &registry(|| {}), &admin(), "bad").unwrap();
     assert!(!report.ok);
     assert_eq!((report.registries[0].result, report.registries[0].http_status), (Verdict::Unauthorized, Some(401)));
-    assert_eq!(secrets::get(&store, &admin(), "bad").unwrap().verification.map(|v| v.ok), Some(false));
+    assert_eq!(secrets::get(&env(&store), &admin(), "bad").unwrap().verification.map(|v| v.ok), Some(false));
     let shown = serde_json::to_string(&report).unwrap();
     assert!(!shown.contains("wrong") && !shown.contains("bot"), "{shown}");
 }
@@ -121,7 +121,11 @@ fn a_modify_during_the_check_wins_and_the_stale_outcome_is_dropped() {
     });
     let report = verify(&store, &racing, &admin(), "web").unwrap();
     assert!(report.ok, "the check was of the credentials read");
-    assert_eq!(secrets::get(&store, &admin(), "web").unwrap().verification, None, "not written over the new ones");
+    assert_eq!(
+        secrets::get(&env(&store), &admin(), "web").unwrap().verification,
+        None,
+        "not written over the new ones"
+    );
 }
 
 #[test]
@@ -132,11 +136,11 @@ fn a_modify_drops_the_last_outcome_and_a_verified_write_keeps_its_own() {
     let mut change = body("web", "registry.example", "other");
     change.name = None;
     secrets::modify(&env(&store), &admin(), &keyring(), "web", change, None).unwrap();
-    assert_eq!(secrets::get(&store, &admin(), "web").unwrap().verification, None);
+    assert_eq!(secrets::get(&env(&store), &admin(), "web").unwrap().verification, None);
     let mut verified = body("web2", "registry.example", PASSWORD);
     verified.verification = Some(LastCheck { at: 1_000, ok: true });
     secrets::create(&env(&store), &admin(), &keyring(), verified).unwrap();
-    let kept = secrets::get(&store, &admin(), "web2").unwrap().verification.unwrap();
+    let kept = secrets::get(&env(&store), &admin(), "web2").unwrap().verification.unwrap();
     assert_eq!((kept.checked_at.as_str(), kept.ok), ("1970-01-01T00:00:01Z", true));
 }
 
@@ -227,13 +231,13 @@ fn a_rejection_carries_each_registrys_result_in_details() {
 }
 
 #[test]
-fn old_index_records_without_an_outcome_still_read() {
+fn entries_without_an_outcome_still_read() {
     let store = MemoryStore::new();
     let keys = TenantKeys::new(&TenantId::parse("acme").unwrap());
-    let old =
-        r#"{"secrets":[{"name":"web","registries":["ghcr.io"],"managed":false,"created":0,"modified":0,"version":3}]}"#;
-    store.set(&keys.index(), old.as_bytes()).unwrap();
-    let metadata = secrets::get(&store, &admin(), "web").unwrap();
+    let view = "{\"slot\":1}\n{\"name\":\"web\",\"registries\":[\"ghcr.io\"],\"managed\":false,\"created\":0,\"modified\":0,\"version\":1,\"record\":1}";
+    store.increment(&keys.seq(), 1).unwrap();
+    store.set(&keys.view(1), view.as_bytes()).unwrap();
+    let metadata = secrets::get(&env(&store), &admin(), "web").unwrap();
     assert_eq!(metadata.verification, None);
     assert!(serde_json::to_value(&metadata).unwrap().get("verification").is_none());
 }

@@ -1,0 +1,436 @@
+//! The tenant's write log: how a write is made durable and how a read finds the current state,
+//! with `get`, `set`, `delete`, `exists` and `increment` alone, and with safety that depends on no
+//! timing at all. Timing (the lease) decides only how soon a stalled slot is taken over.
+//!
+//! ## Layout (P = the tenant prefix; keys are built in `store.rs`)
+//! - `P:seq`: a counter; `increment` hands out slots 1, 2, 3, … Every write takes one.
+//! - `P:s:<k>:…`: slot `k`'s registers, by which the slot decides its value: the operation of the
+//!   writer that took it, or *void* (see `slot.rs`). They exist only while the slot is in flight.
+//! - `P:v:<k>`: the *view* after slot `k`: the whole tenant state (every secret's metadata, the
+//!   quota limit, the outcomes of recent slots) as a function of the view before it and the slot's
+//!   decided value (`op::apply`). Views are kept for the last [`WINDOW`] slots.
+//! - `P:r:<k>`: the sealed credentials written by slot `k` (create, modify, re-seal).
+//!
+//! ## A write of operation `op` ([`write`])
+//! 1. Read the current view ([`read`]) and refuse at once what it refuses (nothing is written).
+//! 2. `k = increment P:seq`: the slot is ours alone.
+//! 3. `set P:r:<k>` (if `op` carries credentials), then `set P:s:<k>:0` (the intent) and read the
+//!    slot's ballot counter: the slot decides `op` unless a takeover is under way (`slot.rs`).
+//! 4. Obtain the view `v(k-1)`: read it when it appears; if the lowest unapplied slot has not
+//!    moved for a lease, take it over (decide it, adopting its intent if written, voiding it if
+//!    not) and apply it, and so on up to `k-1`.
+//! 5. The fence ([`applied`]): check that slot `k` has not been applied by someone else meanwhile.
+//!    If it has, this writer's reads may be stale (the slot's registers are deleted once it is
+//!    applied): it answers what the views say became of slot `k`.
+//! 6. `set P:v:<k> = apply(v(k-1), decided value)`; answer the outcome of `op` in it.
+//! 7. Clean up: delete the records the view lists as garbage, `P:v:<k-W>`, and slot `k`'s registers.
+//!
+//! ## A read ([`read`])
+//! `S = P:seq`; the first present view among `v(S), v(S-1), …, v(S-W+1)`; if it is not `v(S)`,
+//! read `P:seq` again and accept `v(j)` only if it is still below `j + W`. Common case: 2 calls.
+//!
+//! ## Why it is safe (whatever pauses, deaths and clock steps; nothing here reads a clock)
+//! **A. Every slot decides exactly one value**, its taker's operation or void (Paxos, `slot.rs`),
+//! provided its registers are read before they are deleted.
+//!
+//! **B. Every view ever written holds the true state after its slot.** By induction on `k`:
+//! `v(k)` is written only by a writer that read a view `v(k-1)` (true by induction), learned slot
+//! `k`'s value, and then found (fence) that slot `k` was not yet applied. Registers of slot `k`
+//! and the view `v(k-1)` are deleted only after `v(k)`, resp. `v(k-1+W)`, is written; so if the fence
+//! passes, nothing it read had been deleted, the value it learned is the one decided (A), and the
+//! bytes it writes are `apply(v(k-1), value)`, the same bytes every other writer of `v(k)` writes.
+//! A writer that pauses after its fence and writes `v(k)` late writes those same true bytes
+//! (at worst re-creating a deleted view outside every reader's window; see C).
+//!
+//! **The fence is exact.** [`applied`]`(k)` reads `v(k)`, `v(k+W)`, `v(k+2W)`, … until one is
+//! present or the next index passes `P:seq`. If `v(k)` was written before the fence began, each
+//! view in that chain is present or was deleted, and `v(c)` is deleted only after `v(c+W)` was
+//! written (so `P:seq ≥ c+W`): the walk continues to `v(c+W)`, and it ends at a present view.
+//! If none is found, `v(k)` had not been written when the fence began: slot `k` was not applied.
+//!
+//! **C. Reads are linearizable.** A read returns `v(j)` present at its read. `v(j)` is the state
+//! after slot `j` (B). Any write acknowledged before the read began wrote its view `v(m)` first,
+//! with `m ≤ S`. If `j = S`, `v(S)` includes every slot up to `S`. Otherwise every `v(m)`, `j < m ≤ S`,
+//! was absent when read; such a view is deleted only once `P:seq ≥ m + W > S' ` (`S'` the second
+//! read of `P:seq`), so it had never been written: no write of a slot in `(j, S]` was acknowledged
+//! before the read, and slots after `S` were taken after it began.
+//!
+//! **D. Hence the invariants.** An acknowledged write is in `v(k)` and in every later view (views
+//! are computed from their predecessor); it is never lost or half-applied. The view is the only
+//! index, so it never names a missing record: a record is written before its slot is proposed, and
+//! deleted only once a true view lists it as garbage (replaced, deleted, refused or voided). Names
+//! are unique and the quota exact because `apply` checks them against the true previous state. A
+//! refused or voided write's record is garbage from its slot on; its writer deletes it again if it
+//! wrote it late.
+//!
+//! ## Failure model: a writer dies or pauses between any two store calls
+//! - before `increment`: nothing happened. After it, before its intent: the slot is empty; the
+//!   next writer, after a lease without progress, voids it (an orphan record, if written, is the
+//!   voided slot's garbage). A paused taker that comes back finds (fence) its slot applied and
+//!   answers what the view says: 503 `TenantBusy` for a voided slot, nothing stored.
+//! - after its intent: a takeover adopts the intent; the operation applies exactly once, whoever
+//!   applies it. The paused taker answers the outcome the view records.
+//! - after its fence, before or after writing `v(k)`: its view is true (B); others write the same.
+//! - during clean-up: what it did not delete is garbage of a true view; the next writer deletes
+//!   the previous view's garbage again, and the takeover of a slot clears its registers.
+//! - a store call that fails is a death at that point: the write's outcome is the slot's, and the
+//!   caller gets 503 (`StoreUnavailable`); a retry reads first and sees whether it applied.
+//!
+//! What a pause or death costs is liveness only: writes queued behind a stalled slot wait one
+//! lease, then every stalled slot before them is decided at once (a takeover needs no further
+//! waiting once one lease has passed without progress). Reads never wait for writers unless more
+//! than `W - 1` writes are in flight at once on one tenant.
+
+pub mod op;
+pub mod slot;
+
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::error::{Error, Internal};
+use crate::store::{KeyValue, TenantKeys, WINDOW};
+use crate::view::{SlotOutcome, View};
+
+use op::{apply, Op, Refusal};
+use slot::Proposal;
+
+/// How long a slot may stall before a waiting writer takes it over, and how long a write or a
+/// read waits in all before answering 503.
+#[derive(Debug, Clone, Copy)]
+pub struct WritePolicy {
+    pub lease: Duration,
+    pub max_wait: Duration,
+}
+
+impl WritePolicy {
+    pub const DEFAULT_LEASE_MS: u64 = 10_000;
+
+    pub fn with_lease(lease: Duration) -> WritePolicy {
+        WritePolicy { lease, max_wait: lease * 3 }
+    }
+
+    /// The refusal when a write or read could not finish in time: retry after about a lease.
+    pub fn busy(&self) -> Error {
+        Error::TenantBusy { retry_after_secs: self.lease.as_millis().div_ceil(1000).max(1) as u64 }
+    }
+}
+
+impl Default for WritePolicy {
+    fn default() -> Self {
+        WritePolicy::with_lease(Duration::from_millis(WritePolicy::DEFAULT_LEASE_MS))
+    }
+}
+
+/// What an operation needs from the platform.
+pub struct Env<'a, S: KeyValue, C: Clock> {
+    pub store: &'a S,
+    pub clock: &'a C,
+    pub policy: WritePolicy,
+}
+
+fn seq<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<u64, Error> {
+    Ok(store.counter(&keys.seq())?.unwrap_or(0))
+}
+
+fn read_view<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64) -> Result<Option<View>, Error> {
+    if slot == 0 {
+        return Ok(Some(View::empty()));
+    }
+    store.get(&keys.view(slot))?.map(View::decode).transpose()
+}
+
+/// Doubling pauses from 1 ms up to 25 ms, for polling.
+struct Backoff(u64);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(1)
+    }
+    fn pause<C: Clock>(&mut self, clock: &C) {
+        clock.sleep(Duration::from_millis(self.0));
+        self.0 = (self.0 * 2).min(25);
+    }
+}
+
+/// The tenant's current state (see the module doc, "A read", and C), and how many slots are in
+/// flight after it.
+pub fn read<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys) -> Result<Current, Error> {
+    let started = env.clock.monotonic_ms();
+    let mut backoff = Backoff::new();
+    loop {
+        let head = seq(env.store, keys)?;
+        for j in (head.saturating_sub(WINDOW - 1)..=head).rev() {
+            if let Some(view) = read_view(env.store, keys, j)? {
+                if j == head {
+                    return Ok(Current { view, head });
+                }
+                let again = seq(env.store, keys)?;
+                if again < j + WINDOW {
+                    return Ok(Current { view, head: again });
+                }
+                break;
+            }
+        }
+        if env.clock.monotonic_ms().saturating_sub(started) > env.policy.max_wait.as_millis() as u64 {
+            return Err(env.policy.busy());
+        }
+        backoff.pause(env.clock);
+    }
+}
+
+/// What [`read`] found: the view, and the last slot handed out when it was found.
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub view: View,
+    pub head: u64,
+}
+
+/// Whether slot `slot` had been applied when this call began (see the module doc, "The fence").
+pub fn applied<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64) -> Result<bool, Error> {
+    let mut c = slot;
+    loop {
+        if read_view(store, keys, c)?.is_some() {
+            return Ok(true);
+        }
+        if c + WINDOW > seq(store, keys)? {
+            return Ok(false);
+        }
+        c += WINDOW;
+    }
+}
+
+/// A write: its slot, and what became of its operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub slot: u64,
+    /// The view right after the slot (for the caller's answer).
+    pub view: View,
+}
+
+/// How long a writer that has proposed waits in all for its slot's outcome before it answers
+/// 503 `WriteOutcomeUnknown` (its slot is still applied, by whoever comes next).
+fn outcome_wait(policy: &WritePolicy) -> u64 {
+    policy.max_wait.as_millis() as u64 * 4
+}
+
+/// Writes `op` (and its record, sealed) through the log; see the module doc. `current` is what
+/// the caller checked `op` against (from [`read`]). Answers `Ok` when the operation applied, or
+/// the refusal it met at its slot.
+pub fn write<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    keys: &TenantKeys,
+    op: &Op,
+    record: Option<&[u8]>,
+    current: Current,
+) -> Result<Committed, Error> {
+    let started = env.clock.monotonic_ms();
+    let store = env.store;
+    let k = u64::try_from(store.increment(&keys.seq(), 1)?).map_err(|_| Internal::CorruptRecord)?;
+    if let Some(bytes) = record {
+        store.set(&keys.record(k), bytes)?;
+    }
+    let mut decided = slot::propose_own(store, keys, k, op)?;
+    let contended = decided.is_none();
+    let Some(previous) = previous_view(env, keys, k, current.view, started)? else {
+        return answer_from_views(env, keys, k, record.is_some(), started);
+    };
+    let mut backoff = Backoff::new();
+    while decided.is_none() {
+        decided = slot::ballot(store, keys, k, Proposal::Intent(op.clone()))?.1;
+        if decided.is_none() {
+            if applied(store, keys, k)? {
+                return answer_from_views(env, keys, k, record.is_some(), started);
+            }
+            if env.clock.monotonic_ms().saturating_sub(started) > outcome_wait(&env.policy) {
+                return Err(Error::WriteOutcomeUnknown);
+            }
+            backoff.pause(env.clock);
+        }
+    }
+    // The fence: if nobody has taken a later slot, nobody but us can have applied this one.
+    let fenced = env.clock.monotonic_ms();
+    if seq(store, keys)? != k && applied(store, keys, k)? {
+        return answer_from_views(env, keys, k, record.is_some(), started);
+    }
+    let value = decided.expect("decided above");
+    let (view, outcome) = apply_slot(store, keys, k, &previous, &value, contended)?;
+    if env.clock.monotonic_ms().saturating_sub(fenced) > LATE_MS {
+        drop_if_late(store, keys, k)?;
+    }
+    outcome.map(|()| Committed { slot: k, view }).map_err(Refusal::into_error)
+}
+
+/// A writer that took longer than this between its fence and the end of its clean-up checks
+/// whether it wrote its view after the window had moved past it (a timing used for tidiness only).
+const LATE_MS: u64 = 10;
+
+/// Deletes `v(k)` if the window has moved past it: a view written that late re-created one that
+/// was already deleted. Safe at any time once `P:seq ≥ k + W`: no read accepts `v(k)` then.
+fn drop_if_late<S: KeyValue>(store: &S, keys: &TenantKeys, k: u64) -> Result<(), Error> {
+    if seq(store, keys)? >= k + WINDOW {
+        store.delete(&keys.view(k))?;
+    }
+    Ok(())
+}
+
+/// Writes `v(k)` from the true `v(k-1)` and slot `k`'s decided value, then cleans up. The caller
+/// has passed the fence for `k`.
+fn apply_slot<S: KeyValue>(
+    store: &S,
+    keys: &TenantKeys,
+    k: u64,
+    previous: &View,
+    value: &Proposal,
+    contended: bool,
+) -> Result<(View, Result<(), Refusal>), Error> {
+    let applied = apply(previous, k, value.op())?;
+    // Before the view, so that a writer that dies here leaves this to whoever applies `k` next.
+    if k > WINDOW {
+        store.delete(&keys.view(k - WINDOW))?;
+    }
+    store.set(&keys.view(k), applied.view.bytes())?;
+    for record in previous.header().garbage.iter().chain(&applied.view.header().garbage) {
+        store.delete(&keys.record(*record))?;
+    }
+    let handed_out = if contended { slot::ballots(store, keys, k)? } else { 0 };
+    slot::clear(store, keys, k, handed_out)?;
+    // Slot `k-1`'s intent, in case its applier died before clearing it (it is applied: `previous`).
+    if k > 1 {
+        store.delete(&keys.block(k - 1, 0))?;
+    }
+    Ok((applied.view, applied.outcome))
+}
+
+/// `v(k-1)`, waiting for the slots before `k` and taking over the stalled ones. `None`: slot `k`
+/// was applied by others meanwhile (this writer was away for longer than a lease).
+fn previous_view<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    keys: &TenantKeys,
+    k: u64,
+    current: View,
+    started: u64,
+) -> Result<Option<View>, Error> {
+    let store = env.store;
+    let target = k - 1;
+    let mut floor = current;
+    let mut since = env.clock.monotonic_ms();
+    let mut backoff = Backoff::new();
+    loop {
+        if floor.slot() == target {
+            return Ok(Some(floor));
+        }
+        if floor.slot() > target {
+            return Ok(None);
+        }
+        if let Some(view) = read_view(store, keys, target)? {
+            return Ok(Some(view));
+        }
+        if let Some(view) = read_view(store, keys, floor.slot() + 1)? {
+            floor = view;
+            since = env.clock.monotonic_ms();
+            backoff = Backoff::new();
+            continue;
+        }
+        let now = env.clock.monotonic_ms();
+        if now.saturating_sub(started) > outcome_wait(&env.policy) {
+            return Err(Error::WriteOutcomeUnknown);
+        }
+        if now.saturating_sub(since) < env.policy.lease.as_millis() as u64 {
+            backoff.pause(env.clock);
+            continue;
+        }
+        // A lease without progress: the views may have moved past `floor` while we looked, or
+        // slot `floor + 1` is stalled. Look for the highest view below the target first.
+        if let Some(view) = highest_view_between(store, keys, floor.slot() + 1, target)? {
+            floor = view;
+            since = env.clock.monotonic_ms();
+            continue;
+        }
+        match take_over(env, keys, &floor)? {
+            TakeOver::Applied(view) => floor = view, // stay in recovery: no new lease to wait
+            TakeOver::Moved => {
+                if applied(store, keys, k)? {
+                    return Ok(None);
+                }
+                match highest_view_between(store, keys, floor.slot() + 1, target)? {
+                    Some(view) => floor = view,
+                    None => backoff.pause(env.clock),
+                }
+            }
+            TakeOver::Contended => backoff.pause(env.clock),
+        }
+    }
+}
+
+fn highest_view_between<S: KeyValue>(store: &S, keys: &TenantKeys, low: u64, high: u64) -> Result<Option<View>, Error> {
+    for j in (low..=high).rev() {
+        if let Some(view) = read_view(store, keys, j)? {
+            return Ok(Some(view));
+        }
+    }
+    Ok(None)
+}
+
+enum TakeOver {
+    /// We decided and applied the slot after `previous`.
+    Applied(View),
+    /// It was applied by someone else (our reads may be stale: start again from the views).
+    Moved,
+    /// A higher ballot is under way.
+    Contended,
+}
+
+/// Decides the slot after `previous` (adopting its taker's intent if written, voiding it if not)
+/// and applies it.
+fn take_over<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys, previous: &View) -> Result<TakeOver, Error> {
+    let store = env.store;
+    let m = previous.slot() + 1;
+    let (_, value) = slot::ballot(store, keys, m, Proposal::Void)?;
+    let Some(value) = value else { return Ok(TakeOver::Contended) };
+    if applied(store, keys, m)? {
+        // Too late: whatever we wrote for the slot has no reader; clear it as the applier did.
+        slot::clear(store, keys, m, slot::ballots(store, keys, m)?)?;
+        return Ok(TakeOver::Moved);
+    }
+    let fenced = env.clock.monotonic_ms();
+    let (view, _) = apply_slot(store, keys, m, previous, &value, true)?;
+    if env.clock.monotonic_ms().saturating_sub(fenced) > LATE_MS {
+        drop_if_late(store, keys, m)?;
+    }
+    Ok(TakeOver::Applied(view))
+}
+
+/// The answer of a writer whose slot `k` was applied by others while it was away: what the
+/// views say became of it. Removes what it may have written late (its intent, its record).
+fn answer_from_views<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    keys: &TenantKeys,
+    k: u64,
+    wrote_record: bool,
+    started: u64,
+) -> Result<Committed, Error> {
+    let view = loop {
+        match read(env, keys) {
+            Ok(current) => break current.view,
+            Err(Error::TenantBusy { .. })
+                if env.clock.monotonic_ms().saturating_sub(started) < outcome_wait(&env.policy) => {}
+            Err(Error::TenantBusy { .. }) => return Err(Error::WriteOutcomeUnknown),
+            Err(other) => return Err(other),
+        }
+    };
+    let outcome = view.outcome_of(k);
+    slot::clear(env.store, keys, k, 0)?;
+    if wrote_record && outcome != SlotOutcome::Applied {
+        env.store.delete(&keys.record(k))?;
+    }
+    match outcome {
+        SlotOutcome::Applied => Ok(Committed { slot: k, view }),
+        SlotOutcome::Refused(refusal) => Err(refusal.into_error()),
+        SlotOutcome::Voided => Err(env.policy.busy()),
+        SlotOutcome::Forgotten => Err(Error::WriteOutcomeUnknown),
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

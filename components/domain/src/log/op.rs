@@ -1,0 +1,316 @@
+//! What a slot of the log carries (an [`Op`]) and what applying it to a view does: the rules of
+//! create, modify, delete, the quota, verification outcomes and re-encryption, checked against the
+//! state right before the slot. A pure function of (view, slot, op), so every writer that applies
+//! a slot computes the same next view.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::index::{IfMatch, IndexEntry};
+use crate::verify::LastCheck;
+use crate::view::{Header, View, OUTCOMES};
+
+/// Who asks, as far as the managed-secret rules care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub operator: bool,
+    pub admin: bool,
+}
+
+/// One write, as decided for a slot. Times come from the writer's clock when it took the slot,
+/// so that applying is deterministic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Op {
+    /// A new secret; its record is the slot's own.
+    Create {
+        name: String,
+        registries: Vec<String>,
+        actor: Actor,
+        now: u64,
+        verification: Option<LastCheck>,
+    },
+    /// New credentials for a secret; its record is the slot's own.
+    Modify {
+        name: String,
+        registries: Vec<String>,
+        actor: Actor,
+        now: u64,
+        if_match: Option<IfMatch>,
+        verification: Option<LastCheck>,
+    },
+    Delete {
+        name: String,
+        actor: Actor,
+        if_match: Option<IfMatch>,
+    },
+    /// The operator's quota limit.
+    SetLimit {
+        limit: u32,
+    },
+    /// The outcome of a verification of `version`, kept only if the secret is still at it.
+    Check {
+        name: String,
+        version: u64,
+        check: LastCheck,
+    },
+    /// The same credentials re-sealed into the slot's own record, if the secret still uses `record`.
+    Reseal {
+        name: String,
+        record: u64,
+    },
+}
+
+/// Why an operation did not apply: each is one of the API's refusals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Refusal {
+    Exists,
+    Quota {
+        limit: u32,
+        used: u32,
+    },
+    NotFound,
+    Precondition,
+    ManagedUpdate,
+    ManagedDelete,
+    Forbidden,
+    /// A re-seal or a verification outcome whose secret changed meanwhile: nothing to do.
+    Stale,
+}
+
+impl Refusal {
+    pub fn into_error(self) -> Error {
+        match self {
+            Refusal::Exists => Error::SecretNameExists,
+            Refusal::Quota { limit, used } => Error::QuotaExceeded { limit, used },
+            Refusal::NotFound | Refusal::Stale => Error::SecretNotFound,
+            Refusal::Precondition => Error::PreconditionFailed,
+            Refusal::ManagedUpdate => Error::UpdateManagedSecretNotAllowed,
+            Refusal::ManagedDelete => Error::DeleteManagedSecretNotAllowed,
+            Refusal::Forbidden => Error::Forbidden,
+        }
+    }
+}
+
+/// The managed-secret rule: only the operator changes a managed secret, and an operator token
+/// without the admin scope changes nothing else.
+pub fn managed_guard(actor: Actor, entry: &IndexEntry, refusal: Refusal) -> Result<(), Refusal> {
+    match (entry.managed, actor.operator) {
+        (true, false) => Err(refusal),
+        (false, true) if !actor.admin => Err(Refusal::Forbidden),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a modify or delete may go ahead on this view; the entry it changes.
+pub fn admit_change(
+    view: &View,
+    name: &str,
+    actor: Actor,
+    if_match: Option<&IfMatch>,
+    managed: Refusal,
+) -> Result<IndexEntry, Refusal> {
+    let entry = view.find(name).ok().flatten().ok_or(Refusal::NotFound)?;
+    managed_guard(actor, &entry, managed)?;
+    if let Some(precondition) = if_match {
+        precondition.check(entry.version).map_err(|_| Refusal::Precondition)?;
+    }
+    Ok(entry)
+}
+
+/// Whether a create of `name` may go ahead on this view.
+pub fn admit_create(view: &View, name: &str) -> Result<(), Refusal> {
+    if view.find(name).ok().flatten().is_some() {
+        return Err(Refusal::Exists);
+    }
+    if view.used() >= view.limit() {
+        return Err(Refusal::Quota { limit: view.limit(), used: view.used() });
+    }
+    Ok(())
+}
+
+/// What applying a slot did: the next view, and the outcome its writer answers with.
+pub struct Applied {
+    pub view: View,
+    pub outcome: Result<(), Refusal>,
+}
+
+/// The next view after `slot`, whose decided value is `op` (`None`: the slot was voided).
+pub fn apply(view: &View, slot: u64, op: Option<&Op>) -> Result<Applied, Error> {
+    let prev = view.header();
+    let from = slot.saturating_sub(OUTCOMES - 1).max(1);
+    let mut header = Header {
+        slot,
+        limit: prev.limit,
+        refused: prev.refused.iter().filter(|(s, _)| *s >= from).cloned().collect(),
+        from,
+        garbage: Vec::new(),
+    };
+    let Some(op) = op else {
+        header.refused.push((slot, None));
+        header.garbage.push(slot);
+        return Ok(Applied { view: view.next(header, None, None)?, outcome: Ok(()) });
+    };
+    let change = change(view, slot, op);
+    let (upsert, remove, garbage) = match &change {
+        Ok(c) => (c.upsert.as_ref(), c.remove.as_deref(), c.garbage),
+        Err(_) => (None, None, Some(slot)),
+    };
+    if let (Ok(_), Op::SetLimit { limit }) = (&change, op) {
+        header.limit = Some(*limit);
+    }
+    if let Err(refusal) = &change {
+        header.refused.push((slot, Some(refusal.clone())));
+    }
+    header.garbage.extend(garbage);
+    let next = view.next(header, upsert, remove)?;
+    Ok(Applied { view: next, outcome: change.map(|_| ()) })
+}
+
+struct Change {
+    upsert: Option<IndexEntry>,
+    remove: Option<String>,
+    /// The record that no longer has a reader.
+    garbage: Option<u64>,
+}
+
+fn change(view: &View, slot: u64, op: &Op) -> Result<Change, Refusal> {
+    let keep = |entry: IndexEntry| Change { upsert: Some(entry), remove: None, garbage: None };
+    match op {
+        Op::Create { name, registries, actor, now, verification } => {
+            admit_create(view, name)?;
+            Ok(keep(IndexEntry {
+                name: name.clone(),
+                registries: registries.clone(),
+                managed: actor.operator,
+                created: *now,
+                modified: *now,
+                version: slot,
+                record: slot,
+                verification: *verification,
+            }))
+        }
+        Op::Modify { name, registries, actor, now, if_match, verification } => {
+            let old = admit_change(view, name, *actor, if_match.as_ref(), Refusal::ManagedUpdate)?;
+            let garbage = Some(old.record);
+            let entry = IndexEntry {
+                registries: registries.clone(),
+                modified: *now,
+                version: slot,
+                record: slot,
+                verification: *verification,
+                ..old
+            };
+            Ok(Change { garbage, ..keep(entry) })
+        }
+        Op::Delete { name, actor, if_match } => {
+            let old = admit_change(view, name, *actor, if_match.as_ref(), Refusal::ManagedDelete)?;
+            Ok(Change { upsert: None, remove: Some(old.name), garbage: Some(old.record) })
+        }
+        Op::SetLimit { .. } => Ok(Change { upsert: None, remove: None, garbage: None }),
+        Op::Check { name, version, check } => {
+            let entry = view.find(name).ok().flatten().filter(|e| e.version == *version).ok_or(Refusal::Stale)?;
+            Ok(keep(IndexEntry { verification: Some(*check), ..entry }))
+        }
+        Op::Reseal { name, record } => {
+            let entry = view.find(name).ok().flatten().filter(|e| e.record == *record).ok_or(Refusal::Stale)?;
+            Ok(Change { garbage: Some(*record), ..keep(IndexEntry { record: slot, ..entry }) })
+        }
+    }
+}
+
+/// Whether an operation writes a record of its own (under its slot) before it is proposed.
+pub fn writes_record(op: &Op) -> bool {
+    matches!(op, Op::Create { .. } | Op::Modify { .. } | Op::Reseal { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TENANT: Actor = Actor { operator: false, admin: true };
+
+    fn create(name: &str) -> Op {
+        Op::Create { name: name.into(), registries: vec!["ghcr.io".into()], actor: TENANT, now: 5, verification: None }
+    }
+
+    fn run(ops: &[Option<Op>]) -> (View, Vec<Result<(), Refusal>>) {
+        let mut view = View::empty();
+        let mut outcomes = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let applied = apply(&view, i as u64 + 1, op.as_ref()).unwrap();
+            view = applied.view;
+            outcomes.push(applied.outcome);
+        }
+        (view, outcomes)
+    }
+
+    #[test]
+    fn a_name_is_created_once_and_its_record_is_its_slot() {
+        let (view, outcomes) = run(&[Some(create("a")), Some(create("a"))]);
+        assert_eq!(outcomes, [Ok(()), Err(Refusal::Exists)]);
+        let entry = view.find("a").unwrap().unwrap();
+        assert_eq!((entry.version, entry.record), (1, 1));
+        assert_eq!(view.header().garbage, [2], "the refused create's own record has no reader");
+        assert_eq!(view.outcome_of(2), crate::view::SlotOutcome::Refused(Refusal::Exists));
+    }
+
+    #[test]
+    fn the_quota_counts_what_applied_before_the_slot() {
+        let mut ops = vec![Some(Op::SetLimit { limit: 2 })];
+        ops.extend(["a", "b", "c"].map(|n| Some(create(n))));
+        let (view, outcomes) = run(&ops);
+        assert_eq!(outcomes[3], Err(Refusal::Quota { limit: 2, used: 2 }));
+        assert_eq!(view.used(), 2);
+    }
+
+    #[test]
+    fn a_modify_replaces_the_record_and_a_stale_if_match_is_refused() {
+        let modify = |if_match| Op::Modify {
+            name: "a".into(),
+            registries: vec!["quay.io".into()],
+            actor: TENANT,
+            now: 9,
+            if_match,
+            verification: None,
+        };
+        let (view, outcomes) = run(&[
+            Some(create("a")),
+            Some(modify(Some(IfMatch::Versions(vec![1])))),
+            Some(modify(Some(IfMatch::Versions(vec![1])))),
+        ]);
+        assert_eq!(outcomes, [Ok(()), Ok(()), Err(Refusal::Precondition)]);
+        let entry = view.find("a").unwrap().unwrap();
+        assert_eq!((entry.version, entry.record, entry.created, entry.modified), (2, 2, 5, 9));
+        assert_eq!(view.header().garbage, [3]);
+    }
+
+    #[test]
+    fn a_voided_slot_changes_nothing_but_its_own_record_and_is_remembered() {
+        let (view, outcomes) = run(&[Some(create("a")), None]);
+        assert_eq!(outcomes, [Ok(()), Ok(())]);
+        assert_eq!(view.names().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(view.header().garbage, [2]);
+        assert_eq!(view.outcome_of(2), crate::view::SlotOutcome::Voided);
+    }
+
+    #[test]
+    fn managed_secrets_are_the_operators_and_a_reseal_moves_only_the_record() {
+        let operator = Actor { operator: true, admin: false };
+        let managed = Op::Create { name: "m".into(), registries: vec![], actor: operator, now: 1, verification: None };
+        let delete = Op::Delete { name: "m".into(), actor: TENANT, if_match: None };
+        let reseal = Op::Reseal { name: "m".into(), record: 1 };
+        let (view, outcomes) = run(&[Some(managed), Some(delete), Some(reseal.clone()), Some(reseal)]);
+        assert_eq!(outcomes, [Ok(()), Err(Refusal::ManagedDelete), Ok(()), Err(Refusal::Stale)]);
+        let entry = view.find("m").unwrap().unwrap();
+        assert_eq!((entry.version, entry.record), (1, 3), "a re-seal keeps the version (the ETag)");
+    }
+
+    #[test]
+    fn applying_is_a_function_of_view_slot_and_op() {
+        let (a, _) = run(&[Some(create("a")), None, Some(create("b"))]);
+        let (b, _) = run(&[Some(create("a")), None, Some(create("b"))]);
+        assert_eq!(a.bytes(), b.bytes());
+    }
+}
