@@ -154,7 +154,7 @@ pub fn delete<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
         let who = ctx.principal(request)?;
         trail.caller(&who);
         let deleted = secrets::delete(&ctx.env, &who, &name, if_match(request))?;
-        Ok(Reply::json(200, &Done { id: deleted.as_str(), message: "Docker Registry Secret has been deleted" }))
+        Ok(Reply::json(200, &Done { id: deleted.name.as_str(), message: "Docker Registry Secret has been deleted" }))
     })
 }
 

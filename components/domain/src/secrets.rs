@@ -158,20 +158,21 @@ pub fn modify<S: KeyValue, C: Clock>(
     Ok(Written { name, version: committed.slot })
 }
 
+/// Answers the name and the slot of the delete (`version`).
 pub fn delete<S: KeyValue, C: Clock>(
     env: &Env<S, C>,
     who: &Principal,
     name: &str,
     if_match: Option<IfMatch>,
-) -> Result<SecretName, Error> {
+) -> Result<Written, Error> {
     who.require(Need::WriteSecrets)?;
     let name = SecretName::parse(name).map_err(|_| Error::SecretNotFound)?;
     let op = Op::Delete { name: name.as_str().to_owned(), actor: actor(who), if_match: if_match.clone() };
     let admit = |view: &View| {
         admit_change(view, name.as_str(), actor(who), if_match.as_ref(), Refusal::ManagedDelete).map(|_| ())
     };
-    commit(env, &who.tenant, op, None, admit)?;
-    Ok(name)
+    let committed = commit(env, &who.tenant, op, None, admit)?;
+    Ok(Written { name, version: committed.slot })
 }
 
 pub fn list<S: KeyValue, C: Clock>(

@@ -139,6 +139,12 @@ fn read_view<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64) -> Result<Opt
     store.get(&keys.view(slot))?.map(View::decode).transpose()
 }
 
+/// A ballot met a higher one: let that one finish (a few store calls) before trying again, so
+/// that writers who noticed a stalled slot at the same moment do not keep preempting each other.
+fn yield_to_higher_ballot<S: KeyValue, C: Clock>(env: &Env<S, C>) {
+    env.clock.sleep(env.policy.lease / 4);
+}
+
 /// Doubling pauses from 1 ms up to 25 ms, for polling.
 struct Backoff(u64);
 
@@ -231,20 +237,23 @@ pub fn write<S: KeyValue, C: Clock>(
     }
     let mut decided = slot::propose_own(store, keys, k, op)?;
     let contended = decided.is_none();
+    let mut own_ballots = Vec::new();
     let Some(previous) = previous_view(env, keys, k, current.view, started)? else {
         return answer_from_views(env, keys, k, record.is_some(), started);
     };
-    let mut backoff = Backoff::new();
     while decided.is_none() {
-        decided = slot::ballot(store, keys, k, Proposal::Intent(op.clone()))?.1;
+        let (ballot, value) = slot::ballot(store, keys, k, Proposal::Intent(op.clone()))?;
+        own_ballots.push(ballot);
+        decided = value;
         if decided.is_none() {
             if applied(store, keys, k)? {
+                slot::clear(store, keys, k, 0, &own_ballots)?;
                 return answer_from_views(env, keys, k, record.is_some(), started);
             }
             if env.clock.monotonic_ms().saturating_sub(started) > outcome_wait(&env.policy) {
                 return Err(Error::WriteOutcomeUnknown);
             }
-            backoff.pause(env.clock);
+            yield_to_higher_ballot(env);
         }
     }
     // The fence: if nobody has taken a later slot, nobody but us can have applied this one.
@@ -253,7 +262,7 @@ pub fn write<S: KeyValue, C: Clock>(
         return answer_from_views(env, keys, k, record.is_some(), started);
     }
     let value = decided.expect("decided above");
-    let (view, outcome) = apply_slot(store, keys, k, &previous, &value, contended)?;
+    let (view, outcome) = apply_slot(store, keys, k, &previous, &value, contended, &own_ballots)?;
     if env.clock.monotonic_ms().saturating_sub(fenced) > LATE_MS {
         drop_if_late(store, keys, k)?;
     }
@@ -265,9 +274,10 @@ pub fn write<S: KeyValue, C: Clock>(
 const LATE_MS: u64 = 10;
 
 /// Deletes `v(k)` if the window has moved past it: a view written that late re-created one that
-/// was already deleted. Safe at any time once `P:seq ≥ k + W`: no read accepts `v(k)` then.
+/// was already deleted. Only once `v(k+W)` has been written, as the regular clean-up: the fence
+/// (`applied`) relies on no view being deleted before the view a window later exists.
 fn drop_if_late<S: KeyValue>(store: &S, keys: &TenantKeys, k: u64) -> Result<(), Error> {
-    if seq(store, keys)? >= k + WINDOW {
+    if applied(store, keys, k + WINDOW)? {
         store.delete(&keys.view(k))?;
     }
     Ok(())
@@ -282,6 +292,7 @@ fn apply_slot<S: KeyValue>(
     previous: &View,
     value: &Proposal,
     contended: bool,
+    own_ballots: &[u64],
 ) -> Result<(View, Result<(), Refusal>), Error> {
     let applied = apply(previous, k, value.op())?;
     // Before the view, so that a writer that dies here leaves this to whoever applies `k` next.
@@ -293,7 +304,7 @@ fn apply_slot<S: KeyValue>(
         store.delete(&keys.record(*record))?;
     }
     let handed_out = if contended { slot::ballots(store, keys, k)? } else { 0 };
-    slot::clear(store, keys, k, handed_out)?;
+    slot::clear(store, keys, k, handed_out, own_ballots)?;
     // Slot `k-1`'s intent, in case its applier died before clearing it (it is applied: `previous`).
     if k > 1 {
         store.delete(&keys.block(k - 1, 0))?;
@@ -357,7 +368,7 @@ fn previous_view<S: KeyValue, C: Clock>(
                     None => backoff.pause(env.clock),
                 }
             }
-            TakeOver::Contended => backoff.pause(env.clock),
+            TakeOver::Contended => yield_to_higher_ballot(env),
         }
     }
 }
@@ -385,15 +396,15 @@ enum TakeOver {
 fn take_over<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys, previous: &View) -> Result<TakeOver, Error> {
     let store = env.store;
     let m = previous.slot() + 1;
-    let (_, value) = slot::ballot(store, keys, m, Proposal::Void)?;
+    let (ballot, value) = slot::ballot(store, keys, m, Proposal::Void)?;
     let Some(value) = value else { return Ok(TakeOver::Contended) };
     if applied(store, keys, m)? {
         // Too late: whatever we wrote for the slot has no reader; clear it as the applier did.
-        slot::clear(store, keys, m, slot::ballots(store, keys, m)?)?;
+        slot::clear(store, keys, m, slot::ballots(store, keys, m)?, &[ballot])?;
         return Ok(TakeOver::Moved);
     }
     let fenced = env.clock.monotonic_ms();
-    let (view, _) = apply_slot(store, keys, m, previous, &value, true)?;
+    let (view, _) = apply_slot(store, keys, m, previous, &value, true, &[ballot])?;
     if env.clock.monotonic_ms().saturating_sub(fenced) > LATE_MS {
         drop_if_late(store, keys, m)?;
     }
@@ -419,7 +430,7 @@ fn answer_from_views<S: KeyValue, C: Clock>(
         }
     };
     let outcome = view.outcome_of(k);
-    slot::clear(env.store, keys, k, 0)?;
+    slot::clear(env.store, keys, k, 0, &[])?;
     if wrote_record && outcome != SlotOutcome::Applied {
         env.store.delete(&keys.record(k))?;
     }
@@ -432,5 +443,6 @@ fn answer_from_views<S: KeyValue, C: Clock>(
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
+mod sim;
+#[cfg(test)]
 mod tests;

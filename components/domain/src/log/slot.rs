@@ -135,13 +135,14 @@ pub fn ballot<S: KeyValue>(
 }
 
 /// Removes the slot's registers once it is applied: ballot 0 always; the counter and the
-/// takeover blocks when `ballots` were handed out.
-pub fn clear<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64, ballots: u64) -> Result<(), Error> {
+/// takeover blocks when `ballots` were handed out; and `own`, the ballots this writer ran (which
+/// may be above `ballots` if the counter was removed and handed them out again).
+pub fn clear<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64, ballots: u64, own: &[u64]) -> Result<(), Error> {
     store.delete(&keys.block(slot, 0))?;
-    for b in 1..=ballots {
+    for b in (1..=ballots).chain(own.iter().copied().filter(|b| *b > ballots)) {
         store.delete(&keys.block(slot, b))?;
     }
-    if ballots > 0 {
+    if ballots > 0 || !own.is_empty() {
         store.delete(&keys.ballots(slot))?;
     }
     Ok(())
@@ -190,7 +191,7 @@ mod tests {
         // Ballot 3 (the next) sees ballot 2 below it and goes ahead; an owner now must learn.
         assert_eq!(ballot(&store, &keys(), 3, Proposal::Void).unwrap(), (3, Some(Proposal::Void)));
         assert_eq!(propose_own(&store, &keys(), 3, &op()).unwrap(), None);
-        clear(&store, &keys(), 3, 3).unwrap();
+        clear(&store, &keys(), 3, 3, &[]).unwrap();
         assert!(store.dump().is_empty(), "{:?}", store.dump().keys());
     }
 }
