@@ -216,6 +216,13 @@ impl SecretRequest {
     }
 }
 
+fn reject_duplicates(json: &[u8]) -> Result<(), Error> {
+    match crate::strict_json::duplicate_key(json) {
+        Some(key) => Err(invalid_config(format!("The `.dockerconfigjson` names the key {key:?} twice in one object"))),
+        None => Ok(()),
+    }
+}
+
 fn check_username(username: &str, whose: &str) -> Result<(), Error> {
     if username.is_empty() {
         return Err(invalid_config(format!("The username {whose}must not be empty")));
@@ -224,6 +231,15 @@ fn check_username(username: &str, whose: &str) -> Result<(), Error> {
         return Err(invalid_config(format!(
             "The username {whose}must not contain ':': the `auth` field separates user name and password at the first ':'"
         )));
+    }
+    check_printable("username", username, whose)
+}
+
+/// No control characters (NUL, newlines, escapes): no registry takes them in a user name or an
+/// email address, and they would travel into headers and logs of whoever reads the config.
+fn check_printable(field: &str, value: &str, whose: &str) -> Result<(), Error> {
+    if value.chars().any(char::is_control) {
+        return Err(invalid_config(format!("The {field} {whose}must not contain control characters")));
     }
     Ok(())
 }
@@ -263,6 +279,9 @@ fn parse_entry(key: &str, entry: &Value, has_helper: bool) -> Result<RegistryAut
     let identity_token = field("identitytoken").map(str::to_owned);
     let email = field("email").map(str::to_owned);
     let whose = format!("in the auths entry for {key:?} ");
+    if let Some(email) = &email {
+        check_printable("email", email, &whose)?;
+    }
 
     let (username, password) = match field("auth") {
         Some(auth) => {
@@ -363,6 +382,9 @@ impl DockerConfig {
     ) -> Result<DockerConfig, Error> {
         let registry = parse_registry(registry.unwrap_or(DOCKER_HUB_SERVER))?;
         check_username(username, "")?;
+        if let Some(email) = email {
+            check_printable("email", email, "")?;
+        }
         if password.is_empty() {
             return Err(invalid_config("The password must not be empty"));
         }
@@ -392,11 +414,13 @@ impl DockerConfig {
             ))
         };
         let config: Value = if text.starts_with('{') {
+            reject_duplicates(text.as_bytes())?;
             serde_json::from_str(text).map_err(|e| syntax(e, "is not valid JSON"))?
         } else {
             let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
             let decoded = decode_base64(&compact)
                 .ok_or_else(|| invalid_config("`.dockerconfigjson` is neither JSON nor base64-encoded JSON"))?;
+            reject_duplicates(&decoded)?;
             serde_json::from_slice(&decoded).map_err(|e| syntax(e, "is base64 but does not decode to valid JSON"))?
         };
         parse_config(&config)

@@ -181,6 +181,11 @@ pub fn json_body(request: &Request, accepted: &[&str]) -> Result<serde_json::Val
     if !value.is_object() {
         return Err(Error::InvalidRequest("The body must be a JSON object".into()));
     }
+    if let Some(key) = crate::strict_json::duplicate_key(bytes) {
+        return Err(Error::InvalidRequest(format!(
+            "The body names the key {key:?} twice; a JSON object may name each key once"
+        )));
+    }
     Ok(value)
 }
 
@@ -280,6 +285,14 @@ mod tests {
             JSON_OR_MERGE_PATCH
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_body_that_names_a_key_twice_is_refused_naming_the_key() {
+        let body = br#"{"name": "a", "username": "u", "password": "p", "name": "b"}"#.to_vec();
+        let outcome = json_body(&request(Some("application/json"), Body::Complete(body)), JSON);
+        let Err(Error::InvalidRequest(message)) = outcome else { panic!("{outcome:?}") };
+        assert!(message.contains("\"name\" twice"), "{message}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod reencrypt;
 pub mod routes;
 pub mod secrets;
 pub mod store;
+pub mod strict_json;
 pub mod verify;
 pub mod view;
 

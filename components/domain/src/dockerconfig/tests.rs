@@ -469,3 +469,22 @@ fn debug_redacts_credentials() {
         assert!(!shown.contains(secret), "{shown}");
     }
 }
+
+#[test]
+fn control_characters_in_a_username_or_email_are_refused_naming_the_field() {
+    for (field, value) in [("username", "bot\u{0}"), ("username", "bot\nx"), ("email", "a@b.c\u{7}")] {
+        let mut body = json!({"name": "pull", "registry": "ghcr.io", "username": "bot", "password": PASSWORD});
+        body[field] = json!(value);
+        let (text, code) = message(parse(body));
+        assert_eq!(code, "InvalidDockerConfig");
+        assert!(text.contains(field) && text.contains("control characters"), "{text}");
+    }
+    let entry = json!({"auths": {"ghcr.io": {"username": "a\u{0}b", "password": PASSWORD}}}).to_string();
+    assert!(message(parse(sap(&entry))).0.contains("username in the auths entry"));
+}
+
+#[test]
+fn a_dockerconfigjson_that_names_a_key_twice_is_refused() {
+    let config = r#"{"auths": {"ghcr.io": {"username": "u", "password": "a", "password": "b"}}}"#;
+    assert!(message(parse(sap(config))).0.contains("\"password\" twice"));
+}
