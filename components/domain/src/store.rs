@@ -139,6 +139,55 @@ impl TenantKeys {
     }
 }
 
+/// Retries a call that failed with a backend error, after short pauses, before giving up. Safe
+/// for every call the domain makes: `get` and `exists` read; `set` and `delete` of one key are
+/// idempotent; an `increment` that failed after taking effect hands out one slot or ballot that
+/// nobody uses, which the write log treats as a dead writer's (it costs a lease, never a write).
+pub struct Retrying<S> {
+    pub inner: S,
+}
+
+impl<S> Retrying<S> {
+    /// Pauses before the second and third attempt.
+    const PAUSES_MS: [u64; 2] = [5, 40];
+
+    fn retry<T>(&self, call: impl Fn(&S) -> StoreResult<T>) -> StoreResult<T> {
+        let mut outcome = call(&self.inner);
+        for pause in Self::PAUSES_MS {
+            match &outcome {
+                Err(Internal::Store(kind)) if kind == BACKEND_ERROR => {
+                    std::thread::sleep(std::time::Duration::from_millis(pause));
+                    outcome = call(&self.inner);
+                }
+                _ => break,
+            }
+        }
+        outcome
+    }
+}
+
+/// The kind of a store failure worth retrying (others, such as a missing store or a denied
+/// access, are configuration).
+pub const BACKEND_ERROR: &str = "backend error";
+
+impl<S: KeyValue> KeyValue for Retrying<S> {
+    fn get(&self, key: &Key) -> StoreResult<Option<Vec<u8>>> {
+        self.retry(|s| s.get(key))
+    }
+    fn set(&self, key: &Key, value: &[u8]) -> StoreResult<()> {
+        self.retry(|s| s.set(key, value))
+    }
+    fn delete(&self, key: &Key) -> StoreResult<()> {
+        self.retry(|s| s.delete(key))
+    }
+    fn exists(&self, key: &Key) -> StoreResult<bool> {
+        self.retry(|s| s.exists(key))
+    }
+    fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+        self.retry(|s| s.increment(key, delta))
+    }
+}
+
 /// An in-memory store with the same guarantees as the Spin backends, for native tests.
 /// Counters are kept as Spin's SQLite keeps them: 8 bytes little-endian, readable with `get`.
 #[derive(Default)]
@@ -253,6 +302,56 @@ mod tests {
     #[test]
     fn tenant_ids_differing_only_in_case_get_different_prefixes() {
         assert_ne!(TenantKeys::new(&tenant("Acme")).prefix(), TenantKeys::new(&tenant("acme")).prefix());
+    }
+
+    /// Fails the first `failures` calls with a backend error.
+    struct Flaky {
+        inner: MemoryStore,
+        failures: std::sync::atomic::AtomicU32,
+    }
+
+    impl KeyValue for Flaky {
+        fn get(&self, key: &Key) -> StoreResult<Option<Vec<u8>>> {
+            self.fail()?;
+            self.inner.get(key)
+        }
+        fn set(&self, key: &Key, value: &[u8]) -> StoreResult<()> {
+            self.fail()?;
+            self.inner.set(key, value)
+        }
+        fn delete(&self, key: &Key) -> StoreResult<()> {
+            self.fail()?;
+            self.inner.delete(key)
+        }
+        fn exists(&self, key: &Key) -> StoreResult<bool> {
+            self.fail()?;
+            self.inner.exists(key)
+        }
+        fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+            self.fail()?;
+            self.inner.increment(key, delta)
+        }
+    }
+
+    impl Flaky {
+        fn fail(&self) -> StoreResult<()> {
+            use std::sync::atomic::Ordering;
+            if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(Internal::Store(BACKEND_ERROR.into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_backend_error_is_retried_twice_then_reported() {
+        let key = TenantKeys::new(&tenant("a")).seq();
+        let store = Retrying { inner: Flaky { inner: MemoryStore::new(), failures: 2.into() } };
+        assert_eq!(store.increment(&key, 1).unwrap(), 1, "two failures, then the third attempt");
+        let store = Retrying { inner: Flaky { inner: MemoryStore::new(), failures: 3.into() } };
+        assert_eq!(store.get(&key), Err(Internal::Store(BACKEND_ERROR.into())));
+        let error: crate::Error = Internal::Store(BACKEND_ERROR.into()).into();
+        assert_eq!((error.status(), error.code(), error.retry_after_secs()), (503, "StoreUnavailable", Some(1)));
     }
 
     #[test]

@@ -27,6 +27,7 @@ use domain::clock::SystemClock;
 use domain::endpoints::Context;
 use domain::http::{Outcome, Request};
 use domain::secrets::Env;
+use domain::store::Retrying;
 use domain::verify::Outbound;
 use spin_sdk::http::IncomingRequest;
 
@@ -36,10 +37,11 @@ use spin_sdk::http::IncomingRequest;
 pub async fn serve(
     incoming: IncomingRequest,
     grants: Grants,
-    endpoint: fn(&Context<SpinStore, SystemClock>, &Request) -> Outcome,
+    endpoint: fn(&Context<Retrying<SpinStore>, SystemClock>, &Request) -> Outcome,
 ) -> http::Response<Vec<u8>> {
     let request = read_request(incoming).await;
-    let store = SpinStore::open_default();
+    // A backend error is retried a few times within the request (see `Retrying`), then 503.
+    let store = Retrying { inner: SpinStore::open_default() };
     let settings = settings::Settings::load(grants);
     let registries = outbound::RegistryClient::new(settings.check.timeout);
     let context = Context {

@@ -1,5 +1,5 @@
 use domain::error::Internal;
-use domain::store::{Key, KeyValue, StoreResult};
+use domain::store::{Key, KeyValue, StoreResult, BACKEND_ERROR};
 use spin_sdk::wit::wasi::keyvalue::{atomics, store};
 
 /// The domain's store over Spin's `wasi:keyvalue` (draft 2): the same calls on every backend.
@@ -13,7 +13,7 @@ fn fault(e: store::Error) -> Internal {
         match e {
             store::Error::NoSuchStore => "no such store",
             store::Error::AccessDenied => "access denied",
-            store::Error::Other(_) => "backend error",
+            store::Error::Other(_) => BACKEND_ERROR,
         }
         .into(),
     )
