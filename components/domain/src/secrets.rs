@@ -104,8 +104,10 @@ pub(crate) fn commit<S: KeyValue, C: Clock>(
     admit: impl FnOnce(&View) -> Result<(), Refusal>,
 ) -> Result<Committed, Error> {
     let keys = TenantKeys::new(tenant);
-    let now = log::read(env, &keys)?;
-    admit(&now.view).map_err(Refusal::into_error)?;
+    let now = log::read_for_write(env.store, &keys)?;
+    if now.validated {
+        admit(&now.view).map_err(Refusal::into_error)?;
+    }
     log::write(env, &keys, &op, record.as_deref(), now)
 }
 

@@ -158,24 +158,14 @@ impl Backoff {
     }
 }
 
-/// The tenant's current state (see the module doc, "A read", and C), and how many slots are in
-/// flight after it.
+/// The tenant's current state (see the module doc, "A read", and C). Waits (up to the policy's
+/// `max_wait`) only while the window holds no view, that is while `W` or more writes are in flight.
 pub fn read<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys) -> Result<Current, Error> {
     let started = env.clock.monotonic_ms();
     let mut backoff = Backoff::new();
     loop {
-        let head = seq(env.store, keys)?;
-        for j in (head.saturating_sub(WINDOW - 1)..=head).rev() {
-            if let Some(view) = read_view(env.store, keys, j)? {
-                if j == head {
-                    return Ok(Current { view, head });
-                }
-                let again = seq(env.store, keys)?;
-                if again < j + WINDOW {
-                    return Ok(Current { view, head: again });
-                }
-                break;
-            }
+        if let Some(current) = read_once(env.store, keys)? {
+            return Ok(current);
         }
         if env.clock.monotonic_ms().saturating_sub(started) > env.policy.max_wait.as_millis() as u64 {
             return Err(env.policy.busy());
@@ -184,11 +174,47 @@ pub fn read<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys) -> Result
     }
 }
 
+fn read_once<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<Option<Current>, Error> {
+    let head = seq(store, keys)?;
+    for j in (head.saturating_sub(WINDOW - 1)..=head).rev() {
+        if let Some(view) = read_view(store, keys, j)? {
+            if j == head {
+                return Ok(Some(Current { view, head, validated: true }));
+            }
+            let again = seq(store, keys)?;
+            if again < j + WINDOW {
+                return Ok(Some(Current { view, head: again, validated: true }));
+            }
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
+/// What a writer starts from: the current state when a read finds it (`validated`), or else,
+/// when `W` or more writes are in flight (or their writers died), the newest view there is, which
+/// is a true state but maybe not the last: the writer then refuses nothing up front and lets its
+/// slot decide, and its wait for the slot before it recovers the stalled ones.
+pub fn read_for_write<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<Current, Error> {
+    if let Some(current) = read_once(store, keys)? {
+        return Ok(current);
+    }
+    let head = seq(store, keys)?;
+    for j in (0..=head.saturating_sub(WINDOW)).rev() {
+        if let Some(view) = read_view(store, keys, j)? {
+            return Ok(Current { view, head, validated: false });
+        }
+    }
+    Ok(Current { view: View::empty(), head, validated: false })
+}
+
 /// What [`read`] found: the view, and the last slot handed out when it was found.
 #[derive(Debug, Clone)]
 pub struct Current {
     pub view: View,
     pub head: u64,
+    /// Whether `view` is the current state (see [`read_for_write`]).
+    pub validated: bool,
 }
 
 /// Whether slot `slot` had been applied when this call began (see the module doc, "The fence").
@@ -325,6 +351,7 @@ fn previous_view<S: KeyValue, C: Clock>(
     let target = k - 1;
     let mut floor = current;
     let mut since = env.clock.monotonic_ms();
+    let mut recovering = false;
     let mut backoff = Backoff::new();
     loop {
         if floor.slot() == target {
@@ -339,6 +366,7 @@ fn previous_view<S: KeyValue, C: Clock>(
         if let Some(view) = read_view(store, keys, floor.slot() + 1)? {
             floor = view;
             since = env.clock.monotonic_ms();
+            recovering = false;
             backoff = Backoff::new();
             continue;
         }
@@ -346,29 +374,39 @@ fn previous_view<S: KeyValue, C: Clock>(
         if now.saturating_sub(started) > outcome_wait(&env.policy) {
             return Err(Error::WriteOutcomeUnknown);
         }
-        if now.saturating_sub(since) < env.policy.lease.as_millis() as u64 {
-            backoff.pause(env.clock);
-            continue;
-        }
-        // A lease without progress: the views may have moved past `floor` while we looked, or
-        // slot `floor + 1` is stalled. Look for the highest view below the target first.
-        if let Some(view) = highest_view_between(store, keys, floor.slot() + 1, target)? {
-            floor = view;
-            since = env.clock.monotonic_ms();
-            continue;
+        if !recovering {
+            if now.saturating_sub(since) < env.policy.lease.as_millis() as u64 {
+                backoff.pause(env.clock);
+                continue;
+            }
+            // A lease without progress: the views may have moved past `floor` while we looked,
+            // or slot `floor + 1` is stalled. Look for the highest view below the target first.
+            if let Some(view) = highest_view_between(store, keys, floor.slot() + 1, target)? {
+                floor = view;
+                since = env.clock.monotonic_ms();
+                continue;
+            }
+            // Recovery: decide every stalled slot up to ours, one after the other, without
+            // waiting again (their writers had a lease to write their intents).
+            recovering = true;
         }
         match take_over(env, keys, &floor)? {
-            TakeOver::Applied(view) => floor = view, // stay in recovery: no new lease to wait
+            TakeOver::Applied(view) => floor = view,
             TakeOver::Moved => {
+                recovering = false;
                 if applied(store, keys, k)? {
                     return Ok(None);
                 }
-                match highest_view_between(store, keys, floor.slot() + 1, target)? {
-                    Some(view) => floor = view,
-                    None => backoff.pause(env.clock),
+                if let Some(view) = highest_view_between(store, keys, floor.slot() + 1, target)? {
+                    floor = view;
                 }
             }
-            TakeOver::Contended => yield_to_higher_ballot(env),
+            TakeOver::Contended => {
+                // Another writer is recovering: watch it; take over again only if it stalls.
+                recovering = false;
+                since = env.clock.monotonic_ms();
+                yield_to_higher_ballot(env);
+            }
         }
     }
 }

@@ -361,7 +361,7 @@ fn a_writer_whose_empty_slot_was_voided_answers_503_and_leaves_nothing() {
 /// three live writers racing to recover them cost one lease in all.
 #[test]
 fn dead_slots_in_a_row_cost_one_lease_whatever_their_number() {
-    for dead_count in [1usize, 2, 10] {
+    for dead_count in [1usize, 2, 10, 40] {
         let mut run = seeded(&["seed"]);
         let dead: Vec<usize> = (0..dead_count).map(|i| run.op(Kind::Create, &format!("dead-{i}"))).collect();
         let live: Vec<usize> = (0..3).map(|i| run.op(Kind::Create, &format!("live-{i}"))).collect();
