@@ -266,12 +266,13 @@ fn main() {
     // The same read of one name, verified in full versus answered from the cache.
     let verification = percentile(&stages[3].kept_alive, 0.5).saturating_sub(percentile(&calls[2].kept_alive, 0.5));
     let create = percentile(&written[0].1, 0.5);
-    // create's writes: increment lock:next, set r:<t>, set index, set lock:serving (README).
-    let floor = h50 + verification + commit * 4;
+    // create's writes: increment seq, set r:<k>, set s:<k>:0, delete v:<k-W>, set v:<k>, delete
+    // s:<k>:0, delete s:<k-1>:0 (see secrets.rs).
+    let floor = h50 + verification + commit * 7;
     println!("\n## Create against its floor\n");
     println!("one store write (the host's SQLite store, a commit with its fsyncs, p50 of 100): {}", ms(commit));
     println!(
-        "floor = hello {} + one RS256 verification {} + 4 store writes x {} = {}",
+        "floor = hello {} + one RS256 verification {} + 7 store writes x {} = {}",
         ms(h50),
         ms(verification),
         ms(commit),
@@ -281,7 +282,7 @@ fn main() {
     let refused = percentile(&written[3].1, 0.5);
     println!(
         "of which before any store write (a create refused for a taken name: instances, chaining, verification, \
-         reads): {}; the lock and the writes: {}",
+         reads): {}; the log's calls: {}",
         ms(refused),
         ms(create.saturating_sub(refused))
     );

@@ -1,14 +1,14 @@
-//! How long a tenant cannot be written after a node dies holding its lock with N writers queued,
+//! How long a tenant cannot be written after a node dies mid-write with N writers queued behind it,
 //! for N = 1, 10 and 100, on SQLite and (when `REDIS_URL` is set) on Redis; and the tenant's create
 //! throughput before and after. Prints a markdown table; asserts nothing about speed.
 //! Run: `cargo bench -p e2e --bench lock_recovery` (about two minutes with Redis).
 //!
 //! - SQLite, one host: the holder traps after writing its record (before its commit) and N queued
-//!   writers trap right after taking their tickets: N + 1 dead tickets at once.
+//!   writers trap right after taking their slots: N + 1 dead slots at once.
 //! - Redis, two nodes on one `redis-server`: a holder dies on the surviving node (trap), N writers
 //!   queue behind it on the other node (a `testhost serve` child process), which is then SIGKILLed.
 //!
-//! The table gives the number of writers that had taken a ticket when the node died (on Redis, those
+//! The table gives the number of writers that had taken a slot when the node died (on Redis, those
 //! the victim had queued by then, out of N sent). Recovery is measured from the death (the trap, or the SIGKILL) to the 201 of a writer that
 //! arrives on the survivor right after it.
 
@@ -107,7 +107,7 @@ fn redis(url: &str, traps: TrapPositions, survivor: &Arc<TestApp>, queued: usize
     let (tenant, token) = roomy_tenant(survivor);
     let mut victim = ChildNode::start(url, &survivor.tokens, LEASE.as_millis() as u64);
     let before = throughput(survivor, &token, "before");
-    // The lock is held by a dead holder; the victim's writers queue behind it.
+    // A writer died mid-write; the victim's writers queue behind its slot.
     assert_eq!(trapped_create(survivor, &token, "holder", traps.after_record).status, 500);
     let held_at = slots_taken(survivor, &tenant);
     let target = victim.url(SECRETS);
@@ -117,16 +117,16 @@ fn redis(url: &str, traps: TrapPositions, survivor: &Arc<TestApp>, queued: usize
             std::thread::spawn(move || try_create(&target, &token, &format!("queued-{i}")))
         })
         .collect();
-    // Long enough for the writers to reach the lock, well short of the lease after which they
-    // would break it themselves. (Reading the counter meanwhile would list the whole Redis.)
+    // Long enough for the writers to take their slots, well short of the lease after which they
+    // would take the stalled slot over themselves. (Reading the counter meanwhile would list the whole Redis.)
     std::thread::sleep(Duration::from_millis(300 + 10 * queued as u64).min(LEASE / 2));
     victim.kill();
     let died = Instant::now();
     let finished: Vec<u16> = queue.into_iter().filter_map(|t| t.join().unwrap()).collect();
     assert!(finished.is_empty(), "queued writers answered on the dead node: {finished:?}");
     let recovery = recovery(survivor, &token, died);
-    // Less the recovered writer's two tickets: its own, and the fresh one of its break.
-    let in_queue = slots_taken(survivor, &tenant) - held_at - 2;
+    // Less the recovered writer's own slot (a takeover takes none).
+    let in_queue = slots_taken(survivor, &tenant) - held_at - 1;
     assert!((1..=queued as u64).contains(&in_queue), "{in_queue} of {queued} writers queued when the node died");
     let after = throughput(survivor, &token, "after");
     Row { backend: "Redis, 2 nodes", queued: in_queue as usize, recovery, before, after }
