@@ -104,7 +104,7 @@ pub(crate) fn commit<S: KeyValue, C: Clock>(
     admit: impl FnOnce(&View) -> Result<(), Refusal>,
 ) -> Result<Committed, Error> {
     let keys = TenantKeys::new(tenant);
-    let now = log::read_for_write(env.store, &keys)?;
+    let now = log::read_for_write(env, &keys)?;
     if now.validated {
         admit(&now.view).map_err(Refusal::into_error)?;
     }

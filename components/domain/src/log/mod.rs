@@ -191,21 +191,48 @@ fn read_once<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<Option<Current
     Ok(None)
 }
 
-/// What a writer starts from: the current state when a read finds it (`validated`), or else,
-/// when `W` or more writes are in flight (or their writers died), the newest view there is, which
-/// is a true state but maybe not the last: the writer then refuses nothing up front and lets its
-/// slot decide, and its wait for the slot before it recovers the stalled ones.
-pub fn read_for_write<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<Current, Error> {
-    if let Some(current) = read_once(store, keys)? {
-        return Ok(current);
-    }
-    let head = seq(store, keys)?;
-    for j in (0..=head.saturating_sub(WINDOW)).rev() {
-        if let Some(view) = read_view(store, keys, j)? {
+/// What a writer starts from: the current state, as [`read`] finds it. While `W` or more writes
+/// are in flight the window holds no view; then the writer watches the newest view there is:
+/// - if it moves, the log is busy: after the policy's `max_wait` the writer is refused with 503
+///   `TenantBusy` before it takes a slot (nothing written), as a queue that long would outlast it;
+/// - if it stays for a lease, the slots after it are stalled (their writers died): the writer starts
+///   from that view, a true state but maybe not the last, so it refuses nothing up front and lets
+///   its slot decide, and its wait for the slot before its own recovers the stalled ones.
+pub fn read_for_write<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys) -> Result<Current, Error> {
+    let started = env.clock.monotonic_ms();
+    let mut backoff = Backoff::new();
+    let mut newest: Option<View> = None;
+    let mut since = started;
+    loop {
+        if let Some(current) = read_once(env.store, keys)? {
+            return Ok(current);
+        }
+        let head = seq(env.store, keys)?;
+        // The newest view: found once by walking down, then followed upwards (progress).
+        let mut moved = false;
+        let mut view = match newest.take() {
+            Some(view) => view,
+            None => {
+                moved = true;
+                highest_view_between(env.store, keys, 0, head.saturating_sub(WINDOW))?.unwrap_or_else(View::empty)
+            }
+        };
+        while let Some(next) = read_view(env.store, keys, view.slot() + 1)? {
+            view = next;
+            moved = true;
+        }
+        let now = env.clock.monotonic_ms();
+        if moved {
+            since = now;
+        } else if now.saturating_sub(since) >= env.policy.lease.as_millis() as u64 {
             return Ok(Current { view, head, validated: false });
         }
+        newest = Some(view);
+        if now.saturating_sub(started) > env.policy.max_wait.as_millis() as u64 {
+            return Err(env.policy.busy());
+        }
+        backoff.pause(env.clock);
     }
-    Ok(Current { view: View::empty(), head, validated: false })
 }
 
 /// What [`read`] found: the view, and the last slot handed out when it was found.
@@ -240,9 +267,11 @@ pub struct Committed {
 }
 
 /// How long a writer that has proposed waits in all for its slot's outcome before it answers
-/// 503 `WriteOutcomeUnknown` (its slot is still applied, by whoever comes next).
+/// 503 `WriteOutcomeUnknown` (its slot is still applied, by whoever comes next). Long: once its
+/// intent is written, the truthful answer is the slot's outcome, which comes as the queue before
+/// it drains (writers are admitted only while fewer than `W` are in flight, see `read_for_write`).
 fn outcome_wait(policy: &WritePolicy) -> u64 {
-    policy.max_wait.as_millis() as u64 * 4
+    policy.max_wait.as_millis() as u64 * 10
 }
 
 /// Writes `op` (and its record, sealed) through the log; see the module doc. `current` is what
