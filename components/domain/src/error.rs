@@ -88,6 +88,8 @@ pub enum Error {
     // 404
     SecretNotFound,
     RouteNotFound,
+    /// No secret of the tenant holds credentials for the image or registry asked about.
+    NoMatchingCredentials,
     // 405
     MethodNotAllowed {
         allow: &'static str,
@@ -134,7 +136,7 @@ impl Error {
             | Error::QuotaExceeded { .. }
             | Error::UpdateManagedSecretNotAllowed
             | Error::DeleteManagedSecretNotAllowed => 403,
-            Error::SecretNotFound | Error::RouteNotFound => 404,
+            Error::SecretNotFound | Error::RouteNotFound | Error::NoMatchingCredentials => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::SecretNameExists | Error::VerificationInProgress => 409,
             Error::PreconditionFailed => 412,
@@ -162,6 +164,7 @@ impl Error {
             Error::DeleteManagedSecretNotAllowed => "DeleteManagedSecretNotAllowed",
             Error::SecretNotFound => "SecretNotFound",
             Error::RouteNotFound => "NotFound",
+            Error::NoMatchingCredentials => "NoMatchingCredentials",
             Error::MethodNotAllowed { .. } => "MethodNotAllowed",
             Error::SecretNameExists => "SecretNameExists",
             Error::VerificationInProgress => "VerificationInProgress",
@@ -199,6 +202,9 @@ impl Error {
             }
             Error::SecretNotFound => "No Docker registry secret of that name exists".into(),
             Error::RouteNotFound => "No such resource".into(),
+            Error::NoMatchingCredentials => {
+                "None of the tenant's secrets holds credentials for this image or registry; pull anonymously or create a secret for it".into()
+            }
             Error::MethodNotAllowed { allow } => format!("This resource takes only {allow}"),
             Error::SecretNameExists => "A Docker registry secret of that name already exists".into(),
             Error::VerificationInProgress => {

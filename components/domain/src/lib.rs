@@ -20,6 +20,7 @@ pub mod name;
 pub mod paging;
 pub mod quota;
 pub mod reencrypt;
+pub mod resolve;
 pub mod routes;
 pub mod secrets;
 pub mod store;

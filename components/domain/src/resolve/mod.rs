@@ -1,0 +1,174 @@
+//! Credentials at pull time: `GET /v2/pull/credentials?image=<ref>` answers the caller's tenant's
+//! credentials that cover an image, matched as the kubelet matches `.dockerconfigjson` keys
+//! ([`keyring`]), so a kubelet credential provider or a Docker credential helper can ask at the
+//! moment of the pull instead of a copied pull secret.
+//!
+//! Store calls: `get P:index`, then `get P:r:<version>` of each secret (through
+//! [`load_entries`] and [`open_entry`]); a secret replaced between the two reads is read again
+//! (at most three rounds), so an answer never mixes a secret's old and new credentials.
+
+pub mod keyring;
+pub mod reference;
+
+use serde::Serialize;
+
+use crate::crypto::Keyring;
+use crate::dockerconfig::DockerConfig;
+use crate::error::{Error, Internal};
+use crate::identity::{Need, Principal};
+use crate::index::IndexEntry;
+use crate::secrets::{load_entries, open_entry};
+use crate::store::KeyValue;
+
+pub use reference::ImageRef;
+
+/// How long a client may keep an answer (`cacheSeconds`): a rotated or revoked credential reaches
+/// every node within this long of its change. The kubelet provider passes it on as its
+/// `cacheDuration` (shortened to the lifetime of its own token).
+pub const CACHE_SECONDS: u64 = 300;
+
+/// What a call asks for: the query string, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// `image=<ref>`: the keys that cover this image, as the kubelet matches them.
+    Image(ImageRef),
+    /// `registry=<host[:port]>` (or a server URL): every key on that registry, whatever its path;
+    /// for a client that caches one answer per registry, and for Docker credential helpers.
+    Registry(String),
+    /// `all=true`: every key of every secret; for a client that caches one answer for all images.
+    All,
+}
+
+const USAGE: &str = "Give exactly one of `image` (an image reference), `registry` (host[:port]) or `all=true`";
+
+impl Selector {
+    pub fn parse(query: Option<&str>) -> Result<Selector, Error> {
+        let mut selector = None;
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let parsed = match name.as_ref() {
+                "image" => Selector::Image(ImageRef::parse(&value).map_err(Error::InvalidQuery)?),
+                "registry" => Selector::Registry(reference::parse_registry(&value).map_err(Error::InvalidQuery)?),
+                "all" if value.eq_ignore_ascii_case("true") => Selector::All,
+                "all" => return Err(Error::InvalidQuery("`all` may only be true".into())),
+                _ => return Err(Error::InvalidQuery(format!("Unknown query parameter. {USAGE}"))),
+            };
+            if selector.replace(parsed).is_some() {
+                return Err(Error::InvalidQuery(USAGE.into()));
+            }
+        }
+        selector.ok_or_else(|| Error::InvalidQuery(USAGE.into()))
+    }
+
+    /// What the audit line records: the parsed image or registry, re-written (never raw input),
+    /// or `*` for all.
+    pub fn audit_text(&self) -> String {
+        match self {
+            Selector::Image(image) => image.to_string(),
+            Selector::Registry(registry) => registry.clone(),
+            Selector::All => "*".into(),
+        }
+    }
+}
+
+/// One key's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResolvedCredential {
+    /// The secret that holds them.
+    pub secret: String,
+    /// Its key in the secret's `.dockerconfigjson` (e.g. `https://index.docker.io/v1/`).
+    pub server: String,
+    /// The kubelet's pattern for that key (e.g. `index.docker.io`, `registry.example.com:5000/team`):
+    /// a credential provider answers `auth` keyed by it.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub username: String,
+    pub password: String,
+    /// Base64 of `username:password`.
+    pub auth: String,
+}
+
+/// The answer: the credentials that apply, the most specific first, and how long to keep them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Resolved {
+    /// The image asked for, normalised (`nginx` is `docker.io/library/nginx`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The registry asked for, normalised; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    pub cache_seconds: u64,
+    pub credentials: Vec<ResolvedCredential>,
+}
+
+/// Every key of every secret, with the pattern it is matched by.
+fn candidates<S: KeyValue>(store: &S, who: &Principal, keyring: &Keyring) -> Result<Vec<ResolvedCredential>, Error> {
+    'again: for _ in 0..3 {
+        let mut entries: Vec<IndexEntry> = load_entries(store, &who.tenant)?;
+        // The tie-break among equal patterns: the secret's name.
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut all = Vec::new();
+        for entry in &entries {
+            let Some(plain) = open_entry(store, keyring, &who.tenant, entry)? else { continue 'again };
+            let config = DockerConfig::from_stored(&plain)?;
+            for (server, auth) in config.auths() {
+                all.push(ResolvedCredential {
+                    secret: entry.name.clone(),
+                    server: server.clone(),
+                    pattern: keyring::pattern(server),
+                    username: auth.username().to_owned(),
+                    password: auth.password().to_owned(),
+                    auth: auth.auth(),
+                });
+            }
+        }
+        return Ok(all);
+    }
+    Err(Internal::Platform("secrets changed under three consecutive reads").into())
+}
+
+/// The caller's tenant's credentials the selector covers; `NoMatchingCredentials` (404) when none.
+pub fn resolve<S: KeyValue>(
+    store: &S,
+    who: &Principal,
+    keyring: &Keyring,
+    selector: &Selector,
+) -> Result<Resolved, Error> {
+    who.require(Need::ReadCredentials)?;
+    let all = candidates(store, who, keyring)?;
+    let patterns: Vec<String> = all.iter().map(|c| c.pattern.clone()).collect();
+    let mut chosen: Vec<usize> = match selector {
+        Selector::Image(image) => keyring::lookup(&patterns, &image.repository()),
+        Selector::Registry(registry) => (0..all.len())
+            .filter(|&i| {
+                keyring::on_registry(&patterns[i], registry)
+                    || (registry == reference::DOCKER_HUB && patterns[i] == keyring::DOCKER_HUB_PATTERN)
+            })
+            .collect(),
+        Selector::All => (0..all.len()).collect(),
+    };
+    if !matches!(selector, Selector::Image(_)) {
+        keyring::most_specific_first(&patterns, &mut chosen);
+    }
+    if chosen.is_empty() {
+        return Err(Error::NoMatchingCredentials);
+    }
+    let mut all: Vec<Option<ResolvedCredential>> = all.into_iter().map(Some).collect();
+    Ok(Resolved {
+        image: match selector {
+            Selector::Image(image) => Some(image.to_string()),
+            _ => None,
+        },
+        registry: match selector {
+            Selector::Registry(registry) => Some(registry.clone()),
+            _ => None,
+        },
+        cache_seconds: CACHE_SECONDS,
+        credentials: chosen.into_iter().filter_map(|i| all[i].take()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
