@@ -16,6 +16,7 @@ use crate::{schemas, BEARER};
 pub const SECRETS_TAG: &str = "Docker registry secrets";
 pub const QUOTA_TAG: &str = "Resource quota";
 pub const OPERATOR_TAG: &str = "Operator";
+pub const PULL_TAG: &str = "Pulling";
 
 const VIEWER: &str = "regsecrets.viewer";
 const ADMIN: &str = "regsecrets.admin";
@@ -267,6 +268,54 @@ call that answers credentials; `Cache-Control: no-store`.",
                 links: &[],
             },
             errors: &[401, 403, 404, 500],
+        },
+        "resolveCredentials" => Description {
+            tag: PULL_TAG,
+            summary: "The credentials that cover an image, at pull time",
+            description:
+                "For kubelet credential providers and Docker credential helpers (`regsecrets-credential-provider`, \
+`docker-credential-regsecrets`): the tenant's credentials that cover an image, matched as the kubelet matches \
+`.dockerconfigjson` keys (host globs per part, equal ports, path prefix; every match, the most specific first; \
+Docker Hub's key for Docker Hub images when nothing else matched). Give exactly one of `image`, `registry` or \
+`all=true`. `match` is the kubelet's pattern for the key, to key a provider's `auth` by; `cacheSeconds` is how \
+long the answer may be kept. 404 `NoMatchingCredentials` when nothing covers it. Audited as `secret.resolve`; \
+`Cache-Control: no-store`.",
+            scopes: &[PULLER],
+            parameters: vec![
+                query(
+                    "image",
+                    "An image reference, `registry[:port]/path[:tag][@digest]`; Docker Hub's short forms (`nginx`, \
+`library/nginx`, `docker.io/...`) too.",
+                    json!({"type": "string", "maxLength": 585}),
+                    json!("registry.example.com:5000/team/app:v1"),
+                ),
+                query(
+                    "registry",
+                    "`host[:port]`, or a server URL (`https://index.docker.io/v1/`): every key on that registry, \
+whatever its path.",
+                    json!({"type": "string", "maxLength": 255}),
+                    json!("registry.example.com:5000"),
+                ),
+                query(
+                    "all",
+                    "`true`: every key of every secret.",
+                    json!({"type": "boolean", "enum": [true]}),
+                    json!(true),
+                ),
+            ],
+            body: None,
+            success: Success {
+                status: 200,
+                description: "The covering credentials, the most specific first.",
+                schema: schemas::RESOLVED,
+                headers: &["Cache-Control"],
+                example: json!({"image": "registry.example.com:5000/team/app:v1", "cacheSeconds": 300,
+                    "credentials": [{"secret": "team-pull", "server": "registry.example.com:5000/team",
+                        "match": "registry.example.com:5000/team", "username": "bot", "password": "s3cret",
+                        "auth": "Ym90OnMzY3JldA=="}]}),
+                links: &[],
+            },
+            errors: &[400, 401, 403, 404, 500],
         },
         "verifySecret" => Description {
             tag: SECRETS_TAG,

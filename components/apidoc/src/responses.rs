@@ -60,7 +60,8 @@ details `limit` and `used`), or the secret is managed by the platform (`UpdateMa
         ErrorResponse {
             status: 404,
             name: "NotFound",
-            description: "No secret of that name in the tenant (`SecretNotFound`).",
+            description: "No secret of that name in the tenant (`SecretNotFound`), or none of its secrets covers the \
+image or registry asked about (`NoMatchingCredentials`: pull anonymously).",
             headers: &[],
             example: Of(Error::SecretNotFound),
         },

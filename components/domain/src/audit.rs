@@ -3,7 +3,9 @@
 //!
 //! A line says who (`tenant`, `subject`, `client` from the verified token), what (`action`,
 //! `name`), when (`time`), and how it ended (`status`, `outcome`), tied to the response by
-//! `requestId`. It never holds a credential, a token or a request body: every field is either
+//! `requestId`. A credential lookup at pull time (`secret.resolve`) also names the `image` (or
+//! registry) asked about, as the domain re-wrote it after parsing; other lines have `image: null`.
+//! It never holds a credential, a token or a request body: every field is either
 //! chosen here from a fixed set or is a value that has already been validated (a tenant id, a
 //! secret name) or that the identity provider signed (`sub`, `azp`/`client_id`, bounded in length).
 //!
@@ -42,6 +44,8 @@ pub enum Action {
     SecretExport,
     #[serde(rename = "secret.verify")]
     SecretVerify,
+    #[serde(rename = "secret.resolve")]
+    SecretResolve,
     #[serde(rename = "quota.set")]
     QuotaSet,
     #[serde(rename = "tenant.reencrypt")]
@@ -57,6 +61,7 @@ impl Endpoint {
             Endpoint::DeleteSecret { .. } => Some(Action::SecretDelete),
             Endpoint::ExportCredentials { .. } => Some(Action::SecretExport),
             Endpoint::VerifySecret { .. } => Some(Action::SecretVerify),
+            Endpoint::ResolveCredentials => Some(Action::SecretResolve),
             Endpoint::SetTenantQuota { .. } => Some(Action::QuotaSet),
             Endpoint::ReencryptTenant { .. } => Some(Action::TenantReencrypt),
             Endpoint::ListSecrets
@@ -108,6 +113,7 @@ impl Verdict {
 pub struct Audit {
     action: Action,
     name: Option<String>,
+    image: Option<String>,
     caller: Option<Caller>,
 }
 
@@ -121,7 +127,12 @@ struct Caller {
 impl Audit {
     /// `None` when the endpoint is not audited.
     pub fn start(endpoint: &Endpoint) -> Option<Audit> {
-        endpoint.audit_action().map(|action| Audit { action, name: endpoint.audit_subject(), caller: None })
+        endpoint.audit_action().map(|action| Audit {
+            action,
+            name: endpoint.audit_subject(),
+            image: None,
+            caller: None,
+        })
     }
 
     /// The verified caller.
@@ -140,6 +151,12 @@ impl Audit {
         }
     }
 
+    /// The image or registry a lookup was about: parsed and re-written by `resolve::Selector`, so
+    /// it is bounded (at most 585 characters) and holds nothing else.
+    pub fn image(&mut self, image: String) {
+        self.image = Some(image);
+    }
+
     /// The finished event.
     pub fn finish(self, id: &RequestId, status: u16, now_ms: u64) -> Event {
         let caller = self.caller;
@@ -151,6 +168,7 @@ impl Audit {
             client: caller.and_then(|c| c.client),
             action: self.action,
             name: self.name,
+            image: self.image,
             status,
             outcome: Verdict::of_status(status),
         }
@@ -179,6 +197,12 @@ impl Trail {
         }
     }
 
+    pub fn image(&mut self, image: String) {
+        if let Some(audit) = &mut self.0 {
+            audit.image(image);
+        }
+    }
+
     pub fn finish(self, id: &RequestId, status: u16, now_ms: u64) -> Option<Event> {
         self.0.map(|audit| audit.finish(id, status, now_ms))
     }
@@ -195,6 +219,7 @@ pub struct Event {
     pub client: Option<String>,
     pub action: Action,
     pub name: Option<String>,
+    pub image: Option<String>,
     pub status: u16,
     pub outcome: Verdict,
 }
@@ -249,6 +274,7 @@ mod tests {
             (Endpoint::DeleteSecret { name: name() }, Some(Action::SecretDelete)),
             (Endpoint::ExportCredentials { name: name() }, Some(Action::SecretExport)),
             (Endpoint::VerifySecret { name: name() }, Some(Action::SecretVerify)),
+            (Endpoint::ResolveCredentials, Some(Action::SecretResolve)),
             (Endpoint::SetTenantQuota { tenant: tenant() }, Some(Action::QuotaSet)),
             (Endpoint::ReencryptTenant { tenant: tenant() }, Some(Action::TenantReencrypt)),
             (Endpoint::ListSecrets, None),
@@ -270,7 +296,7 @@ mod tests {
             line,
             "{\"time\":\"2026-11-22T17:59:59.123Z\",\"requestId\":\"req-1\",\"tenant\":\"acme\",\
              \"subject\":\"alice@example.com\",\"client\":\"console\",\"action\":\"secret.delete\",\
-             \"name\":\"hub\",\"status\":200,\"outcome\":\"success\"}\n"
+             \"name\":\"hub\",\"image\":null,\"status\":200,\"outcome\":\"success\"}\n"
         );
     }
 
@@ -304,6 +330,9 @@ mod tests {
         // Control characters escape to six bytes each: the worst case for token-supplied claims.
         let hostile = "\u{1}".repeat(10_000);
         let mut audit = Audit::start(&Endpoint::DeleteSecret { name: "a".repeat(253) }).unwrap();
+        let longest_image =
+            format!("{}/{}:{}@sha256:{}", "h".repeat(127), "p".repeat(127), "t".repeat(128), "f".repeat(193));
+        audit.image(longest_image);
         let mut who = principal(Some(hostile.as_str()), Some(hostile.as_str()));
         who.tenant = TenantId::parse(&"t".repeat(128)).unwrap();
         audit.caller(&who);

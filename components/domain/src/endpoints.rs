@@ -15,11 +15,12 @@ use crate::identity::{authenticate, unix_now, AuthSettings, Need, Principal};
 use crate::index::{etag, IfMatch};
 use crate::paging::ListQuery;
 use crate::quota::{self, SetQuota};
+use crate::resolve::Selector;
 use crate::routes::{resolve, Endpoint, SECRETS};
 use crate::secrets::{self, Env};
 use crate::store::KeyValue;
 use crate::verify::{LastCheck, Outbound, CREDENTIAL_CHECK_PATH};
-use crate::{export, reencrypt, verify};
+use crate::{export, reencrypt, resolve, verify};
 
 /// What an endpoint gets from its component.
 pub struct Context<'a, S: KeyValue, C: Clock> {
@@ -174,15 +175,28 @@ pub fn read<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Ou
     })
 }
 
+/// The two calls that answer credentials to pullers: the export of one secret, and the lookup
+/// of those that cover an image at pull time.
 pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(ctx.env.clock, request, |endpoint, trail| {
-        let Endpoint::ExportCredentials { name } = endpoint else { return Err(wrong_component()) };
-        ctx.read_as(request, |who| {
+    serve(ctx.env.clock, request, |endpoint, trail| match endpoint {
+        Endpoint::ExportCredentials { name } => ctx.read_as(request, |who| {
             trail.caller(who);
             who.require(Need::ReadCredentials)?;
             let manifest = export::export(ctx.env.store, who, ctx.keyring()?, &name)?;
             Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
-        })
+        }),
+        Endpoint::ResolveCredentials => ctx.read_as(request, |who| {
+            trail.caller(who);
+            who.require(Need::ReadCredentials)?;
+            let selector = Selector::parse(request.uri().query())?;
+            trail.image(selector.audit_text());
+            let resolved = resolve::resolve(ctx.env.store, who, ctx.keyring()?, &selector)?;
+            if let Some(first) = resolved.credentials.first() {
+                trail.name(&first.secret);
+            }
+            Ok(Reply::json(200, &resolved).with_header(CACHE_CONTROL, "no-store"))
+        }),
+        _ => Err(wrong_component()),
     })
 }
 

@@ -10,6 +10,9 @@ use crate::http::percent_decode;
 pub const SECRETS: &str = "/v2/admin/dockerRegistrySecrets";
 pub const RESOURCE_QUOTA: &str = "/v2/admin/resourceQuota/dockerRegistrySecrets";
 pub const OPERATOR_TENANTS: &str = "/v2/operator/tenants/";
+/// Credentials at pull time (`crate::resolve`): outside `/v2/admin/dockerRegistrySecrets/`, so no
+/// secret name can collide with it.
+pub const PULL_CREDENTIALS: &str = "/v2/pull/credentials";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -19,6 +22,7 @@ pub enum Endpoint {
     ModifySecret { name: String },
     DeleteSecret { name: String },
     ExportCredentials { name: String },
+    ResolveCredentials,
     VerifySecret { name: String },
     ResourceQuota,
     GetTenantQuota { tenant: String },
@@ -34,7 +38,7 @@ impl Endpoint {
             Endpoint::ListSecrets | Endpoint::GetSecret { .. } => "list",
             Endpoint::ModifySecret { .. } => "patch",
             Endpoint::DeleteSecret { .. } => "delete",
-            Endpoint::ExportCredentials { .. } => "credentials",
+            Endpoint::ExportCredentials { .. } | Endpoint::ResolveCredentials => "credentials",
             Endpoint::ResourceQuota | Endpoint::GetTenantQuota { .. } | Endpoint::SetTenantQuota { .. } => "quota",
             Endpoint::ReencryptTenant { .. } => "reencrypt",
             Endpoint::VerifySecret { .. } => "verify",
@@ -78,6 +82,7 @@ pub const ROUTES: &[Route] = &[
         path: "/v2/admin/dockerRegistrySecrets/{name}/credentials",
         component: "credentials",
     },
+    Route { operation: "resolveCredentials", method: "GET", path: PULL_CREDENTIALS, component: "credentials" },
     Route {
         operation: "verifySecret",
         method: "POST",
@@ -115,6 +120,7 @@ impl Endpoint {
             Endpoint::ModifySecret { .. } => "modifySecret",
             Endpoint::DeleteSecret { .. } => "deleteSecret",
             Endpoint::ExportCredentials { .. } => "exportCredentials",
+            Endpoint::ResolveCredentials => "resolveCredentials",
             Endpoint::VerifySecret { .. } => "verifySecret",
             Endpoint::ResourceQuota => "getResourceQuota",
             Endpoint::GetTenantQuota { .. } => "getTenantQuota",
@@ -141,6 +147,9 @@ pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
             "GET, POST",
             vec![(Method::GET, Endpoint::ListSecrets), (Method::POST, Endpoint::CreateSecret)],
         );
+    }
+    if path == PULL_CREDENTIALS {
+        return by_method(method, "GET", vec![(Method::GET, Endpoint::ResolveCredentials)]);
     }
     if path == RESOURCE_QUOTA {
         return by_method(method, "GET", vec![(Method::GET, Endpoint::ResourceQuota)]);
@@ -201,6 +210,7 @@ mod tests {
             (Method::PUT, "/v2/operator/tenants/acme/quota", "quota"),
             (Method::POST, "/v2/operator/tenants/acme/reencrypt", "reencrypt"),
             (Method::POST, "/v2/admin/dockerRegistrySecrets/my-secret/verification", "verify"),
+            (Method::GET, "/v2/pull/credentials", "credentials"),
         ];
         for (method, path, component) in cases {
             assert_eq!(resolve(&method, path).unwrap().component(), component, "{method} {path}");

@@ -13,7 +13,8 @@ use testhost::Stdio;
 /// Every component the gateway routes to, and the gateway and console themselves.
 const COMPONENTS: [&str; 9] =
     ["gateway", "console", "create", "patch", "delete", "list", "credentials", "quota", "reencrypt"];
-const FIELDS: [&str; 9] = ["time", "requestId", "tenant", "subject", "client", "action", "name", "status", "outcome"];
+const FIELDS: [&str; 10] =
+    ["time", "requestId", "tenant", "subject", "client", "action", "name", "image", "status", "outcome"];
 
 /// A token whose `sub` and client claims are set, as an identity provider's are.
 fn token(app: &TestApp, tenant: &str, scopes: &[&str], subject: &str, client: Option<(&str, &str)>) -> String {
