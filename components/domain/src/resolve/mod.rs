@@ -10,10 +10,13 @@
 pub mod keyring;
 pub mod reference;
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 
 use crate::crypto::Keyring;
-use crate::dockerconfig::DockerConfig;
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal};
 use crate::index::IndexEntry;
@@ -103,6 +106,19 @@ pub struct Resolved {
     pub credentials: Vec<ResolvedCredential>,
 }
 
+/// A stored `.dockerconfigjson` (`DockerConfig::to_dockerconfigjson`), as far as it is answered.
+#[derive(Deserialize)]
+struct Stored {
+    auths: BTreeMap<String, StoredAuth>,
+}
+
+#[derive(Deserialize)]
+struct StoredAuth {
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
 /// Every key of every secret, with the pattern it is matched by.
 fn candidates<S: KeyValue>(store: &S, who: &Principal, keyring: &Keyring) -> Result<Vec<ResolvedCredential>, Error> {
     'again: for _ in 0..3 {
@@ -112,15 +128,17 @@ fn candidates<S: KeyValue>(store: &S, who: &Principal, keyring: &Keyring) -> Res
         let mut all = Vec::new();
         for entry in &entries {
             let Some(plain) = open_entry(store, keyring, &who.tenant, entry)? else { continue 'again };
-            let config = DockerConfig::from_stored(&plain)?;
-            for (server, auth) in config.auths() {
+            // The stored form was validated when written; only what is answered is read back (the
+            // full parser would make this component a third larger).
+            let stored: Stored = serde_json::from_slice(&plain).map_err(|_| Internal::CorruptRecord)?;
+            for (server, auth) in stored.auths {
                 all.push(ResolvedCredential {
                     secret: entry.name.clone(),
-                    server: server.clone(),
-                    pattern: keyring::pattern(server),
-                    username: auth.username().to_owned(),
-                    password: auth.password().to_owned(),
-                    auth: auth.auth(),
+                    pattern: keyring::pattern(&server),
+                    server,
+                    auth: STANDARD.encode(format!("{}:{}", auth.username, auth.password)),
+                    username: auth.username,
+                    password: auth.password,
                 });
             }
         }

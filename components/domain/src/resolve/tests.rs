@@ -369,7 +369,7 @@ fn a_secret_may_hold_a_host_glob_and_it_covers_one_host_part() {
     }
     // Globs stand for host parts only, never for a port.
     for refused in ["example.com:*", "example.com:50*"] {
-        let result = DockerConfig::from_dockerconfigjson(&config(&[(refused, "u", "p")]));
+        let result = crate::dockerconfig::DockerConfig::from_dockerconfigjson(&config(&[(refused, "u", "p")]));
         assert!(matches!(result, Err(Error::InvalidDockerConfig(_))), "{refused}: {result:?}");
     }
 }
