@@ -40,7 +40,7 @@ pub fn pattern(key: &str) -> String {
 fn split_host(authority: &str) -> (Vec<&str>, &str) {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         match rest.split_once(']') {
-            Some((inside, after)) if after.is_empty() => (inside, ""),
+            Some((inside, "")) => (inside, ""),
             Some((inside, after)) => match after.strip_prefix(':') {
                 Some(port) => (inside, port),
                 None => (authority, ""),

@@ -8,11 +8,13 @@ use super::*;
 use crate::name::TenantId;
 use crate::store::MemoryStore;
 
+/// (reference, registry, path, tag, digest)
+type ParseCase<'a> = (String, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
+
 #[test]
 fn image_references_parse_as_the_distribution_grammar_reads_them() {
-    // (reference, registry, path, tag, digest)
     let digest = format!("sha256:{}", "a".repeat(64));
-    let cases: Vec<(String, &str, &str, Option<&str>, Option<&str>)> = vec![
+    let cases: Vec<ParseCase> = vec![
         ("nginx".into(), "docker.io", "library/nginx", None, None),
         ("nginx:1.27".into(), "docker.io", "library/nginx", Some("1.27"), None),
         ("library/nginx".into(), "docker.io", "library/nginx", None, None),
