@@ -113,6 +113,14 @@ fn secret_body_examples(with_name: bool) -> Vec<(&'static str, Value)> {
     vec![("kubectl form", structured), ("SAP form", sap)]
 }
 
+fn workload_example() -> Value {
+    json!({"issuers": [{"issuer": "https://oidc.cluster-a.example.com", "audience": "regsecrets",
+        "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "kid": "sa-key-1", "use": "sig", "alg": "ES256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}}],
+        "bindings": [{"issuer": "https://oidc.cluster-a.example.com", "subject": "system:serviceaccount:shop:checkout",
+            "secrets": ["payments-registry"]}]})
+}
+
 /// The entry of an operation id of `ROUTES`.
 pub fn describe(operation: &str) -> Description {
     match operation {
@@ -316,6 +324,52 @@ whatever its path.",
                 links: &[],
             },
             errors: &[400, 401, 403, 404, 500],
+        },
+        "getWorkloadIdentity" => Description {
+            tag: PULL_TAG,
+            summary: "The tenant's workload identity: trusted issuers and bindings",
+            description: "The clusters whose service-account tokens the tenant trusts (issuer, audience, JWKS) and \
+which service accounts may pull with which secrets. Empty until set.",
+            scopes: &[VIEWER, ADMIN],
+            parameters: Vec::new(),
+            body: None,
+            success: Success {
+                status: 200,
+                description: "The trust.",
+                schema: schemas::WORKLOAD_TRUST,
+                headers: &[],
+                example: workload_example(),
+                links: &[],
+            },
+            errors: &[401, 403, 500],
+        },
+        "setWorkloadIdentity" => Description {
+            tag: PULL_TAG,
+            summary: "Replace the tenant's workload identity",
+            description: "Trust up to 8 service-account issuers (an `https` issuer URL, the audience the kubelet \
+asks tokens for with `tokenAttributes.serviceAccountTokenAudience`, and the issuer's JWKS as served at \
+`/openid/v1/jwks`) and bind service accounts (`system:serviceaccount:<namespace>:<name>`, or `...:<namespace>:*`) of \
+an issuer to secrets. A lookup at pull time that carries a pod's token in `x-regsecrets-service-account-token` \
+then answers only the secrets bound to its service account; the token must verify (signature, `iss`, `aud`, \
+`exp`, its `kubernetes.io` claims naming its `sub`), else 403 `WorkloadNotPermitted`. Replaces the whole trust; \
+audited as `workload.set`.",
+            scopes: &[ADMIN],
+            parameters: Vec::new(),
+            body: Some(Body {
+                required: true,
+                schema: schemas::WORKLOAD_TRUST,
+                media_types: JSON,
+                examples: vec![("one cluster", workload_example())],
+            }),
+            success: Success {
+                status: 200,
+                description: "The trust as stored.",
+                schema: schemas::WORKLOAD_TRUST,
+                headers: &[],
+                example: workload_example(),
+                links: &[],
+            },
+            errors: &[400, 401, 403, 413, 415, 500],
         },
         "verifySecret" => Description {
             tag: SECRETS_TAG,

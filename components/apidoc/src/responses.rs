@@ -53,7 +53,8 @@ not answered.",
             name: "Forbidden",
             description: "The token lacks the scope (`Forbidden`), the tenant holds its limit (`QuotaExceeded`, \
 details `limit` and `used`), or the secret is managed by the platform (`UpdateManagedSecretNotAllowed`, \
-`DeleteManagedSecretNotAllowed`).",
+`DeleteManagedSecretNotAllowed`), or, at pull time, a pod's service-account token is not accepted or its \
+service account is bound to no secret (`WorkloadNotPermitted`).",
             headers: &[],
             example: Of(Error::QuotaExceeded { limit: 50, used: 50 }),
         },

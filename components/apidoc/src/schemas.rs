@@ -11,6 +11,7 @@ use domain::quota::{ResourceQuota, SetQuota, TenantQuota};
 use domain::reencrypt::Reencrypted;
 use domain::resolve::Resolved;
 use domain::verify::Report;
+use domain::workload::WorkloadTrust;
 use serde_json::{json, Value};
 use utoipa::openapi::{ComponentsBuilder, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
@@ -31,6 +32,7 @@ pub const ERROR: &str = "ErrorBody";
 pub const VERIFY: &str = "VerifySecret";
 pub const REPORT: &str = "Report";
 pub const RESOLVED: &str = "Resolved";
+pub const WORKLOAD_TRUST: &str = "WorkloadTrust";
 
 /// A schema written as JSON.
 pub fn inline(schema: Value) -> RefOr<Schema> {
@@ -121,7 +123,7 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
                     "description": "A Docker repository name (`org/app`), checked with `scope=repository:<it>:pull`."}}}),
         ),
     ];
-    let derived: [(&str, RefOr<Schema>); 11] = [
+    let derived: [(&str, RefOr<Schema>); 12] = [
         (DONE, Done::schema()),
         (METADATA, SecretMetadata::schema()),
         (PAGE, Page::<SecretMetadata>::schema()),
@@ -133,6 +135,7 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
         (ERROR, ErrorBody::schema()),
         (REPORT, Report::schema()),
         (RESOLVED, Resolved::schema()),
+        (WORKLOAD_TRUST, WorkloadTrust::schema()),
     ];
     // Schemas the derived ones refer to (nested types), under the names the derives gave them.
     let mut nested = Vec::new();
@@ -142,6 +145,7 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
     ErrorBody::schemas(&mut nested);
     Report::schemas(&mut nested);
     Resolved::schemas(&mut nested);
+    WorkloadTrust::schemas(&mut nested);
     components
         .schemas_from_iter(written.into_iter().map(|(name, schema)| (name, inline(schema))))
         .schemas_from_iter(derived)

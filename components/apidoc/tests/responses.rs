@@ -66,6 +66,7 @@ impl Call {
             "modifySecret" => json!({"registry": "ghcr.io", "username": "bot", "password": "new"}),
             "setTenantQuota" => json!({"limit": 80}),
             "verifySecret" => json!({"repository": "org/app"}),
+            "setWorkloadIdentity" => json!({"issuers": [], "bindings": []}),
             _ => Value::Null,
         };
         // The seeded secret is Docker Hub's.
@@ -155,6 +156,7 @@ fn run<S: KeyValue>(fixture: &Fixture, store: &S, lock: LockPolicy, route: &Rout
         "quota" => endpoints::quota(&ctx, &request),
         "reencrypt" => endpoints::reencrypt(&ctx, &request),
         "verify" => endpoints::verify(&ctx, &request),
+        "workload" => endpoints::workload(&ctx, &request),
         other => panic!("no endpoint function for component {other}"),
     }
 }
@@ -184,6 +186,9 @@ fn provoke(fixture: &Fixture, route: &Route, status: u16) -> Outcome {
             "getResourceQuota" => call.query = "quotaOnly=null".into(),
             "verifySecret" => call.body = Body::Complete(b"{\"repository\": \"Not A Repository\"}".to_vec()),
             "resolveCredentials" => call.query = "image=Not%20An%20Image".into(),
+            "setWorkloadIdentity" => {
+                call.body = Body::Complete(b"{\"issuers\": [], \"bindings\": [{\"issuer\": \"x\"}]}".to_vec())
+            }
             _ if route.path.contains("{tenant}") => call.path = route.path.replace("{tenant}", "a..b"),
             _ => panic!("{op}: no way to provoke 400 known"),
         },

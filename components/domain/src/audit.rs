@@ -4,7 +4,9 @@
 //! A line says who (`tenant`, `subject`, `client` from the verified token), what (`action`,
 //! `name`), when (`time`), and how it ended (`status`, `outcome`), tied to the response by
 //! `requestId`. A credential lookup at pull time (`secret.resolve`) also names the `image` (or
-//! registry) asked about, as the domain re-wrote it after parsing; other lines have `image: null`.
+//! registry) asked about, as the domain re-wrote it after parsing, and, when a pod's
+//! service-account token was verified, its service account as `workload`
+//! (`system:serviceaccount:<namespace>:<name>`); other lines have `null` there.
 //! It never holds a credential, a token or a request body: every field is either
 //! chosen here from a fixed set or is a value that has already been validated (a tenant id, a
 //! secret name) or that the identity provider signed (`sub`, `azp`/`client_id`, bounded in length).
@@ -46,6 +48,8 @@ pub enum Action {
     SecretVerify,
     #[serde(rename = "secret.resolve")]
     SecretResolve,
+    #[serde(rename = "workload.set")]
+    WorkloadSet,
     #[serde(rename = "quota.set")]
     QuotaSet,
     #[serde(rename = "tenant.reencrypt")]
@@ -62,12 +66,14 @@ impl Endpoint {
             Endpoint::ExportCredentials { .. } => Some(Action::SecretExport),
             Endpoint::VerifySecret { .. } => Some(Action::SecretVerify),
             Endpoint::ResolveCredentials => Some(Action::SecretResolve),
+            Endpoint::SetWorkloadIdentity => Some(Action::WorkloadSet),
             Endpoint::SetTenantQuota { .. } => Some(Action::QuotaSet),
             Endpoint::ReencryptTenant { .. } => Some(Action::TenantReencrypt),
             Endpoint::ListSecrets
             | Endpoint::GetSecret { .. }
             | Endpoint::ResourceQuota
-            | Endpoint::GetTenantQuota { .. } => None,
+            | Endpoint::GetTenantQuota { .. }
+            | Endpoint::GetWorkloadIdentity => None,
         }
     }
 
@@ -114,6 +120,7 @@ pub struct Audit {
     action: Action,
     name: Option<String>,
     image: Option<String>,
+    workload: Option<String>,
     caller: Option<Caller>,
 }
 
@@ -131,6 +138,7 @@ impl Audit {
             action,
             name: endpoint.audit_subject(),
             image: None,
+            workload: None,
             caller: None,
         })
     }
@@ -157,6 +165,11 @@ impl Audit {
         self.image = Some(image);
     }
 
+    /// The verified service account a lookup was made for (validated by `workload::verify`).
+    pub fn workload(&mut self, subject: String) {
+        self.workload = Some(subject);
+    }
+
     /// The finished event.
     pub fn finish(self, id: &RequestId, status: u16, now_ms: u64) -> Event {
         let caller = self.caller;
@@ -169,6 +182,7 @@ impl Audit {
             action: self.action,
             name: self.name,
             image: self.image,
+            workload: self.workload,
             status,
             outcome: Verdict::of_status(status),
         }
@@ -203,6 +217,12 @@ impl Trail {
         }
     }
 
+    pub fn workload(&mut self, subject: String) {
+        if let Some(audit) = &mut self.0 {
+            audit.workload(subject);
+        }
+    }
+
     pub fn finish(self, id: &RequestId, status: u16, now_ms: u64) -> Option<Event> {
         self.0.map(|audit| audit.finish(id, status, now_ms))
     }
@@ -220,6 +240,7 @@ pub struct Event {
     pub action: Action,
     pub name: Option<String>,
     pub image: Option<String>,
+    pub workload: Option<String>,
     pub status: u16,
     pub outcome: Verdict,
 }
@@ -275,6 +296,8 @@ mod tests {
             (Endpoint::ExportCredentials { name: name() }, Some(Action::SecretExport)),
             (Endpoint::VerifySecret { name: name() }, Some(Action::SecretVerify)),
             (Endpoint::ResolveCredentials, Some(Action::SecretResolve)),
+            (Endpoint::SetWorkloadIdentity, Some(Action::WorkloadSet)),
+            (Endpoint::GetWorkloadIdentity, None),
             (Endpoint::SetTenantQuota { tenant: tenant() }, Some(Action::QuotaSet)),
             (Endpoint::ReencryptTenant { tenant: tenant() }, Some(Action::TenantReencrypt)),
             (Endpoint::ListSecrets, None),
@@ -296,7 +319,7 @@ mod tests {
             line,
             "{\"time\":\"2026-11-22T17:59:59.123Z\",\"requestId\":\"req-1\",\"tenant\":\"acme\",\
              \"subject\":\"alice@example.com\",\"client\":\"console\",\"action\":\"secret.delete\",\
-             \"name\":\"hub\",\"image\":null,\"status\":200,\"outcome\":\"success\"}\n"
+             \"name\":\"hub\",\"image\":null,\"workload\":null,\"status\":200,\"outcome\":\"success\"}\n"
         );
     }
 
@@ -333,6 +356,7 @@ mod tests {
         let longest_image =
             format!("{}/{}:{}@sha256:{}", "h".repeat(127), "p".repeat(127), "t".repeat(128), "f".repeat(193));
         audit.image(longest_image);
+        audit.workload(format!("system:serviceaccount:{}:{}", "n".repeat(63), "s".repeat(253)));
         let mut who = principal(Some(hostile.as_str()), Some(hostile.as_str()));
         who.tenant = TenantId::parse(&"t".repeat(128)).unwrap();
         audit.caller(&who);

@@ -20,7 +20,8 @@ use crate::routes::{resolve, Endpoint, SECRETS};
 use crate::secrets::{self, Env};
 use crate::store::KeyValue;
 use crate::verify::{LastCheck, Outbound, CREDENTIAL_CHECK_PATH};
-use crate::{export, reencrypt, resolve, verify};
+use crate::workload::WorkloadTrust;
+use crate::{export, reencrypt, resolve, verify, workload};
 
 /// What an endpoint gets from its component.
 pub struct Context<'a, S: KeyValue, C: Clock> {
@@ -190,12 +191,41 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
             who.require(Need::ReadCredentials)?;
             let selector = Selector::parse(request.uri().query())?;
             trail.image(selector.audit_text());
-            let resolved = resolve::resolve(ctx.env.store, who, ctx.keyring()?, &selector)?;
+            let bound = match header(request, workload::WORKLOAD_TOKEN_HEADER) {
+                Some(token) => {
+                    let (workload, secrets) = workload::admit(ctx.env.store, who, token, unix_now())?;
+                    trail.workload(workload.subject);
+                    Some(secrets)
+                }
+                None => None,
+            };
+            let resolved = resolve::resolve_among(ctx.env.store, who, ctx.keyring()?, &selector, bound.as_ref())?;
             if let Some(first) = resolved.credentials.first() {
                 trail.name(&first.secret);
             }
             Ok(Reply::json(200, &resolved).with_header(CACHE_CONTROL, "no-store"))
         }),
+        _ => Err(wrong_component()),
+    })
+}
+
+/// A tenant's workload-identity trust: read (viewer, admin) and replaced (admin).
+pub fn workload<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
+    serve(ctx.env.clock, request, |endpoint, trail| match endpoint {
+        Endpoint::GetWorkloadIdentity => {
+            ctx.read_as(request, |who| Ok(Reply::json(200, &workload::get(ctx.env.store, who)?)))
+        }
+        Endpoint::SetWorkloadIdentity => {
+            let who = ctx.principal(request)?;
+            trail.caller(&who);
+            who.require(Need::WriteSecrets)?;
+            let body: WorkloadTrust = serde_json::from_value(json_body(request, JSON)?).map_err(|_| {
+                Error::InvalidRequest(
+                    "The body must be {\"issuers\": [{\"issuer\", \"audience\", \"jwks\"}], \"bindings\": [{\"issuer\", \"subject\", \"secrets\"}]}".into(),
+                )
+            })?;
+            Ok(Reply::json(200, &workload::put(ctx.env.store, &who, body)?))
+        }
         _ => Err(wrong_component()),
     })
 }

@@ -85,6 +85,9 @@ pub enum Error {
     },
     UpdateManagedSecretNotAllowed,
     DeleteManagedSecretNotAllowed,
+    /// A pod's service-account token was not accepted at pull time (`crate::workload`); why is
+    /// logged, never answered.
+    WorkloadNotPermitted(crate::workload::WorkloadFailure),
     // 404
     SecretNotFound,
     RouteNotFound,
@@ -135,7 +138,8 @@ impl Error {
             Error::Forbidden
             | Error::QuotaExceeded { .. }
             | Error::UpdateManagedSecretNotAllowed
-            | Error::DeleteManagedSecretNotAllowed => 403,
+            | Error::DeleteManagedSecretNotAllowed
+            | Error::WorkloadNotPermitted(_) => 403,
             Error::SecretNotFound | Error::RouteNotFound | Error::NoMatchingCredentials => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::SecretNameExists | Error::VerificationInProgress => 409,
@@ -162,6 +166,7 @@ impl Error {
             Error::QuotaExceeded { .. } => "QuotaExceeded",
             Error::UpdateManagedSecretNotAllowed => "UpdateManagedSecretNotAllowed",
             Error::DeleteManagedSecretNotAllowed => "DeleteManagedSecretNotAllowed",
+            Error::WorkloadNotPermitted(_) => "WorkloadNotPermitted",
             Error::SecretNotFound => "SecretNotFound",
             Error::RouteNotFound => "NotFound",
             Error::NoMatchingCredentials => "NoMatchingCredentials",
@@ -199,6 +204,9 @@ impl Error {
             }
             Error::DeleteManagedSecretNotAllowed => {
                 "This secret is managed by the platform and cannot be deleted".into()
+            }
+            Error::WorkloadNotPermitted(_) => {
+                "The workload's service-account token is not accepted, or its service account is bound to no secret".into()
             }
             Error::SecretNotFound => "No Docker registry secret of that name exists".into(),
             Error::RouteNotFound => "No such resource".into(),
@@ -240,6 +248,7 @@ impl Error {
         match self {
             Error::Unauthenticated(why) => Some(format!("authentication refused: {why:?}")),
             Error::Internal(fault) => Some(fault.to_string()),
+            Error::WorkloadNotPermitted(why) => Some(format!("workload identity refused: {why:?}")),
             _ => None,
         }
     }

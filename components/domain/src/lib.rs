@@ -25,5 +25,6 @@ pub mod routes;
 pub mod secrets;
 pub mod store;
 pub mod verify;
+pub mod workload;
 
 pub use error::Error;

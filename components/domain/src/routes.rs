@@ -13,6 +13,8 @@ pub const OPERATOR_TENANTS: &str = "/v2/operator/tenants/";
 /// Credentials at pull time (`crate::resolve`): outside `/v2/admin/dockerRegistrySecrets/`, so no
 /// secret name can collide with it.
 pub const PULL_CREDENTIALS: &str = "/v2/pull/credentials";
+/// A tenant's workload-identity trust (`crate::workload`).
+pub const WORKLOAD_IDENTITY: &str = "/v2/admin/workloadIdentity";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -23,6 +25,8 @@ pub enum Endpoint {
     DeleteSecret { name: String },
     ExportCredentials { name: String },
     ResolveCredentials,
+    GetWorkloadIdentity,
+    SetWorkloadIdentity,
     VerifySecret { name: String },
     ResourceQuota,
     GetTenantQuota { tenant: String },
@@ -42,6 +46,7 @@ impl Endpoint {
             Endpoint::ResourceQuota | Endpoint::GetTenantQuota { .. } | Endpoint::SetTenantQuota { .. } => "quota",
             Endpoint::ReencryptTenant { .. } => "reencrypt",
             Endpoint::VerifySecret { .. } => "verify",
+            Endpoint::GetWorkloadIdentity | Endpoint::SetWorkloadIdentity => "workload",
         }
     }
 }
@@ -83,6 +88,8 @@ pub const ROUTES: &[Route] = &[
         component: "credentials",
     },
     Route { operation: "resolveCredentials", method: "GET", path: PULL_CREDENTIALS, component: "credentials" },
+    Route { operation: "getWorkloadIdentity", method: "GET", path: WORKLOAD_IDENTITY, component: "workload" },
+    Route { operation: "setWorkloadIdentity", method: "PUT", path: WORKLOAD_IDENTITY, component: "workload" },
     Route {
         operation: "verifySecret",
         method: "POST",
@@ -121,6 +128,8 @@ impl Endpoint {
             Endpoint::DeleteSecret { .. } => "deleteSecret",
             Endpoint::ExportCredentials { .. } => "exportCredentials",
             Endpoint::ResolveCredentials => "resolveCredentials",
+            Endpoint::GetWorkloadIdentity => "getWorkloadIdentity",
+            Endpoint::SetWorkloadIdentity => "setWorkloadIdentity",
             Endpoint::VerifySecret { .. } => "verifySecret",
             Endpoint::ResourceQuota => "getResourceQuota",
             Endpoint::GetTenantQuota { .. } => "getTenantQuota",
@@ -150,6 +159,13 @@ pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
     }
     if path == PULL_CREDENTIALS {
         return by_method(method, "GET", vec![(Method::GET, Endpoint::ResolveCredentials)]);
+    }
+    if path == WORKLOAD_IDENTITY {
+        return by_method(
+            method,
+            "GET, PUT",
+            vec![(Method::GET, Endpoint::GetWorkloadIdentity), (Method::PUT, Endpoint::SetWorkloadIdentity)],
+        );
     }
     if path == RESOURCE_QUOTA {
         return by_method(method, "GET", vec![(Method::GET, Endpoint::ResourceQuota)]);
@@ -211,6 +227,8 @@ mod tests {
             (Method::POST, "/v2/operator/tenants/acme/reencrypt", "reencrypt"),
             (Method::POST, "/v2/admin/dockerRegistrySecrets/my-secret/verification", "verify"),
             (Method::GET, "/v2/pull/credentials", "credentials"),
+            (Method::GET, "/v2/admin/workloadIdentity", "workload"),
+            (Method::PUT, "/v2/admin/workloadIdentity", "workload"),
         ];
         for (method, path, component) in cases {
             assert_eq!(resolve(&method, path).unwrap().component(), component, "{method} {path}");

@@ -101,6 +101,11 @@ impl TenantKeys {
         Key::from_parts(&[&self.prefix, "r", &version.to_string()])
     }
 
+    /// The tenant's workload-identity trust (`crate::workload`): trusted issuers and bindings.
+    pub fn workload_trust(&self) -> Key {
+        Key::from_parts(&[&self.prefix, "wi"])
+    }
+
     pub fn limit(&self) -> Key {
         Key::from_parts(&[&self.prefix, "limit"])
     }

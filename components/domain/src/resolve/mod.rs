@@ -10,7 +10,7 @@
 pub mod keyring;
 pub mod reference;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -154,8 +154,22 @@ pub fn resolve<S: KeyValue>(
     keyring: &Keyring,
     selector: &Selector,
 ) -> Result<Resolved, Error> {
+    resolve_among(store, who, keyring, selector, None)
+}
+
+/// [`resolve`] among the named secrets only (those bound to a verified workload, `crate::workload`).
+pub fn resolve_among<S: KeyValue>(
+    store: &S,
+    who: &Principal,
+    keyring: &Keyring,
+    selector: &Selector,
+    only: Option<&BTreeSet<String>>,
+) -> Result<Resolved, Error> {
     who.require(Need::ReadCredentials)?;
-    let all = candidates(store, who, keyring)?;
+    let mut all = candidates(store, who, keyring)?;
+    if let Some(names) = only {
+        all.retain(|c| names.contains(&c.secret));
+    }
     let patterns: Vec<String> = all.iter().map(|c| c.pattern.clone()).collect();
     let mut chosen: Vec<usize> = match selector {
         Selector::Image(image) => keyring::lookup(&patterns, &image.repository()),
