@@ -511,3 +511,123 @@ fn the_provider_answers_the_kubelet_for_each_cache_key_type_with_credentials_tha
         cost.as_secs_f64() * 1e3
     );
 }
+
+// ---- workload identity: the pod's service-account token, passed through by the provider ----
+
+/// A cluster's service-account issuer, as the test's: an ES256 key, tokens shaped as the
+/// kubelet's projected tokens (`sub`, `kubernetes.io` claims, audience, expiry).
+struct TestIssuer {
+    issuer: String,
+    key: jwt_simple::algorithms::ES256KeyPair,
+}
+
+impl TestIssuer {
+    fn new(issuer: &str) -> TestIssuer {
+        use jwt_simple::prelude::*;
+        TestIssuer { issuer: issuer.into(), key: ES256KeyPair::generate().with_key_id("sa-1") }
+    }
+
+    fn jwks(&self) -> Value {
+        use jwt_simple::prelude::*;
+        let point = self.key.public_key().public_key().to_bytes_uncompressed();
+        let b64 = |bytes: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+        json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "sa-1", "use": "sig", "alg": "ES256",
+            "x": b64(&point[1..33]), "y": b64(&point[33..])}]})
+    }
+
+    fn token(&self, namespace: &str, name: &str, expires_in: i64) -> String {
+        use jwt_simple::prelude::*;
+        let now = e2e::Tokens::now();
+        let custom = json!({"kubernetes.io": {"namespace": namespace,
+            "serviceaccount": {"name": name, "uid": "6f1c2a8e-0000-4000-8000-000000000001"},
+            "pod": {"name": format!("{name}-5d8f7"), "uid": "6f1c2a8e-0000-4000-8000-000000000002"}}});
+        let claims = JWTClaims {
+            issued_at: Some(Duration::from_secs((now - 5) as u64)),
+            expires_at: Some(Duration::from_secs((now + expires_in) as u64)),
+            invalid_before: Some(Duration::from_secs((now - 5) as u64)),
+            issuer: Some(self.issuer.clone()),
+            subject: Some(format!("system:serviceaccount:{namespace}:{name}")),
+            audiences: Some(Audiences::AsString("regsecrets".into())),
+            jwt_id: None,
+            nonce: None,
+            custom,
+        };
+        self.key.sign(claims).unwrap()
+    }
+}
+
+#[test]
+fn with_a_pods_token_the_provider_gets_only_the_secrets_bound_to_its_service_account() {
+    let Some(registry) = registry_with_image() else { return };
+    let app = app();
+    let tenant = unique_tenant("pull-workload");
+    let admin = app.token(&tenant, ADMIN);
+    assert_eq!(app.create(&admin, &structured("payments", &registry.host(), USER, FIRST_PASSWORD)).status, 201);
+    let org_key = format!("{}/org", registry.host());
+    assert_eq!(app.create(&admin, &structured("org-wide", &org_key, "org-user", "org-Pa55")).status, 201);
+    let cluster = TestIssuer::new("https://oidc.cluster-a.test");
+    let trust = json!({
+        "issuers": [{"issuer": cluster.issuer, "audience": "regsecrets", "jwks": cluster.jwks()}],
+        "bindings": [{"issuer": cluster.issuer, "subject": "system:serviceaccount:shop:checkout", "secrets": ["payments"]}],
+    });
+    let put = app.call("PUT", "/v2/admin/workloadIdentity").bearer(&admin).json(&trust).send();
+    assert_eq!(put.status, 200, "{}", put.body);
+    let read = app.call("GET", "/v2/admin/workloadIdentity").bearer(&app.token(&tenant, &["regsecrets.viewer"])).send();
+    assert_eq!(read.json(), trust);
+
+    // The node's own token (puller) identifies the tenant; the pod's narrows the answer.
+    let node = Client::new(&app.token(&tenant, PULLER));
+    let image = format!("{}/org/app", registry.host());
+    let provider = |service_account_token: Option<String>| {
+        let mut request = json!({"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest",
+            "image": image, "serviceAccountAnnotations": {}});
+        if let Some(token) = service_account_token {
+            request["serviceAccountToken"] = json!(token);
+        }
+        let command = node.command(&binaries().join(PROVIDER).display().to_string(), &registry);
+        run_with_stdin(command, request.to_string().as_bytes())
+    };
+    let keys = |out: &Output| -> Vec<String> {
+        assert!(out.status.success(), "{}", text(out));
+        let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+        check_v1_schema(&response, "credentialprovider.kubelet.k8s.io/v1");
+        response["auth"].as_object().unwrap().keys().cloned().collect()
+    };
+    // Without a pod token the node gets everything that covers the image.
+    let mut everything = keys(&provider(None));
+    everything.sort();
+    assert_eq!(everything, [registry.host(), org_key.clone()]);
+    // Bound: only the bound secret, and its credentials pull.
+    let bound = provider(Some(cluster.token("shop", "checkout", 600)));
+    assert_eq!(keys(&bound), [registry.host()]);
+    let response: Value = serde_json::from_slice(&bound.stdout).unwrap();
+    assert_eq!(response["auth"][registry.host()]["password"], FIRST_PASSWORD);
+
+    // Refused, each: non-zero exit, the service's 403 on stderr, nothing on stdout.
+    let untrusted = TestIssuer::new("https://oidc.cluster-b.test");
+    for (why, token) in [
+        ("unbound", cluster.token("shop", "cart", 600)),
+        ("other namespace", cluster.token("staging", "checkout", 600)),
+        ("untrusted issuer", untrusted.token("shop", "checkout", 600)),
+        ("expired", cluster.token("shop", "checkout", -300)),
+    ] {
+        let out = provider(Some(token));
+        assert!(!out.status.success(), "{why}: {}", text(&out));
+        assert!(out.stdout.is_empty(), "{why}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("403 WorkloadNotPermitted"), "{why}: {}", text(&out));
+    }
+
+    // Audited: the bound lookup names the service account; the refusals are there, never a credential.
+    let lines: Vec<Value> = app
+        .app
+        .component_log("credentials", LogStream::Stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["action"] == "secret.resolve" && e["tenant"] == tenant.as_str())
+        .collect();
+    assert!(lines.iter().any(|e| e["workload"] == "system:serviceaccount:shop:checkout" && e["status"] == 200));
+    assert_eq!(lines.iter().filter(|e| e["status"] == 403).count(), 4, "{lines:?}");
+    assert!(!app.logs().contains(FIRST_PASSWORD) && !app.logs().contains("org-Pa55"));
+    let workload_lines = app.app.component_log("workload", LogStream::Stdout);
+    assert!(workload_lines.contains("\"action\":\"workload.set\"") && workload_lines.contains(&tenant));
+}
