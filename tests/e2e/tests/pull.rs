@@ -631,3 +631,58 @@ fn with_a_pods_token_the_provider_gets_only_the_secrets_bound_to_its_service_acc
     let workload_lines = app.app.component_log("workload", LogStream::Stdout);
     assert!(workload_lines.contains("\"action\":\"workload.set\"") && workload_lines.contains(&tenant));
 }
+
+#[test]
+fn the_provider_can_get_its_token_by_oauth2_client_credentials_instead_of_a_file() {
+    use e2e::registry::{Reply as PeerReply, Server};
+    let app = app();
+    let tenant = unique_tenant("pull-oauth");
+    let admin = app.token(&tenant, ADMIN);
+    assert_eq!(app.create(&admin, &structured("ci", "registry.example.com", "ci-user", "ci-Pa55")).status, 201);
+    // A token endpoint (RFC 6749 §4.4): HTTP Basic client authentication, a form body, a JSON answer.
+    let puller = app.token(&tenant, PULLER);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (issued, log) = (puller.clone(), seen.clone());
+    let endpoint = Server::start(
+        None,
+        Arc::new(move |request: &e2e::registry::Request| {
+            log.lock().unwrap().push((request.header("authorization").map(str::to_owned), request.body.clone()));
+            let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "node-a:client%2Bsecret");
+            if request.method != "POST" || request.header("authorization") != Some(&format!("Basic {basic}")) {
+                return PeerReply::json(401, &json!({"error": "invalid_client"}));
+            }
+            PeerReply::json(200, &json!({"access_token": issued, "token_type": "Bearer", "expires_in": 42}))
+        }),
+    );
+    let token_url = format!("http://127.0.0.1:{}/token", endpoint.port());
+    let provider = |secret: &str| {
+        let mut command = Command::new(binaries().join(PROVIDER));
+        command
+            .env_clear()
+            .env("REGSECRETS_URL", app.app.base_url())
+            .env("REGSECRETS_CLIENT_ID", "node-a")
+            .env("REGSECRETS_CLIENT_SECRET", secret)
+            .env("REGSECRETS_TOKEN_URL", &token_url)
+            .env("REGSECRETS_SCOPE", "regsecrets.puller");
+        let request = json!({"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest",
+            "image": "registry.example.com/ci/app:v1"});
+        run_with_stdin(command, request.to_string().as_bytes())
+    };
+    let out = provider("client+secret");
+    assert!(out.status.success(), "{}", text(&out));
+    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    check_v1_schema(&response, "credentialprovider.kubelet.k8s.io/v1");
+    assert_eq!(response["auth"]["registry.example.com"]["password"], "ci-Pa55");
+    let cached = seconds(&response["cacheDuration"]);
+    assert!((40..=42).contains(&cached), "cached {cached} s with a token that expires in 42 s");
+    let (authorization, body) = seen.lock().unwrap()[0].clone();
+    assert!(authorization.is_some());
+    let form = String::from_utf8(body).unwrap();
+    assert!(form.contains("grant_type=client_credentials") && form.contains("scope=regsecrets.puller"), "{form}");
+    assert!(!form.contains("client+secret") && !form.contains("client%2Bsecret"), "the secret goes in the header only");
+    // A wrong secret: the token endpoint refuses; stderr says so, without the secret.
+    let out = provider("wrong-secret");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("token endpoint answered 401") && !said.contains("wrong-secret"), "{said}");
+}
