@@ -3,9 +3,11 @@
 //! ([`keyring`]), so a kubelet credential provider or a Docker credential helper can ask at the
 //! moment of the pull instead of a copied pull secret.
 //!
-//! Store calls: `get P:index`, then `get P:r:<version>` of each secret (through
-//! [`load_entries`] and [`open_entry`]); a secret replaced between the two reads is read again
-//! (at most three rounds), so an answer never mixes a secret's old and new credentials.
+//! Store calls: `get P:index`, then `get P:r:<version>` of each secret that can cover the image or
+//! registry by its metadata (the hosts of its keys, in the index: a secret of other registries is
+//! never decrypted), or of every secret for `all=true` (through [`load_entries`] and
+//! [`open_entry`]); a secret replaced between the two reads is read again (at most three rounds),
+//! so an answer never mixes a secret's old and new credentials.
 
 pub mod keyring;
 pub mod reference;
@@ -119,14 +121,36 @@ struct StoredAuth {
     password: String,
 }
 
-/// Every key of every secret, with the pattern it is matched by.
-fn candidates<S: KeyValue>(store: &S, who: &Principal, keyring: &Keyring) -> Result<Vec<ResolvedCredential>, Error> {
+impl Selector {
+    /// The registry (`host[:port]`) the answer is about; `None` for all.
+    fn registry(&self) -> Option<&str> {
+        match self {
+            Selector::Image(image) => Some(&image.registry),
+            Selector::Registry(registry) => Some(registry),
+            Selector::All => None,
+        }
+    }
+}
+
+/// Whether a secret may hold a key for the registry, by its metadata (`host[:port]` of each key,
+/// Docker Hub's as `docker.io`): a host pattern that matches the registry's host and port.
+fn may_cover(entry: &IndexEntry, registry: Option<&str>) -> bool {
+    registry.is_none_or(|registry| entry.registries.iter().any(|host| keyring::matches(host, registry)))
+}
+
+/// Every key of every secret that may cover the registry, with the pattern it is matched by.
+fn candidates<S: KeyValue>(
+    store: &S,
+    who: &Principal,
+    keyring: &Keyring,
+    registry: Option<&str>,
+) -> Result<Vec<ResolvedCredential>, Error> {
     'again: for _ in 0..3 {
         let mut entries: Vec<IndexEntry> = load_entries(store, &who.tenant)?;
         // The tie-break among equal patterns: the secret's name.
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let mut all = Vec::new();
-        for entry in &entries {
+        for entry in entries.iter().filter(|entry| may_cover(entry, registry)) {
             let Some(plain) = open_entry(store, keyring, &who.tenant, entry)? else { continue 'again };
             // The stored form was validated when written; only what is answered is read back (the
             // full parser would make this component a third larger).
@@ -166,7 +190,7 @@ pub fn resolve_among<S: KeyValue>(
     only: Option<&BTreeSet<String>>,
 ) -> Result<Resolved, Error> {
     who.require(Need::ReadCredentials)?;
-    let mut all = candidates(store, who, keyring)?;
+    let mut all = candidates(store, who, keyring, selector.registry())?;
     if let Some(names) = only {
         all.retain(|c| names.contains(&c.secret));
     }

@@ -375,3 +375,23 @@ fn a_secret_may_hold_a_host_glob_and_it_covers_one_host_part() {
         assert!(matches!(result, Err(Error::InvalidDockerConfig(_))), "{refused}: {result:?}");
     }
 }
+
+#[test]
+fn only_secrets_whose_hosts_can_cover_the_registry_are_read_and_decrypted() {
+    let store = MemoryStore::new();
+    create(&store, "acme", "hub", &config(&[("docker.io", "h", "hpw")]));
+    create(&store, "acme", "quay", &config(&[("quay.io", "q", "qpw")]));
+    create(&store, "acme", "glob", &config(&[("*.example.com", "g", "gpw")]));
+    create(&store, "acme", "ghcr", &config(&[("ghcr.io/team", "t", "tpw"), ("quay.io/team", "u", "upw")]));
+    let reads = |selector: Selector| {
+        let before = store.ops.snapshot().0;
+        let answer = resolve(&store, &puller("acme"), &keyring(), &selector);
+        (store.ops.snapshot().0 - before, answer.map(|a| a.credentials.len()))
+    };
+    // The index, then only the records that may match.
+    assert_eq!(reads(image("quay.io/team/app")), (3, Ok(2)), "quay and ghcr (which holds quay.io/team)");
+    assert_eq!(reads(image("eu.example.com/app")), (2, Ok(1)));
+    assert_eq!(reads(image("nginx")), (2, Ok(1)));
+    assert_eq!(reads(image("gitlab.com/app")), (1, Err(Error::NoMatchingCredentials)));
+    assert_eq!(reads(Selector::All), (5, Ok(5)));
+}
