@@ -54,7 +54,7 @@ fn document() -> OpenApi {
         .description(Some(
             "A JWT signed by a key of the `auth_jwks` JWKS (RS256, ES256 or EdDSA, chosen by `kid`), with `iss`, \
 `aud`, `exp` and a tenant claim. Scopes (`scope`: space-separated or an array): `regsecrets.viewer` (list, get, \
-quota), `regsecrets.admin` (that, plus create, modify, delete), `regsecrets.puller` (the credentials export only), \
+quota), `regsecrets.admin` (that, plus create, modify, delete), `regsecrets.puller` (the credentials export and the lookup at pull time), \
 `regsecrets.operator` (tenant quotas, re-encryption, managed secrets). Each operation's security requirement \
 lists the scopes that let a token call it (any one of them).",
         ))
@@ -77,6 +77,7 @@ lists the scopes that let a token call it (any one of them).",
             TagBuilder::new().name(operations::SECRETS_TAG).build(),
             TagBuilder::new().name(operations::QUOTA_TAG).build(),
             TagBuilder::new().name(operations::OPERATOR_TAG).build(),
+            TagBuilder::new().name(operations::PULL_TAG).build(),
         ]))
         .build()
 }

@@ -16,6 +16,7 @@ use crate::{schemas, BEARER};
 pub const SECRETS_TAG: &str = "Docker registry secrets";
 pub const QUOTA_TAG: &str = "Resource quota";
 pub const OPERATOR_TAG: &str = "Operator";
+pub const PULL_TAG: &str = "Pulling";
 
 const VIEWER: &str = "regsecrets.viewer";
 const ADMIN: &str = "regsecrets.admin";
@@ -110,6 +111,14 @@ fn secret_body_examples(with_name: bool) -> Vec<(&'static str, Value)> {
         sap["name"] = json!("ghcr-pull");
     }
     vec![("kubectl form", structured), ("SAP form", sap)]
+}
+
+fn workload_example() -> Value {
+    json!({"issuers": [{"issuer": "https://oidc.cluster-a.example.com", "audience": "regsecrets",
+        "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "kid": "sa-key-1", "use": "sig", "alg": "ES256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}}],
+        "bindings": [{"issuer": "https://oidc.cluster-a.example.com", "subject": "system:serviceaccount:shop:checkout",
+            "secrets": ["payments-registry"]}]})
 }
 
 /// The entry of an operation id of `ROUTES`.
@@ -267,6 +276,100 @@ call that answers credentials; `Cache-Control: no-store`.",
                 links: &[],
             },
             errors: &[401, 403, 404, 500, 503],
+        },
+        "resolveCredentials" => Description {
+            tag: PULL_TAG,
+            summary: "The credentials that cover an image, at pull time",
+            description:
+                "For kubelet credential providers and Docker credential helpers (`regsecrets-credential-provider`, \
+`docker-credential-regsecrets`): the tenant's credentials that cover an image, matched as the kubelet matches \
+`.dockerconfigjson` keys (host globs per part, equal ports, path prefix; every match, the most specific first; \
+Docker Hub's key for Docker Hub images when nothing else matched). Give exactly one of `image`, `registry` or \
+`all=true`. `match` is the kubelet's pattern for the key, to key a provider's `auth` by; `cacheSeconds` is how \
+long the answer may be kept. 404 `NoMatchingCredentials` when nothing covers it. Audited as `secret.resolve`; \
+`Cache-Control: no-store`.",
+            scopes: &[PULLER],
+            parameters: vec![
+                query(
+                    "image",
+                    "An image reference, `registry[:port]/path[:tag][@digest]`; Docker Hub's short forms (`nginx`, \
+`library/nginx`, `docker.io/...`) too.",
+                    json!({"type": "string", "maxLength": 585}),
+                    json!("registry.example.com:5000/team/app:v1"),
+                ),
+                query(
+                    "registry",
+                    "`host[:port]`, or a server URL (`https://index.docker.io/v1/`): every key on that registry, \
+whatever its path.",
+                    json!({"type": "string", "maxLength": 255}),
+                    json!("registry.example.com:5000"),
+                ),
+                query(
+                    "all",
+                    "`true`: every key of every secret.",
+                    json!({"type": "boolean", "enum": [true]}),
+                    json!(true),
+                ),
+            ],
+            body: None,
+            success: Success {
+                status: 200,
+                description: "The covering credentials, the most specific first.",
+                schema: schemas::RESOLVED,
+                headers: &["Cache-Control"],
+                example: json!({"image": "registry.example.com:5000/team/app:v1", "cacheSeconds": 300,
+                    "credentials": [{"secret": "team-pull", "server": "registry.example.com:5000/team",
+                        "match": "registry.example.com:5000/team", "username": "bot", "password": "s3cret",
+                        "auth": "Ym90OnMzY3JldA=="}]}),
+                links: &[],
+            },
+            errors: &[400, 401, 403, 404, 500],
+        },
+        "getWorkloadIdentity" => Description {
+            tag: PULL_TAG,
+            summary: "The tenant's workload identity: trusted issuers and bindings",
+            description: "The clusters whose service-account tokens the tenant trusts (issuer, audience, JWKS) and \
+which service accounts may pull with which secrets. Empty until set.",
+            scopes: &[VIEWER, ADMIN],
+            parameters: Vec::new(),
+            body: None,
+            success: Success {
+                status: 200,
+                description: "The trust.",
+                schema: schemas::WORKLOAD_TRUST,
+                headers: &[],
+                example: workload_example(),
+                links: &[],
+            },
+            errors: &[401, 403, 500],
+        },
+        "setWorkloadIdentity" => Description {
+            tag: PULL_TAG,
+            summary: "Replace the tenant's workload identity",
+            description: "Trust up to 8 service-account issuers (an `https` issuer URL, the audience the kubelet \
+asks tokens for with `tokenAttributes.serviceAccountTokenAudience`, and the issuer's JWKS as served at \
+`/openid/v1/jwks`) and bind service accounts (`system:serviceaccount:<namespace>:<name>`, or `...:<namespace>:*`) of \
+an issuer to secrets. A lookup at pull time that carries a pod's token in `x-regsecrets-service-account-token` \
+then answers only the secrets bound to its service account; the token must verify (signature, `iss`, `aud`, \
+`exp`, its `kubernetes.io` claims naming its `sub`), else 403 `WorkloadNotPermitted`. Replaces the whole trust; \
+audited as `workload.set`.",
+            scopes: &[ADMIN],
+            parameters: Vec::new(),
+            body: Some(Body {
+                required: true,
+                schema: schemas::WORKLOAD_TRUST,
+                media_types: JSON,
+                examples: vec![("one cluster", workload_example())],
+            }),
+            success: Success {
+                status: 200,
+                description: "The trust as stored.",
+                schema: schemas::WORKLOAD_TRUST,
+                headers: &[],
+                example: workload_example(),
+                links: &[],
+            },
+            errors: &[400, 401, 403, 413, 415, 500],
         },
         "verifySecret" => Description {
             tag: SECRETS_TAG,

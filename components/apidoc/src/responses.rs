@@ -53,14 +53,16 @@ not answered.",
             name: "Forbidden",
             description: "The token lacks the scope (`Forbidden`), the tenant holds its limit (`QuotaExceeded`, \
 details `limit` and `used`), or the secret is managed by the platform (`UpdateManagedSecretNotAllowed`, \
-`DeleteManagedSecretNotAllowed`).",
+`DeleteManagedSecretNotAllowed`), or, at pull time, a pod's service-account token is not accepted or its \
+service account is bound to no secret (`WorkloadNotPermitted`).",
             headers: &[],
             example: Of(Error::QuotaExceeded { limit: 50, used: 50 }),
         },
         ErrorResponse {
             status: 404,
             name: "NotFound",
-            description: "No secret of that name in the tenant (`SecretNotFound`).",
+            description: "No secret of that name in the tenant (`SecretNotFound`), or none of its secrets covers the \
+image or registry asked about (`NoMatchingCredentials`: pull anonymously).",
             headers: &[],
             example: Of(Error::SecretNotFound),
         },

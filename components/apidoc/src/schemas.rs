@@ -9,7 +9,9 @@ use domain::index::SecretMetadata;
 use domain::paging::Page;
 use domain::quota::{ResourceQuota, SetQuota, TenantQuota};
 use domain::reencrypt::Reencrypted;
+use domain::resolve::Resolved;
 use domain::verify::Report;
+use domain::workload::WorkloadTrust;
 use serde_json::{json, Value};
 use utoipa::openapi::{ComponentsBuilder, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
@@ -29,6 +31,8 @@ pub const REENCRYPTED: &str = "Reencrypted";
 pub const ERROR: &str = "ErrorBody";
 pub const VERIFY: &str = "VerifySecret";
 pub const REPORT: &str = "Report";
+pub const RESOLVED: &str = "Resolved";
+pub const WORKLOAD_TRUST: &str = "WorkloadTrust";
 
 /// A schema written as JSON.
 pub fn inline(schema: Value) -> RefOr<Schema> {
@@ -119,7 +123,7 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
                     "description": "A Docker repository name (`org/app`), checked with `scope=repository:<it>:pull`."}}}),
         ),
     ];
-    let derived: [(&str, RefOr<Schema>); 10] = [
+    let derived: [(&str, RefOr<Schema>); 12] = [
         (DONE, Done::schema()),
         (METADATA, SecretMetadata::schema()),
         (PAGE, Page::<SecretMetadata>::schema()),
@@ -130,6 +134,8 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
         (REENCRYPTED, Reencrypted::schema()),
         (ERROR, ErrorBody::schema()),
         (REPORT, Report::schema()),
+        (RESOLVED, Resolved::schema()),
+        (WORKLOAD_TRUST, WorkloadTrust::schema()),
     ];
     // Schemas the derived ones refer to (nested types), under the names the derives gave them.
     let mut nested = Vec::new();
@@ -138,6 +144,8 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
     KubernetesSecret::schemas(&mut nested);
     ErrorBody::schemas(&mut nested);
     Report::schemas(&mut nested);
+    Resolved::schemas(&mut nested);
+    WorkloadTrust::schemas(&mut nested);
     components
         .schemas_from_iter(written.into_iter().map(|(name, schema)| (name, inline(schema))))
         .schemas_from_iter(derived)

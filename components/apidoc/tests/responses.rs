@@ -66,11 +66,14 @@ impl Call {
             "modifySecret" => json!({"registry": "ghcr.io", "username": "bot", "password": "new"}),
             "setTenantQuota" => json!({"limit": 80}),
             "verifySecret" => json!({"repository": "org/app"}),
+            "setWorkloadIdentity" => json!({"issuers": [], "bindings": []}),
             _ => Value::Null,
         };
+        // The seeded secret is Docker Hub's.
+        let query = if route.operation == "resolveCredentials" { "image=nginx" } else { "" };
         Call {
             path: route.path.replace("{name}", EXISTING).replace("{tenant}", TENANT),
-            query: String::new(),
+            query: query.into(),
             token: Some(fixture.token(ALL_SCOPES)),
             content_type: (!body.is_null()).then_some("application/json"),
             body: Body::Complete(if body.is_null() { Vec::new() } else { serde_json::to_vec(&body).unwrap() }),
@@ -153,6 +156,7 @@ fn run<S: KeyValue>(fixture: &Fixture, store: &S, policy: WritePolicy, route: &R
         "quota" => endpoints::quota(&ctx, &request),
         "reencrypt" => endpoints::reencrypt(&ctx, &request),
         "verify" => endpoints::verify(&ctx, &request),
+        "workload" => endpoints::workload(&ctx, &request),
         other => panic!("no endpoint function for component {other}"),
     }
 }
@@ -181,14 +185,20 @@ fn provoke(fixture: &Fixture, route: &Route, status: u16) -> Outcome {
             "listSecrets" => call.query = "$top=many".into(),
             "getResourceQuota" => call.query = "quotaOnly=null".into(),
             "verifySecret" => call.body = Body::Complete(b"{\"repository\": \"Not A Repository\"}".to_vec()),
+            "resolveCredentials" => call.query = "image=Not%20An%20Image".into(),
+            "setWorkloadIdentity" => {
+                call.body = Body::Complete(b"{\"issuers\": [], \"bindings\": [{\"issuer\": \"x\"}]}".to_vec())
+            }
             _ if route.path.contains("{tenant}") => call.path = route.path.replace("{tenant}", "a..b"),
             _ => panic!("{op}: no way to provoke 400 known"),
         },
         401 => call.token = None,
         403 => {
-            let other = if op == "exportCredentials" { "regsecrets.viewer" } else { "regsecrets.puller" };
+            let puller_only = ["exportCredentials", "resolveCredentials"];
+            let other = if puller_only.contains(&op) { "regsecrets.viewer" } else { "regsecrets.puller" };
             call.token = Some(fixture.token(&[other]));
         }
+        404 if op == "resolveCredentials" => call.query = "image=ghcr.io/nobody/app".into(),
         404 => call.path = route.path.replace("{name}", "missing"),
         409 if op == "verifySecret" => {
             // A check of this version is already in flight.

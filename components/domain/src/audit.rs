@@ -3,7 +3,11 @@
 //!
 //! A line says who (`tenant`, `subject`, `client` from the verified token), what (`action`,
 //! `name`), when (`time`), and how it ended (`status`, `outcome`), tied to the response by
-//! `requestId`. It never holds a credential, a token or a request body: every field is either
+//! `requestId`. A credential lookup at pull time (`secret.resolve`) also names the `image` (or
+//! registry) asked about, as the domain re-wrote it after parsing, and, when a pod's
+//! service-account token was verified, its service account as `workload`
+//! (`system:serviceaccount:<namespace>:<name>`); other lines have `null` there.
+//! It never holds a credential, a token or a request body: every field is either
 //! chosen here from a fixed set or is a value that has already been validated (a tenant id, a
 //! secret name) or that the identity provider signed (`sub`, `azp`/`client_id`, bounded in length).
 //!
@@ -42,6 +46,10 @@ pub enum Action {
     SecretExport,
     #[serde(rename = "secret.verify")]
     SecretVerify,
+    #[serde(rename = "secret.resolve")]
+    SecretResolve,
+    #[serde(rename = "workload.set")]
+    WorkloadSet,
     #[serde(rename = "quota.set")]
     QuotaSet,
     #[serde(rename = "tenant.reencrypt")]
@@ -57,12 +65,15 @@ impl Endpoint {
             Endpoint::DeleteSecret { .. } => Some(Action::SecretDelete),
             Endpoint::ExportCredentials { .. } => Some(Action::SecretExport),
             Endpoint::VerifySecret { .. } => Some(Action::SecretVerify),
+            Endpoint::ResolveCredentials => Some(Action::SecretResolve),
+            Endpoint::SetWorkloadIdentity => Some(Action::WorkloadSet),
             Endpoint::SetTenantQuota { .. } => Some(Action::QuotaSet),
             Endpoint::ReencryptTenant { .. } => Some(Action::TenantReencrypt),
             Endpoint::ListSecrets
             | Endpoint::GetSecret { .. }
             | Endpoint::ResourceQuota
-            | Endpoint::GetTenantQuota { .. } => None,
+            | Endpoint::GetTenantQuota { .. }
+            | Endpoint::GetWorkloadIdentity => None,
         }
     }
 
@@ -108,6 +119,8 @@ impl Verdict {
 pub struct Audit {
     action: Action,
     name: Option<String>,
+    image: Option<String>,
+    workload: Option<String>,
     caller: Option<Caller>,
 }
 
@@ -121,7 +134,13 @@ struct Caller {
 impl Audit {
     /// `None` when the endpoint is not audited.
     pub fn start(endpoint: &Endpoint) -> Option<Audit> {
-        endpoint.audit_action().map(|action| Audit { action, name: endpoint.audit_subject(), caller: None })
+        endpoint.audit_action().map(|action| Audit {
+            action,
+            name: endpoint.audit_subject(),
+            image: None,
+            workload: None,
+            caller: None,
+        })
     }
 
     /// The verified caller.
@@ -140,6 +159,17 @@ impl Audit {
         }
     }
 
+    /// The image or registry a lookup was about: parsed and re-written by `resolve::Selector`, so
+    /// it is bounded (at most 585 characters) and holds nothing else.
+    pub fn image(&mut self, image: String) {
+        self.image = Some(image);
+    }
+
+    /// The verified service account a lookup was made for (validated by `workload::verify`).
+    pub fn workload(&mut self, subject: String) {
+        self.workload = Some(subject);
+    }
+
     /// The finished event.
     pub fn finish(self, id: &RequestId, status: u16, now_ms: u64) -> Event {
         let caller = self.caller;
@@ -151,6 +181,8 @@ impl Audit {
             client: caller.and_then(|c| c.client),
             action: self.action,
             name: self.name,
+            image: self.image,
+            workload: self.workload,
             status,
             outcome: Verdict::of_status(status),
         }
@@ -179,6 +211,18 @@ impl Trail {
         }
     }
 
+    pub fn image(&mut self, image: String) {
+        if let Some(audit) = &mut self.0 {
+            audit.image(image);
+        }
+    }
+
+    pub fn workload(&mut self, subject: String) {
+        if let Some(audit) = &mut self.0 {
+            audit.workload(subject);
+        }
+    }
+
     pub fn finish(self, id: &RequestId, status: u16, now_ms: u64) -> Option<Event> {
         self.0.map(|audit| audit.finish(id, status, now_ms))
     }
@@ -195,6 +239,8 @@ pub struct Event {
     pub client: Option<String>,
     pub action: Action,
     pub name: Option<String>,
+    pub image: Option<String>,
+    pub workload: Option<String>,
     pub status: u16,
     pub outcome: Verdict,
 }
@@ -249,6 +295,9 @@ mod tests {
             (Endpoint::DeleteSecret { name: name() }, Some(Action::SecretDelete)),
             (Endpoint::ExportCredentials { name: name() }, Some(Action::SecretExport)),
             (Endpoint::VerifySecret { name: name() }, Some(Action::SecretVerify)),
+            (Endpoint::ResolveCredentials, Some(Action::SecretResolve)),
+            (Endpoint::SetWorkloadIdentity, Some(Action::WorkloadSet)),
+            (Endpoint::GetWorkloadIdentity, None),
             (Endpoint::SetTenantQuota { tenant: tenant() }, Some(Action::QuotaSet)),
             (Endpoint::ReencryptTenant { tenant: tenant() }, Some(Action::TenantReencrypt)),
             (Endpoint::ListSecrets, None),
@@ -270,7 +319,7 @@ mod tests {
             line,
             "{\"time\":\"2026-11-22T17:59:59.123Z\",\"requestId\":\"req-1\",\"tenant\":\"acme\",\
              \"subject\":\"alice@example.com\",\"client\":\"console\",\"action\":\"secret.delete\",\
-             \"name\":\"hub\",\"status\":200,\"outcome\":\"success\"}\n"
+             \"name\":\"hub\",\"image\":null,\"workload\":null,\"status\":200,\"outcome\":\"success\"}\n"
         );
     }
 
@@ -304,6 +353,10 @@ mod tests {
         // Control characters escape to six bytes each: the worst case for token-supplied claims.
         let hostile = "\u{1}".repeat(10_000);
         let mut audit = Audit::start(&Endpoint::DeleteSecret { name: "a".repeat(253) }).unwrap();
+        let longest_image =
+            format!("{}/{}:{}@sha256:{}", "h".repeat(127), "p".repeat(127), "t".repeat(128), "f".repeat(193));
+        audit.image(longest_image);
+        audit.workload(format!("system:serviceaccount:{}:{}", "n".repeat(63), "s".repeat(253)));
         let mut who = principal(Some(hostile.as_str()), Some(hostile.as_str()));
         who.tenant = TenantId::parse(&"t".repeat(128)).unwrap();
         audit.caller(&who);

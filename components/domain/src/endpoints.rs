@@ -15,11 +15,13 @@ use crate::identity::{authenticate, unix_now, AuthSettings, Need, Principal};
 use crate::index::{etag, IfMatch};
 use crate::paging::ListQuery;
 use crate::quota::{self, SetQuota};
+use crate::resolve::Selector;
 use crate::routes::{resolve, Endpoint, SECRETS};
 use crate::secrets::{self, Env};
 use crate::store::KeyValue;
 use crate::verify::{LastCheck, Outbound, CREDENTIAL_CHECK_PATH};
-use crate::{export, reencrypt, verify};
+use crate::workload::WorkloadTrust;
+use crate::{export, reencrypt, resolve, verify, workload};
 
 /// What an endpoint gets from its component.
 pub struct Context<'a, S: KeyValue, C: Clock> {
@@ -174,15 +176,57 @@ pub fn read<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Ou
     })
 }
 
+/// The two calls that answer credentials to pullers: the export of one secret, and the lookup
+/// of those that cover an image at pull time.
 pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(ctx.env.clock, request, |endpoint, trail| {
-        let Endpoint::ExportCredentials { name } = endpoint else { return Err(wrong_component()) };
-        ctx.read_as(request, |who| {
+    serve(ctx.env.clock, request, |endpoint, trail| match endpoint {
+        Endpoint::ExportCredentials { name } => ctx.read_as(request, |who| {
             trail.caller(who);
             who.require(Need::ReadCredentials)?;
             let manifest = export::export(&ctx.env, who, ctx.keyring()?, &name)?;
             Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
-        })
+        }),
+        Endpoint::ResolveCredentials => ctx.read_as(request, |who| {
+            trail.caller(who);
+            who.require(Need::ReadCredentials)?;
+            let selector = Selector::parse(request.uri().query())?;
+            trail.image(selector.audit_text());
+            let bound = match header(request, workload::WORKLOAD_TOKEN_HEADER) {
+                Some(token) => {
+                    let (workload, secrets) = workload::admit(ctx.env.store, who, token, unix_now())?;
+                    trail.workload(workload.subject);
+                    Some(secrets)
+                }
+                None => None,
+            };
+            let resolved = resolve::resolve_among(ctx.env.store, who, ctx.keyring()?, &selector, bound.as_ref())?;
+            if let Some(first) = resolved.credentials.first() {
+                trail.name(&first.secret);
+            }
+            Ok(Reply::json(200, &resolved).with_header(CACHE_CONTROL, "no-store"))
+        }),
+        _ => Err(wrong_component()),
+    })
+}
+
+/// A tenant's workload-identity trust: read (viewer, admin) and replaced (admin).
+pub fn workload<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
+    serve(ctx.env.clock, request, |endpoint, trail| match endpoint {
+        Endpoint::GetWorkloadIdentity => {
+            ctx.read_as(request, |who| Ok(Reply::json(200, &workload::get(ctx.env.store, who)?)))
+        }
+        Endpoint::SetWorkloadIdentity => {
+            let who = ctx.principal(request)?;
+            trail.caller(&who);
+            who.require(Need::WriteSecrets)?;
+            let body: WorkloadTrust = serde_json::from_value(json_body(request, JSON)?).map_err(|_| {
+                Error::InvalidRequest(
+                    "The body must be {\"issuers\": [{\"issuer\", \"audience\", \"jwks\"}], \"bindings\": [{\"issuer\", \"subject\", \"secrets\"}]}".into(),
+                )
+            })?;
+            Ok(Reply::json(200, &workload::put(ctx.env.store, &who, body)?))
+        }
+        _ => Err(wrong_component()),
     })
 }
 

@@ -85,9 +85,14 @@ pub enum Error {
     },
     UpdateManagedSecretNotAllowed,
     DeleteManagedSecretNotAllowed,
+    /// A pod's service-account token was not accepted at pull time (`crate::workload`); why is
+    /// logged, never answered.
+    WorkloadNotPermitted(crate::workload::WorkloadFailure),
     // 404
     SecretNotFound,
     RouteNotFound,
+    /// No secret of the tenant holds credentials for the image or registry asked about.
+    NoMatchingCredentials,
     // 405
     MethodNotAllowed {
         allow: &'static str,
@@ -139,8 +144,9 @@ impl Error {
             Error::Forbidden
             | Error::QuotaExceeded { .. }
             | Error::UpdateManagedSecretNotAllowed
-            | Error::DeleteManagedSecretNotAllowed => 403,
-            Error::SecretNotFound | Error::RouteNotFound => 404,
+            | Error::DeleteManagedSecretNotAllowed
+            | Error::WorkloadNotPermitted(_) => 403,
+            Error::SecretNotFound | Error::RouteNotFound | Error::NoMatchingCredentials => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::SecretNameExists | Error::VerificationInProgress => 409,
             Error::PreconditionFailed => 412,
@@ -166,8 +172,10 @@ impl Error {
             Error::QuotaExceeded { .. } => "QuotaExceeded",
             Error::UpdateManagedSecretNotAllowed => "UpdateManagedSecretNotAllowed",
             Error::DeleteManagedSecretNotAllowed => "DeleteManagedSecretNotAllowed",
+            Error::WorkloadNotPermitted(_) => "WorkloadNotPermitted",
             Error::SecretNotFound => "SecretNotFound",
             Error::RouteNotFound => "NotFound",
+            Error::NoMatchingCredentials => "NoMatchingCredentials",
             Error::MethodNotAllowed { .. } => "MethodNotAllowed",
             Error::SecretNameExists => "SecretNameExists",
             Error::VerificationInProgress => "VerificationInProgress",
@@ -205,8 +213,14 @@ impl Error {
             Error::DeleteManagedSecretNotAllowed => {
                 "This secret is managed by the platform and cannot be deleted".into()
             }
+            Error::WorkloadNotPermitted(_) => {
+                "The workload's service-account token is not accepted, or its service account is bound to no secret".into()
+            }
             Error::SecretNotFound => "No Docker registry secret of that name exists".into(),
             Error::RouteNotFound => "No such resource".into(),
+            Error::NoMatchingCredentials => {
+                "None of the tenant's secrets holds credentials for this image or registry; pull anonymously or create a secret for it".into()
+            }
             Error::MethodNotAllowed { allow } => format!("This resource takes only {allow}"),
             Error::SecretNameExists => "A Docker registry secret of that name already exists".into(),
             Error::VerificationInProgress => {
@@ -247,6 +261,7 @@ impl Error {
             Error::Unauthenticated(why) => Some(format!("authentication refused: {why:?}")),
             Error::Internal(fault) => Some(fault.to_string()),
             Error::StoreUnavailable(kind) => Some(format!("key-value store error: {kind}")),
+            Error::WorkloadNotPermitted(why) => Some(format!("workload identity refused: {why:?}")),
             _ => None,
         }
     }

@@ -261,23 +261,7 @@ pub fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthFailure> {
 fn verify(authorization: Option<&str>, settings: &AuthSettings, now_unix_secs: u64) -> Result<Verified, AuthFailure> {
     let tenant_claim = TenantClaim::of(settings)?;
     let token = bearer_token(authorization)?;
-
-    let header_length = token.find('.').ok_or(AuthFailure::Malformed)?;
-    if header_length > MAX_HEADER_LENGTH {
-        return Err(AuthFailure::Malformed);
-    }
-    let metadata = Token::decode_metadata(token).map_err(|_| AuthFailure::Malformed)?;
-    let algorithm = Algorithm::from_jws_name(metadata.algorithm()).ok_or(AuthFailure::UnsupportedAlgorithm)?;
-    let kid = metadata.key_id().ok_or(AuthFailure::UnknownKey)?;
-
-    let jwks = Jwks::parse(&settings.jwks).map_err(|_| AuthFailure::Misconfigured)?;
-    let key = jwks.key_for(kid, algorithm).map_err(|failure| match failure {
-        KeyLookupError::UnknownKey => AuthFailure::UnknownKey,
-        KeyLookupError::AlgorithmMismatch => AuthFailure::UnsupportedAlgorithm,
-        KeyLookupError::BadKeyMaterial => AuthFailure::Misconfigured,
-    })?;
-
-    let claims = verify_signature_and_times(&key, token, settings, now_unix_secs)?;
+    let claims = verify_token(token, &settings.jwks, &settings.issuer, &settings.audience, now_unix_secs)?;
     let expires_at = claims.expires_at.ok_or(AuthFailure::MissingExpiry)?.as_secs();
     let tenant = tenant_claim.read(&claims)?;
     let scopes = match claims.custom.get("scope") {
@@ -290,15 +274,43 @@ fn verify(authorization: Option<&str>, settings: &AuthSettings, now_unix_secs: u
     Ok(Verified { principal: Principal { tenant, scopes, subject, client }, expires_at, not_before })
 }
 
+/// Verifies a JWT against a JWKS (the key its `kid` names), an exact issuer and an audience, at
+/// `now`: the checks of every token this service accepts, its own callers' and (`workload`) the
+/// service-account tokens of trusted clusters.
+pub(crate) fn verify_token(
+    token: &str,
+    jwks: &str,
+    issuer: &str,
+    audience: &str,
+    now_unix_secs: u64,
+) -> Result<JWTClaims<Map<String, Value>>, AuthFailure> {
+    let header_length = token.find('.').ok_or(AuthFailure::Malformed)?;
+    if header_length > MAX_HEADER_LENGTH {
+        return Err(AuthFailure::Malformed);
+    }
+    let metadata = Token::decode_metadata(token).map_err(|_| AuthFailure::Malformed)?;
+    let algorithm = Algorithm::from_jws_name(metadata.algorithm()).ok_or(AuthFailure::UnsupportedAlgorithm)?;
+    let kid = metadata.key_id().ok_or(AuthFailure::UnknownKey)?;
+
+    let jwks = Jwks::parse(jwks).map_err(|_| AuthFailure::Misconfigured)?;
+    let key = jwks.key_for(kid, algorithm).map_err(|failure| match failure {
+        KeyLookupError::UnknownKey => AuthFailure::UnknownKey,
+        KeyLookupError::AlgorithmMismatch => AuthFailure::UnsupportedAlgorithm,
+        KeyLookupError::BadKeyMaterial => AuthFailure::Misconfigured,
+    })?;
+    verify_signature_and_times(&key, token, issuer, audience, now_unix_secs)
+}
+
 fn verify_signature_and_times(
     key: &VerifyingKey,
     token: &str,
-    settings: &AuthSettings,
+    issuer: &str,
+    audience: &str,
     now_unix_secs: u64,
 ) -> Result<JWTClaims<Map<String, Value>>, AuthFailure> {
     let options = VerificationOptions {
-        allowed_issuers: Some(HashSet::from([settings.issuer.clone()])),
-        allowed_audiences: Some(HashSet::from([settings.audience.clone()])),
+        allowed_issuers: Some(HashSet::from([issuer.to_owned()])),
+        allowed_audiences: Some(HashSet::from([audience.to_owned()])),
         time_tolerance: Some(Duration::from_secs(TIME_TOLERANCE_SECS)),
         max_token_length: Some(MAX_TOKEN_LENGTH),
         max_header_length: Some(MAX_HEADER_LENGTH),

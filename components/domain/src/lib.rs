@@ -20,11 +20,13 @@ pub mod name;
 pub mod paging;
 pub mod quota;
 pub mod reencrypt;
+pub mod resolve;
 pub mod routes;
 pub mod secrets;
 pub mod store;
 pub mod strict_json;
 pub mod verify;
 pub mod view;
+pub mod workload;
 
 pub use error::Error;

@@ -10,6 +10,11 @@ use crate::http::percent_decode;
 pub const SECRETS: &str = "/v2/admin/dockerRegistrySecrets";
 pub const RESOURCE_QUOTA: &str = "/v2/admin/resourceQuota/dockerRegistrySecrets";
 pub const OPERATOR_TENANTS: &str = "/v2/operator/tenants/";
+/// Credentials at pull time (`crate::resolve`): outside `/v2/admin/dockerRegistrySecrets/`, so no
+/// secret name can collide with it.
+pub const PULL_CREDENTIALS: &str = "/v2/pull/credentials";
+/// A tenant's workload-identity trust (`crate::workload`).
+pub const WORKLOAD_IDENTITY: &str = "/v2/admin/workloadIdentity";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -19,6 +24,9 @@ pub enum Endpoint {
     ModifySecret { name: String },
     DeleteSecret { name: String },
     ExportCredentials { name: String },
+    ResolveCredentials,
+    GetWorkloadIdentity,
+    SetWorkloadIdentity,
     VerifySecret { name: String },
     ResourceQuota,
     GetTenantQuota { tenant: String },
@@ -34,10 +42,11 @@ impl Endpoint {
             Endpoint::ListSecrets | Endpoint::GetSecret { .. } => "list",
             Endpoint::ModifySecret { .. } => "patch",
             Endpoint::DeleteSecret { .. } => "delete",
-            Endpoint::ExportCredentials { .. } => "credentials",
+            Endpoint::ExportCredentials { .. } | Endpoint::ResolveCredentials => "credentials",
             Endpoint::ResourceQuota | Endpoint::GetTenantQuota { .. } | Endpoint::SetTenantQuota { .. } => "quota",
             Endpoint::ReencryptTenant { .. } => "reencrypt",
             Endpoint::VerifySecret { .. } => "verify",
+            Endpoint::GetWorkloadIdentity | Endpoint::SetWorkloadIdentity => "workload",
         }
     }
 }
@@ -78,6 +87,9 @@ pub const ROUTES: &[Route] = &[
         path: "/v2/admin/dockerRegistrySecrets/{name}/credentials",
         component: "credentials",
     },
+    Route { operation: "resolveCredentials", method: "GET", path: PULL_CREDENTIALS, component: "credentials" },
+    Route { operation: "getWorkloadIdentity", method: "GET", path: WORKLOAD_IDENTITY, component: "workload" },
+    Route { operation: "setWorkloadIdentity", method: "PUT", path: WORKLOAD_IDENTITY, component: "workload" },
     Route {
         operation: "verifySecret",
         method: "POST",
@@ -115,6 +127,9 @@ impl Endpoint {
             Endpoint::ModifySecret { .. } => "modifySecret",
             Endpoint::DeleteSecret { .. } => "deleteSecret",
             Endpoint::ExportCredentials { .. } => "exportCredentials",
+            Endpoint::ResolveCredentials => "resolveCredentials",
+            Endpoint::GetWorkloadIdentity => "getWorkloadIdentity",
+            Endpoint::SetWorkloadIdentity => "setWorkloadIdentity",
             Endpoint::VerifySecret { .. } => "verifySecret",
             Endpoint::ResourceQuota => "getResourceQuota",
             Endpoint::GetTenantQuota { .. } => "getTenantQuota",
@@ -140,6 +155,16 @@ pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
             method,
             "GET, POST",
             vec![(Method::GET, Endpoint::ListSecrets), (Method::POST, Endpoint::CreateSecret)],
+        );
+    }
+    if path == PULL_CREDENTIALS {
+        return by_method(method, "GET", vec![(Method::GET, Endpoint::ResolveCredentials)]);
+    }
+    if path == WORKLOAD_IDENTITY {
+        return by_method(
+            method,
+            "GET, PUT",
+            vec![(Method::GET, Endpoint::GetWorkloadIdentity), (Method::PUT, Endpoint::SetWorkloadIdentity)],
         );
     }
     if path == RESOURCE_QUOTA {
@@ -201,6 +226,9 @@ mod tests {
             (Method::PUT, "/v2/operator/tenants/acme/quota", "quota"),
             (Method::POST, "/v2/operator/tenants/acme/reencrypt", "reencrypt"),
             (Method::POST, "/v2/admin/dockerRegistrySecrets/my-secret/verification", "verify"),
+            (Method::GET, "/v2/pull/credentials", "credentials"),
+            (Method::GET, "/v2/admin/workloadIdentity", "workload"),
+            (Method::PUT, "/v2/admin/workloadIdentity", "workload"),
         ];
         for (method, path, component) in cases {
             assert_eq!(resolve(&method, path).unwrap().component(), component, "{method} {path}");

@@ -64,7 +64,7 @@ fn assert_consistent(store: &MemoryStore, tenant: &str) {
     };
     let mut stored: Vec<u64> = under("r").iter().map(|v| v.parse().unwrap()).collect();
     stored.sort();
-    let mut referenced: Vec<u64> = view.entries().unwrap().iter().map(|e| e.record).collect();
+    let mut referenced: Vec<u64> = view.records().unwrap();
     referenced.sort();
     assert_eq!(stored, referenced, "records in the store vs. records the view references");
     assert_eq!(under("s"), Vec::<String>::new(), "slot registers left behind");

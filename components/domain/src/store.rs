@@ -86,7 +86,7 @@ pub fn token_cache_slot(slot: u8) -> Key {
 /// |------------------|----------------------------------------------------------------|----------------------------|
 /// | `P:seq`          | counter: the last slot of the tenant's write log handed out     | `increment` only           |
 /// | `P:v:<k>`        | the tenant's state after slot `k` (the view); the last [`WINDOW`] are kept | whoever applies slot `k` (same bytes whoever) |
-/// | `P:r:<id>`       | one secret's sealed credentials; `id` names the slot that wrote it | the slot's writer, before it proposes |
+/// | `P:r:<id>`       | one secret's sealed credentials, or the workload-identity trust; `id` names the slot that wrote it | the slot's writer, before it proposes |
 /// | `P:s:<k>:0`      | slot `k`'s intent, written by the writer that took the slot     | that writer, once          |
 /// | `P:s:<k>:n`      | counter: ballots of writers that take slot `k` over             | `increment` only           |
 /// | `P:s:<k>:<b>`    | ballot `b`'s block for slot `k`                                 | the holder of ballot `b`   |

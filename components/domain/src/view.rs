@@ -40,6 +40,9 @@ pub struct Header {
     pub refused: Vec<(u64, Option<Refusal>)>,
     #[serde(default)]
     pub from: u64,
+    /// The record holding the tenant's workload-identity trust (`crate::workload`), if one was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<u64>,
     /// Records that no entry references any more after this slot (replaced, deleted, refused or
     /// voided): whoever applies this slot or the next deletes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -164,6 +167,13 @@ impl View {
             Some((_, Some(refusal))) => SlotOutcome::Refused(refusal.clone()),
             Some((_, None)) => SlotOutcome::Voided,
         }
+    }
+
+    /// Every record this view names: the secrets' and the trust's.
+    pub fn records(&self) -> Result<Vec<u64>, Error> {
+        let mut records: Vec<u64> = self.entries()?.iter().map(|e| e.record).collect();
+        records.extend(self.header.trust);
+        Ok(records)
     }
 
     /// The next view: `header` with these entry lines changed. `upsert` replaces or inserts an

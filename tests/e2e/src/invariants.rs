@@ -27,7 +27,7 @@ pub fn assert_invariants(app: &TestApp, tenant: &str, context: &str) -> BTreeSet
     let view = domain::view::View::decode(latest.1.clone()).unwrap();
     let in_view: BTreeSet<String> = view.names().map(str::to_owned).collect();
     assert_eq!(in_view, names, "{context}: the list is the latest view");
-    let records: BTreeSet<u64> = view.entries().unwrap().iter().map(|e| e.record).collect();
+    let records: BTreeSet<u64> = view.records().unwrap().into_iter().collect();
     let stored: BTreeSet<u64> = under("r").iter().map(|(id, _)| id.parse().unwrap()).collect();
     assert_eq!(stored, records, "{context}: stored records vs. the records the view names");
     let registers: Vec<String> = under("s").into_iter().map(|(k, _)| k).collect();

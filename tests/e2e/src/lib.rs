@@ -6,6 +6,7 @@ mod client;
 pub mod hello;
 pub mod invariants;
 pub mod nodes;
+pub mod pull;
 pub mod registry;
 pub mod tokens;
 pub mod wire;

@@ -11,9 +11,10 @@ use serde_json::{json, Value};
 use testhost::Stdio;
 
 /// Every component the gateway routes to, and the gateway and console themselves.
-const COMPONENTS: [&str; 9] =
-    ["gateway", "console", "create", "patch", "delete", "list", "credentials", "quota", "reencrypt"];
-const FIELDS: [&str; 9] = ["time", "requestId", "tenant", "subject", "client", "action", "name", "status", "outcome"];
+const COMPONENTS: [&str; 10] =
+    ["gateway", "console", "create", "patch", "delete", "list", "credentials", "quota", "reencrypt", "workload"];
+const FIELDS: [&str; 11] =
+    ["time", "requestId", "tenant", "subject", "client", "action", "name", "image", "workload", "status", "outcome"];
 
 /// A token whose `sub` and client claims are set, as an identity provider's are.
 fn token(app: &TestApp, tenant: &str, scopes: &[&str], subject: &str, client: Option<(&str, &str)>) -> String {

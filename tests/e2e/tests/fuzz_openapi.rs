@@ -160,6 +160,25 @@ fn schemathesis_finds_nothing_with_sap_document_and_with_ours() {
         &[&ours, "--checks", "all", "--include-path-regex", "^/v2/admin/", "-H", &header],
         Duration::from_secs(120),
     );
+    let header = tenant_token("fuzz-pull");
+    run(
+        &python,
+        "our document, pull-time calls",
+        &config("ours.toml"),
+        // One operation and no links between operations: nothing for the stateful phase.
+        &[
+            &ours,
+            "--checks",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--include-path-regex",
+            "^/v2/pull/",
+            "-H",
+            &header,
+        ],
+        Duration::from_secs(90),
+    );
     let operator = format!("Authorization: Bearer {}", app.token(&unique_tenant("fuzz-op"), &["regsecrets.operator"]));
     run(
         &python,

@@ -54,9 +54,12 @@ pub(super) fn parse_registry(given: &str) -> Result<Registry, Error> {
     }
     if authority.is_empty()
         || authority.ends_with(':')
-        || !authority.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'[' | b']'))
+        || !authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'[' | b']' | b'*'))
+        || authority.rsplit_once(':').is_some_and(|(_, port)| port.contains('*'))
     {
-        return refuse("must be a host name or IP address, optionally with :port");
+        return refuse("must be a host name or IP address, optionally with :port (a '*' may stand for part of a host name, as in *.example.com)");
     }
     if !path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/')) {
         return refuse("may have a path only of letters, digits, '-', '.', '_', '~' and '/'");

@@ -59,6 +59,8 @@ pub enum Op {
         name: String,
         record: u64,
     },
+    /// The tenant's workload-identity trust, replaced whole by the slot's own record.
+    SetTrust,
 }
 
 /// Why an operation did not apply: each is one of the API's refusals.
@@ -145,6 +147,7 @@ pub fn apply(view: &View, slot: u64, op: Option<&Op>) -> Result<Applied, Error> 
         limit: prev.limit,
         refused: prev.refused.iter().filter(|(s, _)| *s >= from).cloned().collect(),
         from,
+        trust: prev.trust,
         garbage: Vec::new(),
     };
     let Some(op) = op else {
@@ -157,8 +160,10 @@ pub fn apply(view: &View, slot: u64, op: Option<&Op>) -> Result<Applied, Error> 
         Ok(c) => (c.upsert.as_ref(), c.remove.as_deref(), c.garbage),
         Err(_) => (None, None, Some(slot)),
     };
-    if let (Ok(_), Op::SetLimit { limit }) = (&change, op) {
-        header.limit = Some(*limit);
+    match (&change, op) {
+        (Ok(_), Op::SetLimit { limit }) => header.limit = Some(*limit),
+        (Ok(_), Op::SetTrust) => header.garbage.extend(header.trust.replace(slot)),
+        _ => {}
     }
     if let Err(refusal) = &change {
         header.refused.push((slot, Some(refusal.clone())));
@@ -208,7 +213,7 @@ fn change(view: &View, slot: u64, op: &Op) -> Result<Change, Refusal> {
             let old = admit_change(view, name, *actor, if_match.as_ref(), Refusal::ManagedDelete)?;
             Ok(Change { upsert: None, remove: Some(old.name), garbage: Some(old.record) })
         }
-        Op::SetLimit { .. } => Ok(Change { upsert: None, remove: None, garbage: None }),
+        Op::SetLimit { .. } | Op::SetTrust => Ok(Change { upsert: None, remove: None, garbage: None }),
         Op::Check { name, version, check } => {
             let entry = view.find(name).ok().flatten().filter(|e| e.version == *version).ok_or(Refusal::Stale)?;
             Ok(keep(IndexEntry { verification: Some(*check), ..entry }))
@@ -222,7 +227,7 @@ fn change(view: &View, slot: u64, op: &Op) -> Result<Change, Refusal> {
 
 /// Whether an operation writes a record of its own (under its slot) before it is proposed.
 pub fn writes_record(op: &Op) -> bool {
-    matches!(op, Op::Create { .. } | Op::Modify { .. } | Op::Reseal { .. })
+    matches!(op, Op::Create { .. } | Op::Modify { .. } | Op::Reseal { .. } | Op::SetTrust)
 }
 
 #[cfg(test)]
@@ -305,6 +310,15 @@ mod tests {
         assert_eq!(outcomes, [Ok(()), Err(Refusal::ManagedDelete), Ok(()), Err(Refusal::Stale)]);
         let entry = view.find("m").unwrap().unwrap();
         assert_eq!((entry.version, entry.record), (1, 3), "a re-seal keeps the version (the ETag)");
+    }
+
+    #[test]
+    fn a_trust_replaces_the_previous_one_whose_record_becomes_garbage() {
+        let (view, outcomes) = run(&[Some(Op::SetTrust), Some(create("a")), Some(Op::SetTrust)]);
+        assert_eq!(outcomes, [Ok(()), Ok(()), Ok(())]);
+        assert_eq!(view.header().trust, Some(3));
+        assert_eq!(view.header().garbage, [1]);
+        assert_eq!(view.records().unwrap(), [2, 3]);
     }
 
     #[test]

@@ -164,7 +164,7 @@ fn check(sim: &Sim, outcomes: &[Answered], existing: &[&str]) {
     let rows: Vec<String> = store.dump().keys().filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)).collect();
     let stored: BTreeSet<u64> = rows.iter().filter_map(|k| k.strip_prefix("r:")?.parse().ok()).collect();
     let entries = view.entries().unwrap();
-    let referenced: BTreeSet<u64> = entries.iter().map(|e| e.record).collect();
+    let referenced: BTreeSet<u64> = view.records().unwrap().into_iter().collect();
     assert_eq!(stored, referenced, "records stored vs. named by the view ({outcomes:?})");
     let registers: Vec<&String> = rows.iter().filter(|k| k.starts_with("s:")).collect();
     assert!(registers.is_empty(), "slot registers left: {registers:?} ({outcomes:?})");

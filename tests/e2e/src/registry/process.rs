@@ -90,6 +90,33 @@ impl Registry {
         panic!("docker-registry did not start: {last_error}");
     }
 
+    /// Replaces the htpasswd users (a password rotated at the registry) and restarts the registry
+    /// on the same port with the same storage, so the change holds from the next request on
+    /// whether or not the registry re-reads the file by itself.
+    pub fn replace_users(&mut self, users: &[(&str, &str)]) {
+        let file = self.dir.path().join("htpasswd");
+        assert!(file.exists(), "replace_users is for htpasswd registries");
+        std::fs::write(&file, htpasswd_lines(users)).expect("htpasswd file");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log =
+            std::fs::OpenOptions::new().append(true).open(self.dir.path().join("registry.log")).expect("log file");
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry runs");
+        if let Err(e) = wait_until_listening(&mut child, self.port) {
+            panic!("docker-registry did not restart on port {}: {e}: {}", self.port, self.log());
+        }
+        self.child = child;
+    }
+
     /// What the registry wrote to stdout/stderr (its log level is `warn`).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()

@@ -18,6 +18,7 @@ pub struct Request {
     /// Path and query, as sent.
     pub target: String,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -189,7 +190,16 @@ fn exchange(stream: &mut (impl Read + Write), handler: &Handler) -> std::io::Res
                 headers.push((k.trim().to_string(), v.trim().to_string()));
             }
         }
-        Request { method, target, headers }
+        // A body (a token endpoint's form), up to 64 KiB, so the connection closes with nothing unread.
+        let length = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(64 * 1024);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        Request { method, target, headers, body }
     };
     let reply = handler(&request);
     let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));

@@ -1,0 +1,230 @@
+//! Credentials at pull time: `GET /v2/pull/credentials?image=<ref>` answers the caller's tenant's
+//! credentials that cover an image, matched as the kubelet matches `.dockerconfigjson` keys
+//! ([`keyring`]), so a kubelet credential provider or a Docker credential helper can ask at the
+//! moment of the pull instead of a copied pull secret.
+//!
+//! Store calls: `get P:index`, then `get P:r:<version>` of each secret that can cover the image or
+//! registry by its metadata (the hosts of its keys, in the index: a secret of other registries is
+//! never decrypted), or of every secret for `all=true` (through [`load_entries`] and
+//! [`open_entry`]); a secret replaced between the two reads is read again (at most three rounds),
+//! so an answer never mixes a secret's old and new credentials.
+
+pub mod keyring;
+pub mod reference;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Keyring;
+use crate::error::{Error, Internal};
+use crate::identity::{Need, Principal};
+use crate::index::IndexEntry;
+use crate::secrets::{load_entries, open_entry};
+use crate::store::KeyValue;
+
+pub use reference::ImageRef;
+
+/// How long a client may keep an answer (`cacheSeconds`): a rotated or revoked credential reaches
+/// every node within this long of its change. The kubelet provider passes it on as its
+/// `cacheDuration` (shortened to the lifetime of its own token).
+pub const CACHE_SECONDS: u64 = 300;
+
+/// What a call asks for: the query string, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// `image=<ref>`: the keys that cover this image, as the kubelet matches them.
+    Image(ImageRef),
+    /// `registry=<host[:port]>` (or a server URL): every key on that registry, whatever its path;
+    /// for a client that caches one answer per registry, and for Docker credential helpers.
+    Registry(String),
+    /// `all=true`: every key of every secret; for a client that caches one answer for all images.
+    All,
+}
+
+const USAGE: &str = "Give exactly one of `image` (an image reference), `registry` (host[:port]) or `all=true`";
+
+impl Selector {
+    pub fn parse(query: Option<&str>) -> Result<Selector, Error> {
+        let mut selector = None;
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let parsed = match name.as_ref() {
+                "image" => Selector::Image(ImageRef::parse(&value).map_err(Error::InvalidQuery)?),
+                "registry" => Selector::Registry(reference::parse_registry(&value).map_err(Error::InvalidQuery)?),
+                "all" if value.eq_ignore_ascii_case("true") => Selector::All,
+                "all" => return Err(Error::InvalidQuery("`all` may only be true".into())),
+                _ => return Err(Error::InvalidQuery(format!("Unknown query parameter. {USAGE}"))),
+            };
+            if selector.replace(parsed).is_some() {
+                return Err(Error::InvalidQuery(USAGE.into()));
+            }
+        }
+        selector.ok_or_else(|| Error::InvalidQuery(USAGE.into()))
+    }
+
+    /// What the audit line records: the parsed image or registry, re-written (never raw input),
+    /// or `*` for all.
+    pub fn audit_text(&self) -> String {
+        match self {
+            Selector::Image(image) => image.to_string(),
+            Selector::Registry(registry) => registry.clone(),
+            Selector::All => "*".into(),
+        }
+    }
+}
+
+/// One key's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResolvedCredential {
+    /// The secret that holds them.
+    pub secret: String,
+    /// Its key in the secret's `.dockerconfigjson` (e.g. `https://index.docker.io/v1/`).
+    pub server: String,
+    /// The kubelet's pattern for that key (e.g. `index.docker.io`, `registry.example.com:5000/team`):
+    /// a credential provider answers `auth` keyed by it.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub username: String,
+    pub password: String,
+    /// Base64 of `username:password`.
+    pub auth: String,
+}
+
+/// The answer: the credentials that apply, the most specific first, and how long to keep them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Resolved {
+    /// The image asked for, normalised (`nginx` is `docker.io/library/nginx`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The registry asked for, normalised; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    pub cache_seconds: u64,
+    pub credentials: Vec<ResolvedCredential>,
+}
+
+/// A stored `.dockerconfigjson` (`DockerConfig::to_dockerconfigjson`), as far as it is answered.
+#[derive(Deserialize)]
+struct Stored {
+    auths: BTreeMap<String, StoredAuth>,
+}
+
+#[derive(Deserialize)]
+struct StoredAuth {
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+impl Selector {
+    /// The registry (`host[:port]`) the answer is about; `None` for all.
+    fn registry(&self) -> Option<&str> {
+        match self {
+            Selector::Image(image) => Some(&image.registry),
+            Selector::Registry(registry) => Some(registry),
+            Selector::All => None,
+        }
+    }
+}
+
+/// Whether a secret may hold a key for the registry, by its metadata (`host[:port]` of each key,
+/// Docker Hub's as `docker.io`): a host pattern that matches the registry's host and port.
+fn may_cover(entry: &IndexEntry, registry: Option<&str>) -> bool {
+    registry.is_none_or(|registry| entry.registries.iter().any(|host| keyring::matches(host, registry)))
+}
+
+/// Every key of every secret that may cover the registry, with the pattern it is matched by.
+fn candidates<S: KeyValue>(
+    store: &S,
+    who: &Principal,
+    keyring: &Keyring,
+    registry: Option<&str>,
+) -> Result<Vec<ResolvedCredential>, Error> {
+    'again: for _ in 0..3 {
+        let mut entries: Vec<IndexEntry> = load_entries(store, &who.tenant)?;
+        // The tie-break among equal patterns: the secret's name.
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut all = Vec::new();
+        for entry in entries.iter().filter(|entry| may_cover(entry, registry)) {
+            let Some(plain) = open_entry(store, keyring, &who.tenant, entry)? else { continue 'again };
+            // The stored form was validated when written; only what is answered is read back (the
+            // full parser would make this component a third larger).
+            let stored: Stored = serde_json::from_slice(&plain).map_err(|_| Internal::CorruptRecord)?;
+            for (server, auth) in stored.auths {
+                all.push(ResolvedCredential {
+                    secret: entry.name.clone(),
+                    pattern: keyring::pattern(&server),
+                    server,
+                    auth: STANDARD.encode(format!("{}:{}", auth.username, auth.password)),
+                    username: auth.username,
+                    password: auth.password,
+                });
+            }
+        }
+        return Ok(all);
+    }
+    Err(Internal::Platform("secrets changed under three consecutive reads").into())
+}
+
+/// The caller's tenant's credentials the selector covers; `NoMatchingCredentials` (404) when none.
+pub fn resolve<S: KeyValue>(
+    store: &S,
+    who: &Principal,
+    keyring: &Keyring,
+    selector: &Selector,
+) -> Result<Resolved, Error> {
+    resolve_among(store, who, keyring, selector, None)
+}
+
+/// [`resolve`] among the named secrets only (those bound to a verified workload, `crate::workload`).
+pub fn resolve_among<S: KeyValue>(
+    store: &S,
+    who: &Principal,
+    keyring: &Keyring,
+    selector: &Selector,
+    only: Option<&BTreeSet<String>>,
+) -> Result<Resolved, Error> {
+    who.require(Need::ReadCredentials)?;
+    let mut all = candidates(store, who, keyring, selector.registry())?;
+    if let Some(names) = only {
+        all.retain(|c| names.contains(&c.secret));
+    }
+    let patterns: Vec<String> = all.iter().map(|c| c.pattern.clone()).collect();
+    let mut chosen: Vec<usize> = match selector {
+        Selector::Image(image) => keyring::lookup(&patterns, &image.repository()),
+        Selector::Registry(registry) => (0..all.len())
+            .filter(|&i| {
+                keyring::on_registry(&patterns[i], registry)
+                    || (registry == reference::DOCKER_HUB && patterns[i] == keyring::DOCKER_HUB_PATTERN)
+            })
+            .collect(),
+        Selector::All => (0..all.len()).collect(),
+    };
+    if !matches!(selector, Selector::Image(_)) {
+        keyring::most_specific_first(&patterns, &mut chosen);
+    }
+    if chosen.is_empty() {
+        return Err(Error::NoMatchingCredentials);
+    }
+    let mut all: Vec<Option<ResolvedCredential>> = all.into_iter().map(Some).collect();
+    Ok(Resolved {
+        image: match selector {
+            Selector::Image(image) => Some(image.to_string()),
+            _ => None,
+        },
+        registry: match selector {
+            Selector::Registry(registry) => Some(registry.clone()),
+            _ => None,
+        },
+        cache_seconds: CACHE_SECONDS,
+        credentials: chosen.into_iter().filter_map(|i| all[i].take()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
