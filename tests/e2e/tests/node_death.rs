@@ -1,13 +1,14 @@
-//! Writers die, many at once, and the tenant's lock recovers in bounded time (issue 11).
+//! Writers die, many at once, and the tenant's write log recovers in bounded time (issues 11, 17).
 //!
 //! On SQLite, one host: many concurrent writers killed at once by trap injection right after they
-//! took their ticket (a dead queue) behind a holder killed mid-write. On Redis, two host processes
+//! took their slot (a dead queue) behind a writer killed mid-write. On Redis, two host processes
 //! sharing one `redis-server`, one SIGKILLed mid-storm. Also a storm that keeps arriving while
-//! tickets keep dying, and the refusal when the lock cannot be had: 503 `TenantBusy` with
+//! writers keep dying, and the refusal when the log is too busy to join: 503 `TenantBusy` with
 //! `Retry-After`, nothing stored.
 //!
-//! "Within two leases" is a property of the protocol (a lease to notice a stuck ticket, half a lease
-//! to settle a break); the tests assert it with a margin for a loaded machine and print the figure.
+//! "Within two leases" is a property of the protocol (a lease to notice a stalled slot, then every
+//! stalled slot is decided at once); the tests assert it with a margin for a loaded machine and
+//! print the figure.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -49,7 +50,7 @@ fn roomy_tenant(app: &TestApp, label: &str) -> (String, String) {
     (tenant, token)
 }
 
-/// A refusal because the lock could not be had: the contract's error, 503, `Retry-After`.
+/// A refusal because the log was too busy to join: the contract's error, 503, `Retry-After`.
 fn assert_busy(reply: &Reply) {
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(reply.code(), "TenantBusy", "{}", reply.body);
@@ -173,9 +174,10 @@ fn sqlite_a_storm_that_keeps_arriving_while_writers_keep_dying_still_recovers() 
 }
 
 #[test]
-fn sqlite_when_the_lock_cannot_be_had_the_answer_is_503_with_retry_after_and_nothing_is_stored() {
+fn sqlite_when_the_log_is_too_busy_to_join_the_answer_is_503_with_retry_after_and_nothing_is_stored() {
     let _one = serial();
-    // A short lease makes waiters give up (after three leases) while a long queue is served.
+    // A short lease makes new writers give up (after three leases of a queue of W or more in
+    // flight) while a long queue is served; writers that joined the queue are all applied.
     let lease = Duration::from_millis(500);
     let app = Arc::new(app(Backend::Sqlite, lease));
     for writers in [64, 128, 256] {
@@ -196,11 +198,11 @@ fn sqlite_when_the_lock_cannot_be_had_the_answer_is_503_with_retry_after_and_not
             }
         }
         eprintln!("{writers} writers at once, lease {lease:?}: {} written, {busy} refused 503", written.len());
-        assert!(!written.is_empty(), "the lock was had by some");
+        assert!(!written.is_empty(), "some were written");
         if busy == 0 {
             continue; // the machine served them all in time: try a longer queue
         }
-        // The next write repairs whatever a refused holder left; then exactly the 201s are stored.
+        // Exactly the 201s are stored: a 503 wrote nothing.
         assert_eq!(app.create(&token, &structured("after", "ghcr.io", "u", "p")).status, 201);
         written.insert("after".into());
         assert_eq!(assert_invariants(&app, &tenant, "after the refusals"), written);
