@@ -5,6 +5,7 @@ use http::header::{CACHE_CONTROL, ETAG, LOCATION};
 use serde::Serialize;
 
 use crate::audit::Trail;
+use crate::check::LastCheck;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::dockerconfig::{DockerConfig, SecretRequest};
@@ -18,7 +19,7 @@ use crate::quota::{self, SetQuota};
 use crate::routes::{resolve, Endpoint, SECRETS};
 use crate::secrets::{self, Env};
 use crate::store::KeyValue;
-use crate::verify::{LastCheck, Outbound, CREDENTIAL_CHECK_PATH};
+use crate::verify::{Outbound, CREDENTIAL_CHECK_PATH};
 use crate::{export, reencrypt, verify};
 
 /// What an endpoint gets from its component.

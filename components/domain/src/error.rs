@@ -107,7 +107,7 @@ pub enum Error {
     // 422
     /// `?verify=true` and a registry did not accept the credentials: nothing was stored.
     CredentialsRejected {
-        registries: Vec<crate::verify::RegistryCheck>,
+        registries: Vec<crate::check::RegistryCheck>,
     },
     // 500
     Internal(Internal),

@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::{LastCheck, VerificationSummary};
 use crate::clock::rfc3339;
 use crate::error::{Error, Internal};
 use crate::store::{KeyValue, TenantKeys};
-use crate::verify::{LastCheck, VerificationSummary};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {

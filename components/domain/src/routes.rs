@@ -5,7 +5,6 @@
 use http::Method;
 
 use crate::error::Error;
-use crate::http::percent_decode;
 
 pub const SECRETS: &str = "/v2/admin/dockerRegistrySecrets";
 pub const RESOURCE_QUOTA: &str = "/v2/admin/resourceQuota/dockerRegistrySecrets";
@@ -131,6 +130,30 @@ fn by_method(method: &Method, allow: &'static str, choices: Vec<(Method, Endpoin
 /// A single non-empty path segment.
 fn segment(raw: &str) -> Option<String> {
     (!raw.is_empty() && !raw.contains('/')).then(|| percent_decode(raw))
+}
+
+/// Percent-decodes a path segment (`+` stays `+`: this is a path, not a form).
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
@@ -269,5 +292,13 @@ mod tests {
         assert_eq!(resolve(&Method::POST, crate::verify::CREDENTIAL_CHECK_PATH), Err(Error::RouteNotFound));
         assert_eq!(resolve(&Method::GET, "/v2/admin/dockerRegistrySecretsX"), Err(Error::RouteNotFound));
         assert_eq!(resolve(&Method::GET, "/v2/operator/tenants//quota"), Err(Error::RouteNotFound));
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded() {
+        assert_eq!(percent_decode("b%2Ec"), "b.c");
+        assert_eq!(percent_decode("plain%"), "plain%");
+        assert_eq!(percent_decode("x%zz"), "x%zz");
+        assert_eq!(percent_decode("a+b"), "a+b");
     }
 }
