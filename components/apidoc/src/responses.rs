@@ -125,9 +125,9 @@ more said; the kind is logged.",
         },
         ErrorResponse {
             status: 503,
-            name: "TenantBusy",
-            description: "The tenant's write lock could not be had in time (`TenantBusy`); nothing was written. \
-Try again after `Retry-After` seconds.",
+            name: "ServiceUnavailable",
+            description: "The tenant's write lock could not be had in time (`TenantBusy`), or, for the readiness \
+probe, the store did not answer (`NotReady`); nothing was written. Try again after `Retry-After` seconds.",
             headers: &["Retry-After"],
             example: Of(Error::TenantBusy { retry_after_secs: 1 }),
         },

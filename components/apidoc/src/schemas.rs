@@ -8,6 +8,7 @@ use domain::http::ErrorBody;
 use domain::index::SecretMetadata;
 use domain::paging::Page;
 use domain::quota::{ResourceQuota, SetQuota, TenantQuota};
+use domain::readiness::ProbeStatus;
 use domain::reencrypt::Reencrypted;
 use domain::verify::Report;
 use serde_json::{json, Value};
@@ -29,6 +30,7 @@ pub const REENCRYPTED: &str = "Reencrypted";
 pub const ERROR: &str = "ErrorBody";
 pub const VERIFY: &str = "VerifySecret";
 pub const REPORT: &str = "Report";
+pub const PROBE: &str = "ProbeStatus";
 
 /// A schema written as JSON.
 pub fn inline(schema: Value) -> RefOr<Schema> {
@@ -119,7 +121,7 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
                     "description": "A Docker repository name (`org/app`), checked with `scope=repository:<it>:pull`."}}}),
         ),
     ];
-    let derived: [(&str, RefOr<Schema>); 10] = [
+    let derived: [(&str, RefOr<Schema>); 11] = [
         (DONE, Done::schema()),
         (METADATA, SecretMetadata::schema()),
         (PAGE, Page::<SecretMetadata>::schema()),
@@ -130,6 +132,7 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
         (REENCRYPTED, Reencrypted::schema()),
         (ERROR, ErrorBody::schema()),
         (REPORT, Report::schema()),
+        (PROBE, ProbeStatus::schema()),
     ];
     // Schemas the derived ones refer to (nested types), under the names the derives gave them.
     let mut nested = Vec::new();

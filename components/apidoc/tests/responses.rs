@@ -153,6 +153,8 @@ fn run<S: KeyValue>(fixture: &Fixture, store: &S, lock: LockPolicy, route: &Rout
         "quota" => endpoints::quota(&ctx, &request),
         "reencrypt" => endpoints::reencrypt(&ctx, &request),
         "verify" => endpoints::verify(&ctx, &request),
+        "live" => endpoints::liveness(&request),
+        "ready" => endpoints::readiness(store, &request),
         other => panic!("no endpoint function for component {other}"),
     }
 }
@@ -209,6 +211,8 @@ fn provoke(fixture: &Fixture, route: &Route, status: u16) -> Outcome {
         413 => call.body = Body::TooLarge,
         415 => call.content_type = Some("text/plain"),
         500 => return run(fixture, &Down, lock, route, &call),
+        // The store does not answer the readiness probe's read.
+        503 if op == "getReadiness" => return run(fixture, &Down, lock, route, &call),
         503 => {
             // Someone else holds the tenant's lock and does not let go within our wait.
             let keys = TenantKeys::new(&TenantId::parse(TENANT).unwrap());

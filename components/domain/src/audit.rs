@@ -62,7 +62,9 @@ impl Endpoint {
             Endpoint::ListSecrets
             | Endpoint::GetSecret { .. }
             | Endpoint::ResourceQuota
-            | Endpoint::GetTenantQuota { .. } => None,
+            | Endpoint::GetTenantQuota { .. }
+            | Endpoint::Liveness
+            | Endpoint::Readiness => None,
         }
     }
 

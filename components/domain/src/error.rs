@@ -117,6 +117,8 @@ pub enum Error {
     TenantBusy {
         retry_after_secs: u64,
     },
+    /// The readiness probe: the store did not answer its read. The kind is logged.
+    NotReady(Internal),
 }
 
 impl Error {
@@ -142,7 +144,7 @@ impl Error {
             Error::UnsupportedMediaType => 415,
             Error::CredentialsRejected { .. } => 422,
             Error::Internal(_) => 500,
-            Error::TenantBusy { .. } => 503,
+            Error::TenantBusy { .. } | Error::NotReady(_) => 503,
         }
     }
 
@@ -171,6 +173,7 @@ impl Error {
             Error::UnsupportedMediaType => "UnsupportedMediaType",
             Error::Internal(_) => "InternalError",
             Error::TenantBusy { .. } => "TenantBusy",
+            Error::NotReady(_) => "NotReady",
         }
     }
 
@@ -214,6 +217,7 @@ impl Error {
             Error::TenantBusy { retry_after_secs } => format!(
                 "Other writes of this tenant's secrets are in progress; nothing was changed, retry in {retry_after_secs} s"
             ),
+            Error::NotReady(_) => "The store did not answer; this node cannot serve requests now".into(),
         }
     }
 
@@ -234,6 +238,7 @@ impl Error {
         match self {
             Error::Unauthenticated(why) => Some(format!("authentication refused: {why:?}")),
             Error::Internal(fault) => Some(fault.to_string()),
+            Error::NotReady(fault) => Some(format!("not ready: {fault}")),
             _ => None,
         }
     }

@@ -114,6 +114,9 @@ fn error_reply(error: &Error, id: &RequestId, target: &str) -> Reply {
         Error::TenantBusy { retry_after_secs } => {
             reply.headers.push((http::header::RETRY_AFTER, retry_after_secs.to_string()))
         }
+        Error::NotReady(_) => {
+            reply.headers.push((http::header::RETRY_AFTER, crate::readiness::RETRY_AFTER_SECS.to_string()))
+        }
         _ => {}
     }
     reply

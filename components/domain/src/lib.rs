@@ -17,7 +17,7 @@
 //! | 8 | `export`, `reencrypt`, `verify` | operations built on `secrets` |
 //! | 7 | `secrets`, `http` | create, patch, delete, list, get; responses and error bodies |
 //! | 6 | `quota`, `audit` | the tenant's limit; the audit line |
-//! | 5 | `identity`, `index`, `lock` | tokens; the tenant index; the tenant lock |
+//! | 5 | `identity`, `index`, `lock`, `readiness` | tokens; the tenant index; the tenant lock; the store probe |
 //! | 4 | `store` | the `KeyValue` trait and the key layout |
 //! | 3 | `name`, `paging`, `crypto`, `dockerconfig`, `routes` | checked values, sealing, the route table |
 //! | 2 | `error` | the one error type |
@@ -40,6 +40,7 @@ pub mod lock;
 pub mod name;
 pub mod paging;
 pub mod quota;
+pub mod readiness;
 pub mod reencrypt;
 pub mod request_id;
 pub mod routes;

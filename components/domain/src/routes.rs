@@ -9,6 +9,10 @@ use crate::error::Error;
 pub const SECRETS: &str = "/v2/admin/dockerRegistrySecrets";
 pub const RESOURCE_QUOTA: &str = "/v2/admin/resourceQuota/dockerRegistrySecrets";
 pub const OPERATOR_TENANTS: &str = "/v2/operator/tenants/";
+/// The probes for orchestrators: no token, outside `/v2` (Spin routes them straight to their
+/// components; the gateway never sees them).
+pub const LIVENESS: &str = "/healthz";
+pub const READINESS: &str = "/readyz";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -23,6 +27,8 @@ pub enum Endpoint {
     GetTenantQuota { tenant: String },
     SetTenantQuota { tenant: String },
     ReencryptTenant { tenant: String },
+    Liveness,
+    Readiness,
 }
 
 impl Endpoint {
@@ -37,6 +43,8 @@ impl Endpoint {
             Endpoint::ResourceQuota | Endpoint::GetTenantQuota { .. } | Endpoint::SetTenantQuota { .. } => "quota",
             Endpoint::ReencryptTenant { .. } => "reencrypt",
             Endpoint::VerifySecret { .. } => "verify",
+            Endpoint::Liveness => "live",
+            Endpoint::Readiness => "ready",
         }
     }
 }
@@ -102,6 +110,8 @@ pub const ROUTES: &[Route] = &[
         path: "/v2/operator/tenants/{tenant}/reencrypt",
         component: "reencrypt",
     },
+    Route { operation: "getLiveness", method: "GET", path: LIVENESS, component: "live" },
+    Route { operation: "getReadiness", method: "GET", path: READINESS, component: "ready" },
 ];
 
 impl Endpoint {
@@ -119,6 +129,8 @@ impl Endpoint {
             Endpoint::GetTenantQuota { .. } => "getTenantQuota",
             Endpoint::SetTenantQuota { .. } => "setTenantQuota",
             Endpoint::ReencryptTenant { .. } => "reencryptTenant",
+            Endpoint::Liveness => "getLiveness",
+            Endpoint::Readiness => "getReadiness",
         }
     }
 }
@@ -167,6 +179,12 @@ pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
     }
     if path == RESOURCE_QUOTA {
         return by_method(method, "GET", vec![(Method::GET, Endpoint::ResourceQuota)]);
+    }
+    if path == LIVENESS {
+        return by_method(method, "GET", vec![(Method::GET, Endpoint::Liveness)]);
+    }
+    if path == READINESS {
+        return by_method(method, "GET", vec![(Method::GET, Endpoint::Readiness)]);
     }
     if let Some(rest) = path.strip_prefix(SECRETS).and_then(|r| r.strip_prefix('/')) {
         if let Some(name) = rest.strip_suffix("/credentials").and_then(segment) {
