@@ -78,6 +78,7 @@ lists the scopes that let a token call it (any one of them).",
             TagBuilder::new().name(operations::QUOTA_TAG).build(),
             TagBuilder::new().name(operations::OPERATOR_TAG).build(),
             TagBuilder::new().name(operations::PULL_TAG).build(),
+            TagBuilder::new().name(operations::PROBES_TAG).build(),
         ]))
         .build()
 }

@@ -17,6 +17,7 @@ pub const SECRETS_TAG: &str = "Docker registry secrets";
 pub const QUOTA_TAG: &str = "Resource quota";
 pub const OPERATOR_TAG: &str = "Operator";
 pub const PULL_TAG: &str = "Pulling";
+pub const PROBES_TAG: &str = "Probes";
 
 const VIEWER: &str = "regsecrets.viewer";
 const ADMIN: &str = "regsecrets.admin";
@@ -477,6 +478,43 @@ Managed secrets are checked by operators only.",
                 links: &[],
             },
             errors: &[400, 401, 403, 500, 503],
+        },
+        "getLiveness" => Description {
+            tag: PROBES_TAG,
+            summary: "Liveness: the node answers",
+            description: "For an orchestrator's liveness or startup probe. No token; touches no store. A node that \
+runs a component at all answers 200.",
+            scopes: &[],
+            parameters: Vec::new(),
+            body: None,
+            success: Success {
+                status: 200,
+                description: "Alive.",
+                schema: schemas::PROBE,
+                headers: &[],
+                example: json!({"status": "alive"}),
+                links: &[],
+            },
+            errors: &[],
+        },
+        "getReadiness" => Description {
+            tag: PROBES_TAG,
+            summary: "Readiness: the node can read the store",
+            description: "For an orchestrator's readiness probe (and liveness, to restart a node whose store \
+client is wedged: see docs/deployment.md). No token. One read of the store, as every read makes: 200 when it \
+answered, 503 `NotReady` when it failed. A store that hangs makes this hang: the probe's timeout is the bound.",
+            scopes: &[],
+            parameters: Vec::new(),
+            body: None,
+            success: Success {
+                status: 200,
+                description: "Ready: the store answered.",
+                schema: schemas::PROBE,
+                headers: &[],
+                example: json!({"status": "ready"}),
+                links: &[],
+            },
+            errors: &[503],
         },
         other => panic!("ROUTES names an operation the document does not describe: {other}"),
     }

@@ -127,12 +127,12 @@ of the secret is already running (`VerificationInProgress`).",
         },
         ErrorResponse {
             status: 503,
-            name: "TenantBusy",
+            name: "ServiceUnavailable",
             description: "Try again after `Retry-After` seconds. `TenantBusy`: the tenant's write log was too \
-busy to read in time, or a write's slot was taken over while its writer stalled; nothing was written. \
+busy to join in time, or a write's slot was taken over while its writer stalled; nothing was written. \
 `StoreUnavailable`: the key-value store failed. `WriteOutcomeUnknown`: a write was proposed but its \
 outcome could not be confirmed in time; it takes effect whole or not at all. After either of the last \
-two, read before retrying a write.",
+two, read before retrying a write. `NotReady` (the readiness probe): the store did not answer.",
             headers: &["Retry-After"],
             example: Of(Error::TenantBusy { retry_after_secs: 1 }),
         },

@@ -8,6 +8,7 @@ use domain::http::ErrorBody;
 use domain::index::SecretMetadata;
 use domain::paging::Page;
 use domain::quota::{ResourceQuota, SetQuota, TenantQuota};
+use domain::readiness::ProbeStatus;
 use domain::reencrypt::Reencrypted;
 use domain::resolve::Resolved;
 use domain::verify::Report;
@@ -33,6 +34,7 @@ pub const VERIFY: &str = "VerifySecret";
 pub const REPORT: &str = "Report";
 pub const RESOLVED: &str = "Resolved";
 pub const WORKLOAD_TRUST: &str = "WorkloadTrust";
+pub const PROBE: &str = "ProbeStatus";
 
 /// A schema written as JSON.
 pub fn inline(schema: Value) -> RefOr<Schema> {
@@ -123,7 +125,7 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
                     "description": "A Docker repository name (`org/app`), checked with `scope=repository:<it>:pull`."}}}),
         ),
     ];
-    let derived: [(&str, RefOr<Schema>); 12] = [
+    let derived: [(&str, RefOr<Schema>); 13] = [
         (DONE, Done::schema()),
         (METADATA, SecretMetadata::schema()),
         (PAGE, Page::<SecretMetadata>::schema()),
@@ -136,6 +138,7 @@ pub fn register(components: ComponentsBuilder) -> ComponentsBuilder {
         (REPORT, Report::schema()),
         (RESOLVED, Resolved::schema()),
         (WORKLOAD_TRUST, WorkloadTrust::schema()),
+        (PROBE, ProbeStatus::schema()),
     ];
     // Schemas the derived ones refer to (nested types), under the names the derives gave them.
     let mut nested = Vec::new();

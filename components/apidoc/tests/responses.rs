@@ -157,6 +157,8 @@ fn run<S: KeyValue>(fixture: &Fixture, store: &S, policy: WritePolicy, route: &R
         "reencrypt" => endpoints::reencrypt(&ctx, &request),
         "verify" => endpoints::verify(&ctx, &request),
         "workload" => endpoints::workload(&ctx, &request),
+        "live" => endpoints::liveness(&request),
+        "ready" => endpoints::readiness(store, &request),
         other => panic!("no endpoint function for component {other}"),
     }
 }

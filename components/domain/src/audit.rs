@@ -23,9 +23,9 @@
 use serde::Serialize;
 
 use crate::clock::rfc3339;
-use crate::http::RequestId;
 use crate::identity::Principal;
 use crate::name::{SecretName, TenantId};
+use crate::request_id::RequestId;
 use crate::routes::Endpoint;
 
 /// The longest line [`Event::line`] makes, newline included: WASI's per-call write limit.
@@ -73,7 +73,9 @@ impl Endpoint {
             | Endpoint::GetSecret { .. }
             | Endpoint::ResourceQuota
             | Endpoint::GetTenantQuota { .. }
-            | Endpoint::GetWorkloadIdentity => None,
+            | Endpoint::GetWorkloadIdentity
+            | Endpoint::Liveness
+            | Endpoint::Readiness => None,
         }
     }
 
@@ -281,7 +283,7 @@ mod tests {
 
     fn id() -> RequestId {
         let mut headers = http::HeaderMap::new();
-        headers.insert(crate::http::REQUEST_ID, http::HeaderValue::from_static("req-1"));
+        headers.insert(crate::request_id::REQUEST_ID, http::HeaderValue::from_static("req-1"));
         RequestId::of(&headers)
     }
 
@@ -361,7 +363,7 @@ mod tests {
         who.tenant = TenantId::parse(&"t".repeat(128)).unwrap();
         audit.caller(&who);
         let mut headers = http::HeaderMap::new();
-        headers.insert(crate::http::REQUEST_ID, http::HeaderValue::from_str(&"r".repeat(128)).unwrap());
+        headers.insert(crate::request_id::REQUEST_ID, http::HeaderValue::from_str(&"r".repeat(128)).unwrap());
         let line = audit.finish(&RequestId::of(&headers), 503, u64::MAX / 1000).line();
         assert!(line.len() <= MAX_LINE_BYTES, "{} bytes", line.len());
         assert_eq!(line.matches('\n').count(), 1, "one line, its newline at the end");

@@ -24,12 +24,8 @@ use gojson::{push_field, push_go_json_string};
 pub(crate) use registry::host_of;
 use registry::parse_registry;
 pub use registry::server_key;
+pub use registry::{DOCKER_HUB_HOST, DOCKER_HUB_SERVER};
 
-/// The server key Docker Hub is stored under: the one `kubectl create secret docker-registry`,
-/// `docker login` and the kubelet agree on.
-pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
-/// How Docker Hub appears in metadata ([`DockerConfig::registries`]).
-pub const DOCKER_HUB_HOST: &str = "docker.io";
 /// The most registries one secret may hold. Far above any real pull secret; bounds the work a
 /// single body can cause.
 pub const MAX_REGISTRIES: usize = 64;
@@ -133,7 +129,7 @@ pub struct SecretRequest {
     pub credentials: DockerConfig,
     /// Set by the endpoint when the caller asked to verify first (`?verify=true`) and every
     /// registry accepted; never read from the body. Kept in the metadata the write commits.
-    pub verification: Option<crate::verify::LastCheck>,
+    pub verification: Option<crate::check::LastCheck>,
 }
 
 const BODY_FIELDS: [&str; 6] = ["name", "data", "registry", "username", "password", "email"];

@@ -5,6 +5,7 @@ use http::header::{CACHE_CONTROL, ETAG, LOCATION};
 use serde::Serialize;
 
 use crate::audit::Trail;
+use crate::check::LastCheck;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::dockerconfig::{DockerConfig, SecretRequest};
@@ -19,7 +20,7 @@ use crate::resolve::Selector;
 use crate::routes::{resolve, Endpoint, SECRETS};
 use crate::secrets::{self, Env};
 use crate::store::KeyValue;
-use crate::verify::{LastCheck, Outbound, CREDENTIAL_CHECK_PATH};
+use crate::verify::{Outbound, CREDENTIAL_CHECK_PATH};
 use crate::workload::WorkloadTrust;
 use crate::{export, reencrypt, resolve, verify, workload};
 
@@ -298,4 +299,27 @@ fn check_credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Reque
     let outbound = ctx.outbound()?;
     let checker = verify::Checker { fetcher: outbound.registries, clock: ctx.env.clock, policy: outbound.policy };
     Ok(Reply::json(200, &verify::run::check_credentials(&who, &checker, &config)?))
+}
+
+/// `GET /healthz`: the node runs components and answers. No token, no store, no variable: the
+/// `live` component has no grants at all.
+pub fn liveness(request: &Request) -> Outcome {
+    probe(request, Endpoint::Liveness, || Ok("alive"))
+}
+
+/// `GET /readyz`: as liveness, and the store answered one read ([`crate::readiness::readiness`]):
+/// 200, or 503 `NotReady` with `Retry-After`. A store that hangs makes this hang too; the
+/// orchestrator's probe timeout bounds it (docs/deployment.md).
+pub fn readiness<S: KeyValue>(store: &S, request: &Request) -> Outcome {
+    probe(request, Endpoint::Readiness, || crate::readiness::readiness(store).map(|()| "ready"))
+}
+
+fn probe(request: &Request, serves: Endpoint, check: impl FnOnce() -> Result<&'static str, Error>) -> Outcome {
+    let id = RequestId::of(request.headers());
+    let result = resolve(request.method(), request.uri().path())
+        .and_then(|endpoint| if endpoint == serves { check() } else { Err(wrong_component()) })
+        .map(|status| {
+            Reply::json(200, &crate::readiness::ProbeStatus { status }).with_header(CACHE_CONTROL, "no-store")
+        });
+    finish(result, &id, request.uri().path())
 }

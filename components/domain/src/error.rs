@@ -28,6 +28,18 @@ pub enum AuthFailure {
     Misconfigured,
 }
 
+/// Why a workload's token was refused: logged, never answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadFailure {
+    Malformed,
+    UntrustedIssuer,
+    /// Signature, audience, times or key: the verifier's kind.
+    Invalid(AuthFailure),
+    /// No `kubernetes.io` claims, or they name another service account than `sub`.
+    NotAServiceAccount,
+    NotBound,
+}
+
 /// A fault of the platform underneath (store, configuration, randomness, crypto).
 /// Answered with a generic 500; its `Display` is what gets logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +99,7 @@ pub enum Error {
     DeleteManagedSecretNotAllowed,
     /// A pod's service-account token was not accepted at pull time (`crate::workload`); why is
     /// logged, never answered.
-    WorkloadNotPermitted(crate::workload::WorkloadFailure),
+    WorkloadNotPermitted(WorkloadFailure),
     // 404
     SecretNotFound,
     RouteNotFound,
@@ -112,7 +124,7 @@ pub enum Error {
     // 422
     /// `?verify=true` and a registry did not accept the credentials: nothing was stored.
     CredentialsRejected {
-        registries: Vec<crate::verify::RegistryCheck>,
+        registries: Vec<crate::check::RegistryCheck>,
     },
     // 500
     Internal(Internal),
@@ -128,6 +140,8 @@ pub enum Error {
     WriteOutcomeUnknown,
     /// The key-value store failed; the string is its error *kind* (logged, never answered).
     StoreUnavailable(String),
+    /// The readiness probe: the store did not answer its read. The kind is logged.
+    NotReady(Internal),
 }
 
 impl Error {
@@ -154,7 +168,9 @@ impl Error {
             Error::UnsupportedMediaType => 415,
             Error::CredentialsRejected { .. } => 422,
             Error::Internal(_) => 500,
-            Error::TenantBusy { .. } | Error::WriteOutcomeUnknown | Error::StoreUnavailable(_) => 503,
+            Error::TenantBusy { .. } | Error::WriteOutcomeUnknown | Error::StoreUnavailable(_) | Error::NotReady(_) => {
+                503
+            }
         }
     }
 
@@ -187,6 +203,7 @@ impl Error {
             Error::TenantBusy { .. } => "TenantBusy",
             Error::WriteOutcomeUnknown => "WriteOutcomeUnknown",
             Error::StoreUnavailable(_) => "StoreUnavailable",
+            Error::NotReady(_) => "NotReady",
         }
     }
 
@@ -240,6 +257,7 @@ impl Error {
             Error::StoreUnavailable(_) => {
                 "The storage behind the service is unavailable; a write takes effect whole or not at all: read before retrying".into()
             }
+            Error::NotReady(_) => "The store did not answer; this node cannot serve requests now".into(),
         }
     }
 
@@ -262,6 +280,7 @@ impl Error {
             Error::Internal(fault) => Some(fault.to_string()),
             Error::StoreUnavailable(kind) => Some(format!("key-value store error: {kind}")),
             Error::WorkloadNotPermitted(why) => Some(format!("workload identity refused: {why:?}")),
+            Error::NotReady(fault) => Some(format!("not ready: {fault}")),
             _ => None,
         }
     }
@@ -273,10 +292,14 @@ impl Error {
         match self {
             Error::TenantBusy { retry_after_secs } => Some(*retry_after_secs),
             Error::WriteOutcomeUnknown | Error::StoreUnavailable(_) => Some(1),
+            Error::NotReady(_) => Some(NOT_READY_RETRY_AFTER_SECS),
             _ => None,
         }
     }
 }
+
+/// How soon an orchestrator's readiness probe may ask again after `NotReady`.
+pub const NOT_READY_RETRY_AFTER_SECS: u64 = 5;
 
 /// A failing store is unavailable (503, retry), not a fault of ours (500).
 impl From<Internal> for Error {

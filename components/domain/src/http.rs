@@ -5,10 +5,10 @@ use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICAT
 use serde::Serialize;
 
 use crate::error::{Details, Error};
+pub use crate::request_id::{RequestId, REQUEST_ID};
 
 /// Bodies larger than this are refused with 413 before anything parses them.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-pub const REQUEST_ID: &str = "x-request-id";
 
 /// A request body as the adapter read it: whole, or cut off at [`MAX_BODY_BYTES`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,39 +19,6 @@ pub enum Body {
 
 pub type Request = http::Request<Body>;
 pub type Response = http::Response<Vec<u8>>;
-
-/// The id that ties a response to its log lines: the caller's `x-request-id` when it is sane
-/// (so ids flow through proxies and our own gateway), a fresh random one otherwise.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(String);
-
-impl RequestId {
-    pub fn of(headers: &http::HeaderMap) -> RequestId {
-        headers
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| {
-                (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-            })
-            .map(|v| RequestId(v.to_owned()))
-            .unwrap_or_else(RequestId::fresh)
-    }
-
-    pub fn fresh() -> RequestId {
-        let mut bytes = [0u8; 16];
-        // Without randomness an id is still useful for logs: fall back to the clock.
-        if getrandom::fill(&mut bytes).is_err() {
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-            bytes = now.to_le_bytes();
-        }
-        RequestId(bytes.iter().map(|b| format!("{b:02x}")).collect())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// A successful answer, before the request id is attached.
 #[derive(Debug)]
@@ -222,30 +189,6 @@ pub fn header_map(entries: impl IntoIterator<Item = (String, Vec<u8>)>) -> http:
     headers
 }
 
-/// Percent-decodes a path segment (`+` stays `+`: this is a path, not a form).
-pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(decoded)) => {
-                out.push(decoded);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,13 +292,5 @@ mod tests {
         assert_eq!(body["error"]["requestId"], id.as_str());
         assert!(body["error"]["message"].as_str().unwrap().contains("retry"), "{body}");
         assert!(out.log.is_none(), "a busy tenant is not a fault of ours");
-    }
-
-    #[test]
-    fn path_segments_are_percent_decoded() {
-        assert_eq!(percent_decode("b%2Ec"), "b.c");
-        assert_eq!(percent_decode("plain%"), "plain%");
-        assert_eq!(percent_decode("x%zz"), "x%zz");
-        assert_eq!(percent_decode("a+b"), "a+b");
     }
 }

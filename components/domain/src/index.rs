@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::{LastCheck, VerificationSummary};
 use crate::clock::rfc3339;
 use crate::error::Error;
-use crate::verify::{LastCheck, VerificationSummary};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {

@@ -3,8 +3,31 @@
 //! Spin adapters (one per endpoint component) read a request into [`http::Request`], call the
 //! matching function of [`endpoints`] with their platform, and write the [`http::Outcome`] back.
 //! Storage is reached only through [`store::KeyValue`], so everything here is tested natively.
+//!
+//! ## Floors
+//!
+//! Each module imports only from floors below its own, never from its own floor or above, so the
+//! imports have no circle. Test code (`mod tests`) may reach up to drive what it tests.
+//! `tests/import_floors.rs` reads this table and fails on any import that breaks it, on a
+//! module missing from it, and on any circle between files.
+//!
+//! | floor | modules | what they are |
+//! |---|---|---|
+//! | 11 | `endpoints` | one function per endpoint: request in, outcome out |
+//! | 10 | `export`, `reencrypt`, `verify`, `quota`, `resolve`, `workload` | operations built on `secrets` |
+//! | 9 | `secrets`, `http` | create, patch, delete, list, get; responses and error bodies |
+//! | 8 | `log` | the tenant's write log: slots, their consensus, applying them |
+//! | 7 | `view` | the tenant's state after a slot |
+//! | 6 | `audit` | the audit line |
+//! | 5 | `identity`, `index`, `readiness` | tokens; a secret's metadata; the store probe |
+//! | 4 | `store` | the `KeyValue` trait and the key layout |
+//! | 3 | `name`, `paging`, `crypto`, `dockerconfig`, `routes` | checked values, sealing, the route table |
+//! | 2 | `error` | the one error type |
+//! | 1 | `check` | what a credential check found, as data (shared by `error`, `dockerconfig`, `index`, `verify`) |
+//! | 0 | `clock`, `jwks`, `request_id`, `strict_json` | leaves: time, keys, the request id, strict JSON |
 
 pub mod audit;
+pub mod check;
 pub mod clock;
 pub mod crypto;
 pub mod dockerconfig;
@@ -19,7 +42,9 @@ pub mod log;
 pub mod name;
 pub mod paging;
 pub mod quota;
+pub mod readiness;
 pub mod reencrypt;
+pub mod request_id;
 pub mod resolve;
 pub mod routes;
 pub mod secrets;

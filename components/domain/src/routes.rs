@@ -5,7 +5,6 @@
 use http::Method;
 
 use crate::error::Error;
-use crate::http::percent_decode;
 
 pub const SECRETS: &str = "/v2/admin/dockerRegistrySecrets";
 pub const RESOURCE_QUOTA: &str = "/v2/admin/resourceQuota/dockerRegistrySecrets";
@@ -15,6 +14,10 @@ pub const OPERATOR_TENANTS: &str = "/v2/operator/tenants/";
 pub const PULL_CREDENTIALS: &str = "/v2/pull/credentials";
 /// A tenant's workload-identity trust (`crate::workload`).
 pub const WORKLOAD_IDENTITY: &str = "/v2/admin/workloadIdentity";
+/// The probes for orchestrators: no token, outside `/v2` (Spin routes them straight to their
+/// components; the gateway never sees them).
+pub const LIVENESS: &str = "/healthz";
+pub const READINESS: &str = "/readyz";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -32,6 +35,8 @@ pub enum Endpoint {
     GetTenantQuota { tenant: String },
     SetTenantQuota { tenant: String },
     ReencryptTenant { tenant: String },
+    Liveness,
+    Readiness,
 }
 
 impl Endpoint {
@@ -47,6 +52,8 @@ impl Endpoint {
             Endpoint::ReencryptTenant { .. } => "reencrypt",
             Endpoint::VerifySecret { .. } => "verify",
             Endpoint::GetWorkloadIdentity | Endpoint::SetWorkloadIdentity => "workload",
+            Endpoint::Liveness => "live",
+            Endpoint::Readiness => "ready",
         }
     }
 }
@@ -115,6 +122,8 @@ pub const ROUTES: &[Route] = &[
         path: "/v2/operator/tenants/{tenant}/reencrypt",
         component: "reencrypt",
     },
+    Route { operation: "getLiveness", method: "GET", path: LIVENESS, component: "live" },
+    Route { operation: "getReadiness", method: "GET", path: READINESS, component: "ready" },
 ];
 
 impl Endpoint {
@@ -135,6 +144,8 @@ impl Endpoint {
             Endpoint::GetTenantQuota { .. } => "getTenantQuota",
             Endpoint::SetTenantQuota { .. } => "setTenantQuota",
             Endpoint::ReencryptTenant { .. } => "reencryptTenant",
+            Endpoint::Liveness => "getLiveness",
+            Endpoint::Readiness => "getReadiness",
         }
     }
 }
@@ -146,6 +157,30 @@ fn by_method(method: &Method, allow: &'static str, choices: Vec<(Method, Endpoin
 /// A single non-empty path segment.
 fn segment(raw: &str) -> Option<String> {
     (!raw.is_empty() && !raw.contains('/')).then(|| percent_decode(raw))
+}
+
+/// Percent-decodes a path segment (`+` stays `+`: this is a path, not a form).
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
@@ -169,6 +204,12 @@ pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, Error> {
     }
     if path == RESOURCE_QUOTA {
         return by_method(method, "GET", vec![(Method::GET, Endpoint::ResourceQuota)]);
+    }
+    if path == LIVENESS {
+        return by_method(method, "GET", vec![(Method::GET, Endpoint::Liveness)]);
+    }
+    if path == READINESS {
+        return by_method(method, "GET", vec![(Method::GET, Endpoint::Readiness)]);
     }
     if let Some(rest) = path.strip_prefix(SECRETS).and_then(|r| r.strip_prefix('/')) {
         if let Some(name) = rest.strip_suffix("/credentials").and_then(segment) {
@@ -297,5 +338,13 @@ mod tests {
         assert_eq!(resolve(&Method::POST, crate::verify::CREDENTIAL_CHECK_PATH), Err(Error::RouteNotFound));
         assert_eq!(resolve(&Method::GET, "/v2/admin/dockerRegistrySecretsX"), Err(Error::RouteNotFound));
         assert_eq!(resolve(&Method::GET, "/v2/operator/tenants//quota"), Err(Error::RouteNotFound));
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded() {
+        assert_eq!(percent_decode("b%2Ec"), "b.c");
+        assert_eq!(percent_decode("plain%"), "plain%");
+        assert_eq!(percent_decode("x%zz"), "x%zz");
+        assert_eq!(percent_decode("a+b"), "a+b");
     }
 }

@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Internal};
 use crate::index::IndexEntry;
-use crate::log::op::Refusal;
 
 /// How many of the latest slots a view remembers the outcome of (for a writer that was paused
 /// while others applied its slot, see `log`).
@@ -26,6 +25,38 @@ pub const OUTCOMES: u64 = 64;
 
 /// The default quota limit, and what the operator may set at most.
 pub const DEFAULT_LIMIT: u32 = 50;
+
+/// Why an operation did not apply: each is one of the API's refusals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Refusal {
+    Exists,
+    Quota {
+        limit: u32,
+        used: u32,
+    },
+    NotFound,
+    Precondition,
+    ManagedUpdate,
+    ManagedDelete,
+    Forbidden,
+    /// A re-seal or a verification outcome whose secret changed meanwhile: nothing to do.
+    Stale,
+}
+
+impl Refusal {
+    pub fn into_error(self) -> Error {
+        match self {
+            Refusal::Exists => Error::SecretNameExists,
+            Refusal::Quota { limit, used } => Error::QuotaExceeded { limit, used },
+            Refusal::NotFound | Refusal::Stale => Error::SecretNotFound,
+            Refusal::Precondition => Error::PreconditionFailed,
+            Refusal::ManagedUpdate => Error::UpdateManagedSecretNotAllowed,
+            Refusal::ManagedDelete => Error::DeleteManagedSecretNotAllowed,
+            Refusal::Forbidden => Error::Forbidden,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {

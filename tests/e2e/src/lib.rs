@@ -3,6 +3,7 @@
 
 mod build;
 mod client;
+pub mod figures;
 pub mod hello;
 pub mod invariants;
 pub mod nodes;

@@ -1,13 +1,22 @@
 //! Registry names: validated, Docker Hub's spellings folded into the one server key the kubelet
 //! looks up, and the identity two spellings share when they name the same registry.
 
-use super::{invalid_config, DOCKER_HUB_HOST, DOCKER_HUB_SERVER};
 use crate::Error;
+
+/// The server key Docker Hub is stored under: the one `kubectl create secret docker-registry`,
+/// `docker login` and the kubelet agree on.
+pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
+/// How Docker Hub appears in metadata ([`super::DockerConfig::registries`]).
+pub const DOCKER_HUB_HOST: &str = "docker.io";
 
 const DOCKER_HUB_SPELLINGS: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
 const DOCKER_HUB_PATHS: [&str; 4] = ["", "/", "/v1", "/v1/"];
 /// Long enough for a 253-character host, a port and a path; short enough to keep messages small.
 const MAX_REGISTRY_LEN: usize = 512;
+
+fn invalid_config(message: impl Into<String>) -> Error {
+    Error::InvalidDockerConfig(message.into())
+}
 
 /// A registry as given, validated: its server key and what identifies it for duplicate checks.
 pub(super) struct Registry {

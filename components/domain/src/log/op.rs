@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::LastCheck;
 use crate::error::Error;
 use crate::index::{IfMatch, IndexEntry};
-use crate::verify::LastCheck;
+pub use crate::view::Refusal;
 use crate::view::{Header, View, OUTCOMES};
 
 /// Who asks, as far as the managed-secret rules care.
@@ -61,38 +62,6 @@ pub enum Op {
     },
     /// The tenant's workload-identity trust, replaced whole by the slot's own record.
     SetTrust,
-}
-
-/// Why an operation did not apply: each is one of the API's refusals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Refusal {
-    Exists,
-    Quota {
-        limit: u32,
-        used: u32,
-    },
-    NotFound,
-    Precondition,
-    ManagedUpdate,
-    ManagedDelete,
-    Forbidden,
-    /// A re-seal or a verification outcome whose secret changed meanwhile: nothing to do.
-    Stale,
-}
-
-impl Refusal {
-    pub fn into_error(self) -> Error {
-        match self {
-            Refusal::Exists => Error::SecretNameExists,
-            Refusal::Quota { limit, used } => Error::QuotaExceeded { limit, used },
-            Refusal::NotFound | Refusal::Stale => Error::SecretNotFound,
-            Refusal::Precondition => Error::PreconditionFailed,
-            Refusal::ManagedUpdate => Error::UpdateManagedSecretNotAllowed,
-            Refusal::ManagedDelete => Error::DeleteManagedSecretNotAllowed,
-            Refusal::Forbidden => Error::Forbidden,
-        }
-    }
 }
 
 /// The managed-secret rule: only the operator changes a managed secret, and an operator token

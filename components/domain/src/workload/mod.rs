@@ -179,17 +179,7 @@ pub fn put<S: KeyValue>(store: &S, who: &Principal, trust: WorkloadTrust) -> Res
     Ok(trust)
 }
 
-/// Why a workload's token was refused: logged, never answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkloadFailure {
-    Malformed,
-    UntrustedIssuer,
-    /// Signature, audience, times or key: the verifier's kind.
-    Invalid(crate::error::AuthFailure),
-    /// No `kubernetes.io` claims, or they name another service account than `sub`.
-    NotAServiceAccount,
-    NotBound,
-}
+pub use crate::error::WorkloadFailure;
 
 /// A verified workload: its issuer and service account.
 #[derive(Debug, Clone, PartialEq, Eq)]
