@@ -235,3 +235,110 @@ fn redis_a_node_killed_mid_storm_loses_no_acknowledged_create() {
     storm(Outage::Kill);
 }
 
+
+/// The same pause, one store call at a time, on the domain's in-memory store: a writer that pauses
+/// inside a takeover ballot (right after its ballot was handed out) while another writer applies
+/// and clears the slot leaves that slot's registers behind for good (`P:s:<k>:<b>`), one key of the
+/// tenant's store budget each time. Found reading `log::take_over` and `slot::ballot`; fails on
+/// 185eb80 (see the report).
+mod paused_ballot {
+    use std::cell::{Cell, RefCell};
+    use std::time::Duration;
+
+    use domain::clock::Clock;
+    use domain::log::op::{Actor, Op};
+    use domain::log::{read, write, Env, WritePolicy};
+    use domain::name::TenantId;
+    use domain::store::{Key, KeyValue, MemoryStore, StoreResult, TenantKeys};
+
+    /// A clock whose sleeps pass at once: leases go by without waiting.
+    #[derive(Default)]
+    struct FastClock(Cell<u64>);
+
+    impl Clock for FastClock {
+        fn now_ms(&self) -> u64 {
+            self.0.get()
+        }
+        fn monotonic_ms(&self) -> u64 {
+            self.0.get()
+        }
+        fn sleep(&self, duration: Duration) {
+            self.0.set(self.0.get() + duration.as_millis() as u64);
+        }
+    }
+
+    type Pause<'a> = Box<dyn FnOnce(&Hooked) + 'a>;
+
+    /// The in-memory store, with "another node" run while the next `increment` of one key returns.
+    #[derive(Default)]
+    struct Hooked<'a> {
+        inner: MemoryStore,
+        on: RefCell<Option<(Key, Pause<'a>)>>,
+    }
+
+    impl KeyValue for Hooked<'_> {
+        fn get(&self, key: &Key) -> StoreResult<Option<Vec<u8>>> {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &Key, value: &[u8]) -> StoreResult<()> {
+            self.inner.set(key, value)
+        }
+        fn delete(&self, key: &Key) -> StoreResult<()> {
+            self.inner.delete(key)
+        }
+        fn exists(&self, key: &Key) -> StoreResult<bool> {
+            self.inner.exists(key)
+        }
+        fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+            let value = self.inner.increment(key, delta)?;
+            let due = matches!(&*self.on.borrow(), Some((k, _)) if k == key);
+            if due {
+                let (_, pause) = self.on.borrow_mut().take().unwrap();
+                pause(self);
+            }
+            Ok(value)
+        }
+    }
+
+    fn create(name: &str) -> Op {
+        Op::Create {
+            name: name.into(),
+            registries: vec!["ghcr.io".into()],
+            actor: Actor { operator: false, admin: true },
+            now: 0,
+            verification: None,
+        }
+    }
+
+    #[test]
+    fn a_takeover_paused_inside_its_ballot_leaves_no_slot_register_behind() {
+        let keys = TenantKeys::new(&TenantId::parse("acme").unwrap());
+        let policy = WritePolicy::with_lease(Duration::from_millis(1000));
+        let store = Hooked::default();
+        // Slot 1's taker dies right after taking it: no intent, no record.
+        store.increment(&keys.seq(), 1).unwrap();
+        // Writer X (slot 2) waits a lease, then takes slot 1 over: ballot 1 is handed out to it, and
+        // it pauses right there. Meanwhile writer Y (slot 3) takes slot 1 over too, applies it,
+        // clears its registers (ballots 1 included), takes X's slot 2 over and applies it, then its own.
+        let clock_y = FastClock::default();
+        let (keys_y, policy_y) = (keys.clone(), policy);
+        *store.on.borrow_mut() = Some((
+            keys.ballots(1),
+            Box::new(move |store: &Hooked| {
+                let env = Env { store, clock: &clock_y, policy: policy_y };
+                let current = read(&env, &keys_y).unwrap();
+                write(&env, &keys_y, &create("y"), Some(b"record y"), current).expect("Y's create applies");
+            }),
+        ));
+        let clock_x = FastClock::default();
+        let env = Env { store: &store, clock: &clock_x, policy };
+        let current = read(&env, &keys).unwrap();
+        let written = write(&env, &keys, &create("x"), Some(b"record x"), current).expect("X's create applies");
+        assert_eq!(written.slot, 2);
+        assert!(store.on.borrow().is_none(), "Y ran inside X's ballot");
+
+        let left: Vec<String> =
+            store.inner.dump().into_keys().filter(|k| k.starts_with(&format!("{}:s:", keys.prefix()))).collect();
+        assert!(left.is_empty(), "slot registers left once every write has answered: {left:?}");
+    }
+}
