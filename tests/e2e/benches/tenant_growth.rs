@@ -93,7 +93,7 @@ fn measure(addr: SocketAddr, size: usize, viewer: &str, puller: &str, admin: &st
     let mut probes = [
         probe("hello-world", HELLO.to_owned(), None),
         probe("get", format!("{SECRETS}/{middle}"), bearer(viewer)),
-        probe("20-item page", format!("{SECRETS}?$top=20&$skip={}", size / 2 - 10), bearer(viewer)),
+        probe("20-item page", format!("{SECRETS}?$top=20&$skip={}", (size / 2).saturating_sub(10)), bearer(viewer)),
         probe("quota", QUOTA.to_owned(), bearer(viewer)),
         probe("export", format!("{SECRETS}/{middle}/credentials"), bearer(puller)),
     ];
@@ -171,7 +171,7 @@ fn store_calls(held: usize) -> Vec<(&'static str, u64, u64)> {
         secrets::create(&env, &who, &ring, body(&name(i))).unwrap();
     }
     let middle = name(held / 2);
-    let page = ListQuery { top: 20, skip: held / 2 - 10, ..ListQuery::default() };
+    let page = ListQuery { top: 20, skip: (held / 2).saturating_sub(10), ..ListQuery::default() };
     let mut counted = Vec::new();
     let mut step = |label: &'static str, op: &mut dyn FnMut()| {
         let (r0, w0) = store.ops.snapshot();
