@@ -57,12 +57,14 @@ enum Outage {
     Kill,
 }
 
+/// The status and the error code (empty for a 2xx), or `None`: no answer in time.
+type Answer = Option<(u16, String)>;
+
 #[derive(Debug)]
 struct Outcome {
     name: String,
     on_a: bool,
-    /// The status and the error code (empty for a 2xx), or `None`: no answer in time.
-    answer: Option<(u16, String)>,
+    answer: Answer,
     ended: Instant,
 }
 
@@ -184,12 +186,11 @@ fn storm(outage: Outage) {
         written.insert(label.to_owned());
     }
 
-    let count = |on_a: bool, f: &dyn Fn(&Option<(u16, String)>) -> bool| {
-        outcomes.iter().filter(|o| o.on_a == on_a && f(&o.answer)).count()
-    };
-    let status = |s: u16| move |a: &Option<(u16, String)>| matches!(a, Some((x, _)) if *x == s);
-    let busy = |a: &Option<(u16, String)>| matches!(a, Some((503, c)) if c == "TenantBusy");
-    let unknown = |a: &Option<(u16, String)>| matches!(a, Some((503, c)) if c != "TenantBusy");
+    let count =
+        |on_a: bool, f: &dyn Fn(&Answer) -> bool| outcomes.iter().filter(|o| o.on_a == on_a && f(&o.answer)).count();
+    let status = |s: u16| move |a: &Answer| matches!(a, Some((x, _)) if *x == s);
+    let busy = |a: &Answer| matches!(a, Some((503, c)) if c == "TenantBusy");
+    let unknown = |a: &Answer| matches!(a, Some((503, c)) if c != "TenantBusy");
     let during_outage = outcomes
         .iter()
         .filter(|o| !o.on_a && matches!(o.answer, Some((201, _))))
