@@ -1,8 +1,11 @@
-//! Nodes that die, for the node-death tests and the lock-recovery benchmark: the host as a child
-//! process (`testhost serve`) that is killed with SIGKILL as a pod or VM dies, requests that may
-//! meet a dead node, a tenant's raw lock state, and the trap positions of a create.
+//! Nodes that die or pause, for the node-death and pause tests and the lock-recovery benchmark:
+//! the host as a child process (`testhost serve`, in a process group of its own) that is killed
+//! with SIGKILL as a pod or VM dies, or frozen with SIGSTOP as a VM freeze or a long stall pauses
+//! it; requests that may meet a dead or frozen node, a tenant's raw lock state, and the trap
+//! positions of a create.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
@@ -34,7 +37,8 @@ fn testhost_binary() -> PathBuf {
 }
 
 /// A second node: the app in its own `testhost serve` process, on the given Redis, trusting
-/// `tokens`, with the lock lease `lease_ms`. Killed (SIGKILL) when dropped.
+/// `tokens`, with the lock lease `lease_ms`, in a process group of its own (so that a freeze stops
+/// every thread and child of it at once, as a VM freeze does). Killed (SIGKILL) when dropped.
 pub struct ChildNode {
     child: Child,
     base_url: String,
@@ -62,6 +66,7 @@ impl ChildNode {
             .env("SPIN_VARIABLE_ENCRYPTION_KEYS", crate::test_encryption_keys("k1"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("testhost starts");
         // `testhost serve` prints its base URL on stdout once it serves.
@@ -76,10 +81,35 @@ impl ChildNode {
         format!("{}{path}", self.base_url)
     }
 
-    /// SIGKILL, as a node dies: no clean-up of any kind runs in it.
+    /// SIGKILL to the node's process group, as a node dies: no clean-up of any kind runs in it.
+    /// A frozen node dies too (SIGKILL needs no SIGCONT).
     pub fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal_group(libc::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGSTOP to the node's process group: every thread stops between any two instructions, as
+    /// in a VM freeze, a live migration or a long stall; connections to it are still accepted by
+    /// the kernel and wait. Its requests go on where they stopped after [`ChildNode::thaw`].
+    pub fn freeze(&self) {
+        self.signal_group(libc::SIGSTOP);
+    }
+
+    /// SIGCONT to the node's process group: a frozen node goes on where it stopped.
+    pub fn thaw(&self) {
+        self.signal_group(libc::SIGCONT);
+    }
+
+    fn signal_group(&self, signal: libc::c_int) {
+        // The child leads its own group (`process_group(0)`): its group id is its pid.
+        let group = self.child.id() as libc::pid_t;
+        // SAFETY: killpg has no memory effects; the group is the child's own, which we have not
+        // reaped while it can be signalled (`kill` reaps it last).
+        let sent = unsafe { libc::killpg(group, signal) };
+        assert_eq!(sent, 0, "killpg({group}, {signal}): {}", std::io::Error::last_os_error());
     }
 }
 
@@ -91,11 +121,15 @@ impl Drop for ChildNode {
 
 /// A create that may meet a dead node: the status, or `None` if the connection failed.
 pub fn try_create(url: &str, token: &str, name: &str) -> Option<u16> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+    create_within(url, token, name, Duration::from_secs(60)).map(|(status, _)| status)
+}
+
+/// A create that may meet a dead or frozen node: the status and the body, or `None` if no answer
+/// came within `timeout` (the connection failed, or the node did not answer in time: the write may
+/// or may not apply later).
+pub fn create_within(url: &str, token: &str, name: &str, timeout: Duration) -> Option<(u16, String)> {
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().into();
     let body = serde_json::to_vec(&structured(name, "ghcr.io", "u", "p")).unwrap();
     let request = http::Request::builder()
         .method("POST")
@@ -104,7 +138,10 @@ pub fn try_create(url: &str, token: &str, name: &str) -> Option<u16> {
         .header("content-type", "application/json")
         .body(body)
         .unwrap();
-    agent.run(request).ok().map(|r| r.status().as_u16())
+    let mut response = agent.run(request).ok()?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().ok()?;
+    Some((status, body))
 }
 
 /// A counter as the backends store it: Spin's SQLite store keeps an `i64` little-endian, Redis
