@@ -104,7 +104,9 @@ of the secret is already running (`VerificationInProgress`).",
             status: 422,
             name: "CredentialsRejected",
             description: "With `verify=true`: a registry did not accept the credentials, so nothing was stored \
-(`CredentialsRejected`); `details.registries` holds each registry's result.",
+(`CredentialsRejected`); `details.registries` holds each registry's result. For a secret that mints: the provider \
+(AWS, Google, Microsoft Entra ID or the registry's exchange) refused the stored identity (`ProviderRefused`); the \
+message says what to fix.",
             headers: &[],
             example: Of(Error::CredentialsRejected {
                 registries: vec![domain::verify::RegistryCheck {
@@ -127,7 +129,8 @@ more said; the kind is logged.",
             status: 503,
             name: "TenantBusy",
             description: "The tenant's write lock could not be had in time (`TenantBusy`); nothing was written. \
-Try again after `Retry-After` seconds.",
+For a secret that mints: its provider could not be reached, timed out or failed (`ProviderUnavailable`); nothing \
+was minted or cached. Try again after `Retry-After` seconds.",
             headers: &["Retry-After"],
             example: Of(Error::TenantBusy { retry_after_secs: 1 }),
         },

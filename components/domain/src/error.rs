@@ -109,12 +109,21 @@ pub enum Error {
     CredentialsRejected {
         registries: Vec<crate::verify::RegistryCheck>,
     },
+    /// A secret's provider (AWS, Google, Microsoft) or its registry refused the stored identity;
+    /// the message says, in our words, what to fix. Nothing of the identity is in it.
+    ProviderRefused(String),
     // 500
     Internal(Internal),
     // 503
     /// The tenant's write lock could not be had in time (a long queue, or recovery from a dead
     /// writer under way), or was lost before the commit: nothing was written; retry later.
     TenantBusy {
+        retry_after_secs: u64,
+    },
+    /// A provider could not be reached, timed out or failed (5xx, throttling): nothing was minted
+    /// or cached; retry later. The message names the provider.
+    ProviderUnavailable {
+        message: String,
         retry_after_secs: u64,
     },
 }
@@ -140,9 +149,9 @@ impl Error {
             Error::PreconditionFailed => 412,
             Error::PayloadTooLarge { .. } => 413,
             Error::UnsupportedMediaType => 415,
-            Error::CredentialsRejected { .. } => 422,
+            Error::CredentialsRejected { .. } | Error::ProviderRefused(_) => 422,
             Error::Internal(_) => 500,
-            Error::TenantBusy { .. } => 503,
+            Error::TenantBusy { .. } | Error::ProviderUnavailable { .. } => 503,
         }
     }
 
@@ -171,6 +180,8 @@ impl Error {
             Error::UnsupportedMediaType => "UnsupportedMediaType",
             Error::Internal(_) => "InternalError",
             Error::TenantBusy { .. } => "TenantBusy",
+            Error::ProviderRefused(_) => "ProviderRefused",
+            Error::ProviderUnavailable { .. } => "ProviderUnavailable",
         }
     }
 
@@ -182,7 +193,9 @@ impl Error {
             | Error::InvalidRequest(why)
             | Error::InvalidQuery(why)
             | Error::InvalidTenant(why)
-            | Error::InvalidQuota(why) => why.clone(),
+            | Error::InvalidQuota(why)
+            | Error::ProviderRefused(why) => why.clone(),
+            Error::ProviderUnavailable { message, .. } => message.clone(),
             Error::NameMismatch => {
                 "The name in the body differs from the name in the path; a secret cannot be renamed".into()
             }

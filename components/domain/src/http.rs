@@ -144,7 +144,7 @@ fn error_reply(error: &Error, id: &RequestId, target: &str) -> Reply {
     match error {
         Error::Unauthenticated(_) => reply.headers.push((WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"".into())),
         Error::MethodNotAllowed { allow } => reply.headers.push((ALLOW, (*allow).into())),
-        Error::TenantBusy { retry_after_secs } => {
+        Error::TenantBusy { retry_after_secs } | Error::ProviderUnavailable { retry_after_secs, .. } => {
             reply.headers.push((http::header::RETRY_AFTER, retry_after_secs.to_string()))
         }
         _ => {}

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::rfc3339;
 use crate::error::{Error, Internal};
+use crate::provider::Kind;
 use crate::store::{KeyValue, TenantKeys};
 use crate::verify::{LastCheck, VerificationSummary};
 
@@ -22,6 +23,10 @@ pub struct IndexEntry {
     /// The last check against the registries (records written before verification existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<LastCheck>,
+    /// What the record holds: static credentials (absent in entries written before kinds existed)
+    /// or a provider identity that mints them.
+    #[serde(default, skip_serializing_if = "Kind::is_static")]
+    pub kind: Kind,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +98,12 @@ pub struct SecretMetadata {
     pub version: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationSummary>,
+    /// `static`, or the provider whose identity the secret holds and mints registry credentials from.
+    pub kind: Kind,
+    /// For minting kinds: when the current minted registry credential expires (RFC 3339); absent
+    /// until one has been minted, and once it has expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 impl From<&IndexEntry> for SecretMetadata {
@@ -105,6 +116,8 @@ impl From<&IndexEntry> for SecretMetadata {
             modified_at: rfc3339(e.modified),
             version: e.version,
             verification: e.verification.map(VerificationSummary::from),
+            kind: e.kind,
+            expires_at: None,
         }
     }
 }
@@ -159,6 +172,7 @@ mod tests {
             modified: 0,
             version,
             verification: None,
+            kind: Kind::Static,
         }
     }
 
@@ -192,6 +206,7 @@ mod tests {
         let json = serde_json::to_value(SecretMetadata::from(&entry("a", 9))).unwrap();
         assert_eq!(json["createdAt"], "1970-01-01T00:00:00Z");
         let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["createdAt", "managed", "modifiedAt", "name", "registries", "version"]);
+        assert_eq!(keys, ["createdAt", "kind", "managed", "modifiedAt", "name", "registries", "version"]);
+        assert_eq!(json["kind"], "static");
     }
 }

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::crypto::{BindingContext, Keyring, Sealed};
-use crate::dockerconfig::{DockerConfig, SecretRequest};
+use crate::dockerconfig::{Credentials, SecretRequest};
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal, Scope};
 use crate::index::{IfMatch, IndexEntry, SecretMetadata, TenantIndex};
@@ -69,9 +69,9 @@ pub struct Written {
     pub version: u64,
 }
 
-fn seal(keyring: &Keyring, tenant: &TenantId, name: &SecretName, config: &DockerConfig) -> Result<Vec<u8>, Error> {
-    let sealed = keyring
-        .seal(&BindingContext { tenant: tenant.as_str(), name: name.as_str() }, &config.to_dockerconfigjson())?;
+fn seal(keyring: &Keyring, tenant: &TenantId, name: &SecretName, credentials: &Credentials) -> Result<Vec<u8>, Error> {
+    let sealed =
+        keyring.seal(&BindingContext { tenant: tenant.as_str(), name: name.as_str() }, &credentials.to_document())?;
     Record { name: name.as_str().to_owned(), sealed }.encode()
 }
 
@@ -197,6 +197,7 @@ pub fn create<S: KeyValue, C: Clock>(
             modified: now,
             version: held.ticket,
             verification: request.verification,
+            kind: request.credentials.kind(),
         });
         held.confirm(env.store, &keys)?;
         index.save(env.store, &keys)?;
@@ -229,6 +230,7 @@ pub fn modify<S: KeyValue, C: Clock>(
             modified: env.clock.now_ms(),
             version: held.ticket,
             verification: request.verification,
+            kind: request.credentials.kind(),
             ..old.clone()
         });
         index.garbage.push(old.version);

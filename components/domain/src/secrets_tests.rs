@@ -10,8 +10,8 @@ use base64::Engine;
 
 use super::*;
 use crate::clock::SystemClock;
-use crate::export::export;
 use crate::identity::{Scope, Scopes};
+use crate::mint::{MintComponent, Minted, Source};
 use crate::paging::ListQuery;
 use crate::reencrypt::reencrypt;
 use crate::store::{Key, MemoryStore, StoreResult};
@@ -31,6 +31,25 @@ fn who(tenant: &str, scopes: &[Scope]) -> Principal {
 
 fn admin(tenant: &str) -> Principal {
     who(tenant, &[Scope::Admin, Scope::Viewer, Scope::Puller])
+}
+
+/// These secrets are static: the export never mints, so a mint would be a fault.
+struct NoMinting;
+
+impl MintComponent for NoMinting {
+    fn mint(&self, _: &str, _: &str, _: &str) -> Result<Minted, Error> {
+        Err(Internal::Platform("a static secret was minted").into())
+    }
+}
+
+fn export<S: KeyValue>(
+    store: &S,
+    who: &Principal,
+    keyring: &Keyring,
+    name: &str,
+) -> Result<crate::export::KubernetesSecret, Error> {
+    let source = Source::Component { component: &NoMinting, authorization: "", request_id: "" };
+    crate::export::export(store, who, keyring, name, &source, 0)
 }
 
 fn request(name: &str, password: &str) -> SecretRequest {

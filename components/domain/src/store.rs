@@ -75,6 +75,7 @@ pub fn token_cache_slot(slot: u8) -> Key {
 /// | `P:lock:next`    | counter: the tenant lock's next ticket                         | `increment` only    |
 /// | `P:lock:serving` | the ticket now allowed to write, and tickets to repair (JSON) | lock holder / breaker |
 /// | `P:lock:gone`    | tickets of waiters that gave up, for releases to skip (JSON)   | giving-up waiters   |
+/// | `P:mint:<version>` | the registry credential minted for that version of a minting secret, sealed, and its expiry (JSON) | readers that minted |
 ///
 /// Secret names never appear in keys (a 253-byte name would not fit): secrets are found through the
 /// index. So a tenant spends 1 key per secret plus at most 5 of its own (`gone` only once a waiter
@@ -115,6 +116,12 @@ impl TenantKeys {
 
     pub fn lock_gone(&self) -> Key {
         Key::from_parts(&[&self.prefix, "lock", "gone"])
+    }
+
+    /// The registry credential minted for version `version` of a minting secret, sealed, with its
+    /// expiry (see `mint::cache`). Written by any reader that minted; never by the lock holder.
+    pub fn mint(&self, version: u64) -> Key {
+        Key::from_parts(&[&self.prefix, "mint", &version.to_string()])
     }
 
     /// A claim on checking version `version` in lease window `window` (counter; see `verify::inflight`).

@@ -43,3 +43,29 @@ pub trait Fetcher {
     /// GET `url`, with this `Authorization` header when given. Redirects are not followed here.
     fn get(&self, url: &Url, authorization: Option<&str>) -> Result<Fetched, FetchError>;
 }
+
+/// A request with a method and a body, for the token endpoints minting calls (`mint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub method: &'static str,
+    pub url: Url,
+    /// Names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Outgoing {
+    pub fn post(url: Url, content_type: &str, body: Vec<u8>) -> Outgoing {
+        Outgoing { method: "POST", url, headers: vec![("content-type".into(), content_type.into())], body }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+pub trait Sender {
+    /// Sends `request` and returns the answer (at most [`MAX_RESPONSE_BYTES`] of its body).
+    /// Redirects are not followed.
+    fn send(&self, request: &Outgoing) -> Result<Fetched, FetchError>;
+}

@@ -5,7 +5,7 @@
 //!
 //! | step | calls | why it is safe |
 //! |------|-------|----------------|
-//! | read | `get P:index`; `get P:r:<v>` (again if a modify raced it) | no lock: a reader sees a committed state |
+//! | read | `get P:index`; `get P:r:<v>` (again if a modify raced it); for a minting kind `get P:mint:<v>` and, on a miss, the mint and `set P:mint:<v>` (see `mint::cache`) | no lock: a reader sees a committed state |
 //! | claim | `increment P:check:<v>:<w>`, `increment P:check:<v>:<w+1>`; leftovers: `exists`/`delete` | see [`super::inflight`] |
 //! | check | network only; **no lock is held** (the lock's lease is seconds, a check may take longer) | |
 //! | release | `delete P:check:<v>:<w>`, `delete P:check:<v>:<w+1>` | |
@@ -24,28 +24,33 @@
 use super::outcome::{Checked, LastCheck, Report};
 use super::{inflight, Checker, Repository};
 use crate::clock::{rfc3339, Clock};
-use crate::crypto::{BindingContext, Keyring};
+use crate::crypto::Keyring;
 use crate::dockerconfig::DockerConfig;
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal};
-use crate::index::{IndexEntry, TenantIndex};
+use crate::index::IndexEntry;
+use crate::mint::{self, Source};
 use crate::name::SecretName;
-use crate::secrets::{managed_guard, under_lock, Env, Record};
+use crate::provider::Identity;
+use crate::secrets::{load_entries, managed_guard, open_entry, under_lock, Env};
 use crate::store::{KeyValue, TenantKeys};
 
 /// Checks the stored credentials of `name` against each of their registries; keeps the outcome.
+/// For a secret that mints, the current minted credential is checked (minted through `source`
+/// when none is cached).
 pub fn verify_secret<S: KeyValue, C: Clock>(
     env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
     checker: &Checker,
+    source: &Source,
     name: &str,
     repository: Option<&Repository>,
 ) -> Result<Report, Error> {
     who.require(Need::WriteSecrets)?;
     let name = SecretName::parse(name).map_err(|_| Error::SecretNotFound)?;
     let keys = TenantKeys::new(&who.tenant);
-    let (entry, config) = read_current(env.store, &keys, who, keyring, &name)?;
+    let (entry, config) = read_current(env.store, who, keyring, source, &name, env.clock.now_ms())?;
     let claim = inflight::claim(env.store, &keys, entry.version, env.clock.now_ms(), checker.policy.lease_ms())?;
     let registries = checker.check_all(&config, repository);
     drop(config);
@@ -61,23 +66,29 @@ pub fn verify_secret<S: KeyValue, C: Clock>(
     })
 }
 
-/// The index entry and the decrypted credentials it points to, as of one committed state.
+/// The index entry and the decrypted credentials it points to (minted, for a minting kind), as of
+/// one committed state.
 fn read_current<S: KeyValue>(
     store: &S,
-    keys: &TenantKeys,
     who: &Principal,
     keyring: &Keyring,
+    source: &Source,
     name: &SecretName,
+    now_ms: u64,
 ) -> Result<(IndexEntry, DockerConfig), Error> {
     // A modify commits the index before deleting the record it replaced: read the index again then.
     for _ in 0..3 {
-        let index = TenantIndex::load(store, keys)?;
-        let entry = index.find(name.as_str()).cloned().ok_or(Error::SecretNotFound)?;
+        let entries = load_entries(store, &who.tenant)?;
+        let entry = entries.into_iter().find(|e| e.name == name.as_str()).ok_or(Error::SecretNotFound)?;
         managed_guard(who, &entry, Error::Forbidden)?;
-        let Some(bytes) = store.get(&keys.record(entry.version))? else { continue };
-        let sealed = Record::decode(&bytes)?.sealed;
-        let plain = keyring.open(&BindingContext { tenant: who.tenant.as_str(), name: &entry.name }, &sealed)?;
-        return Ok((entry, DockerConfig::from_stored(&plain)?));
+        let Some(plain) = open_entry(store, keyring, &who.tenant, &entry)? else { continue };
+        if entry.kind.is_static() {
+            return Ok((entry, DockerConfig::from_stored(&plain)?));
+        }
+        let identity = Identity::from_document(&plain)?;
+        let minted = mint::current(store, keyring, &who.tenant, &entry, &identity, source, now_ms)?;
+        let config = minted.to_docker_config()?;
+        return Ok((entry, config));
     }
     Err(Internal::Platform("secret changed under three consecutive reads").into())
 }

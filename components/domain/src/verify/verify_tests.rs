@@ -75,10 +75,21 @@ fn registry<'a>(during: impl Fn() + 'a) -> Registry<'a> {
     Registry { during: Box::new(during), calls: Cell::new(0) }
 }
 
+/// The providers, for secrets that mint: these tests store static secrets only.
+struct NoProviders;
+
+impl fetch::Sender for NoProviders {
+    fn send(&self, _: &fetch::Outgoing) -> Result<Fetched, FetchError> {
+        panic!("a static secret's verification called a provider")
+    }
+}
+
 fn verify(store: &MemoryStore, fetcher: &dyn Fetcher, who: &Principal, name: &str) -> Result<Report, Error> {
     let policy = CheckPolicy::default();
     let checker = Checker { fetcher, clock: &SystemClock, policy: &policy };
-    run::verify_secret(&env(store), who, &keyring(), &checker, name, None)
+    let endpoints = crate::mint::ProviderEndpoints::default();
+    let providers = crate::mint::Providers { sender: &NoProviders, clock: &SystemClock, endpoints: &endpoints };
+    run::verify_secret(&env(store), who, &keyring(), &checker, &crate::mint::Source::Providers(&providers), name, None)
 }
 
 fn admin() -> Principal {
