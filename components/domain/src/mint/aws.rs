@@ -6,21 +6,27 @@ use base64::Engine as _;
 use url::Url;
 
 use super::sigv4::{amz_date, Signer};
-use super::{code_shown, failed, form, Minted, Providers};
+use super::{code_shown, failed, form, AwsEndpoint, Minted, Providers};
 use crate::error::Error;
 use crate::provider::AwsIdentity;
 use crate::verify::fetch::{Fetched, Outgoing};
 
 const PROVIDER: &str = "AWS";
+/// How long ECR's authorization tokens last, as documented.
+pub const TOKEN_LIFE_MS: u64 = 12 * 3600 * 1000;
 pub const ECR_TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
 
-/// The endpoint of `service` (`api.ecr`, `sts`) in `region`: the operator's `aws_endpoint_url` for
-/// every service when set, else AWS's regional endpoint.
+/// The endpoint of `service` (`api.ecr`, `sts`) in `region`: the operator's fixed `aws_endpoint_url`
+/// for every service, else the regional endpoint under its domain (China's regions under
+/// `amazonaws.com.cn` while the domain is the default).
 pub fn endpoint(providers: &Providers, service: &str, region: &str) -> Url {
-    if let Some(url) = &providers.endpoints.aws_endpoint_url {
-        return url.clone();
-    }
-    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    let suffix = match &providers.endpoints.aws {
+        AwsEndpoint::Fixed(url) => return url.clone(),
+        AwsEndpoint::Regional { suffix } if suffix == "amazonaws.com" && region.starts_with("cn-") => {
+            "amazonaws.com.cn"
+        }
+        AwsEndpoint::Regional { suffix } => suffix.as_str(),
+    };
     Url::parse(&format!("https://{service}.{region}.{suffix}/")).expect("regions are validated")
 }
 
@@ -174,7 +180,10 @@ pub fn mint(providers: &Providers, aws: &AwsIdentity) -> Result<Minted, Error> {
     let request = signed_post(providers, &keys, &aws.region, "ecr", url, headers, body);
     let answer = providers.send(PROVIDER, &request)?;
     if answer.status != 200 {
-        return Err(refusal(&answer, json_error_code(&answer).as_deref(), "ecr:GetAuthorizationToken")
+        // AWS answers JSON here; IAM's refusals (and emulators) may come as the query protocol's XML.
+        let code = json_error_code(&answer)
+            .or_else(|| xml_text(&String::from_utf8_lossy(&answer.body), "Code").map(str::to_owned));
+        return Err(refusal(&answer, code.as_deref(), "ecr:GetAuthorizationToken")
             .unwrap_or_else(|| failed(PROVIDER, answer.status)));
     }
     read_token(providers, &answer)
@@ -204,8 +213,10 @@ fn read_token(providers: &Providers, answer: &Fetched) -> Result<Minted, Error> 
         expires_at = expires_at.min((expires * 1000.0) as u64);
     }
     let now = providers.clock.now_ms();
-    if expires_at <= now {
-        return Err(broken());
+    // An expiry that is not ahead (a skewed clock, or an emulator's fixed date) is not trusted:
+    // ECR documents 12 hours, and the cache takes no more than that.
+    if expires_at <= now || expires_at > now + TOKEN_LIFE_MS {
+        expires_at = now + TOKEN_LIFE_MS;
     }
     registries.sort();
     registries.dedup();

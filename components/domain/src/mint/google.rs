@@ -2,10 +2,10 @@
 //! signed RS256 with the key, `iss` the service account, `aud` the token endpoint, one hour long;
 //! the access token is the password of `oauth2accesstoken`.
 //!
-//! The token endpoint is the operator's `google_token_url` when set (trusted as given). Otherwise
-//! it is the key's `token_uri` (user-supplied): used only over https and under the verification's
-//! SSRF rules (`verify::target::admit`), so a key naming `http://169.254.169.254/…` is refused and
-//! nothing is sent.
+//! The token endpoint is `<google_token_url>/token` when the operator set that variable (trusted as
+//! given). At its default it is the key's `token_uri` (user-supplied): used only over https and under
+//! the verification's SSRF rules (`verify::target::admit`), so a key naming
+//! `http://169.254.169.254/…` is refused and nothing is sent.
 
 use jwt_simple::prelude::*;
 use url::Url;

@@ -110,7 +110,7 @@ fn fake_aws(keys: &[(&str, &str)], allowed: &[&str]) -> impl Fn(&Outgoing) -> Re
             200,
             json!({"authorizationData": [{
                 "authorizationToken": token,
-                "expiresAt": (NOW / 1000 + 12 * 3600) as f64 + 0.5,
+                "expiresAt": (NOW / 1000 + 12 * 3600) as f64 - 0.5,
                 "proxyEndpoint": "https://123456789012.dkr.ecr.eu-central-1.amazonaws.com",
             }]}),
         )
@@ -130,7 +130,7 @@ fn ecr_mints_a_signed_get_authorization_token() {
     assert_eq!(minted.username, "AWS");
     assert_eq!(minted.password, ECR_PASSWORD);
     assert_eq!(minted.registries, ["123456789012.dkr.ecr.eu-central-1.amazonaws.com"]);
-    assert_eq!(minted.expires_at, NOW + 12 * 3600 * 1000 + 500);
+    assert_eq!(minted.expires_at, NOW + 12 * 3600 * 1000 - 500);
     assert!(minted.fresh_until < minted.expires_at && minted.fresh_until > NOW);
     let sent = aws.sent.borrow();
     assert_eq!(sent.len(), 1);
@@ -268,8 +268,7 @@ fn the_operators_google_token_url_wins_over_the_keys_and_a_private_token_uri_is_
     let key = RS256KeyPair::generate(2048).unwrap();
     let clock = At(Cell::new(NOW));
     let google = script(fake_google(key.public_key(), "http://127.0.0.1:4000/token"));
-    let endpoints =
-        ProviderEndpoints::parse("", "http://127.0.0.1:4000/token", "", PlainHttpRegistries::default()).unwrap();
+    let endpoints = ProviderEndpoints::parse("", "http://127.0.0.1:4000", "", PlainHttpRegistries::default()).unwrap();
     let identity = google_identity(&key, "https://oauth2.googleapis.com/token");
     assert_eq!(providers(&google, &clock, &endpoints).mint(&identity).unwrap().password, "ya29.minted");
 
@@ -422,4 +421,81 @@ fn a_cached_value_moved_to_another_key_or_tampered_is_not_served() {
     value["version"] = json!(8);
     store.set(&keys.mint(8), value.to_string().as_bytes()).unwrap();
     assert_eq!(cache::read(&store, &keyring(), &tenant, &entry(8), NOW).unwrap(), None);
+}
+
+#[test]
+fn the_endpoint_variables_are_origins_with_the_providers_defaults() {
+    let default = ProviderEndpoints::default();
+    let spelled = ProviderEndpoints::parse(
+        ProviderEndpoints::AWS_DEFAULT,
+        ProviderEndpoints::GOOGLE_DEFAULT,
+        ProviderEndpoints::AZURE_AUTHORITY,
+        PlainHttpRegistries::default(),
+    )
+    .unwrap();
+    assert_eq!(default, spelled, "the spin.toml defaults mean the providers' own endpoints");
+    assert_eq!(default.aws, AwsEndpoint::Regional { suffix: "amazonaws.com".into() });
+    assert_eq!(default.google_token_url, None);
+    let sovereign = ProviderEndpoints::parse(
+        "https://*.amazonaws.com.cn",
+        "",
+        "https://login.chinacloudapi.cn",
+        PlainHttpRegistries::default(),
+    )
+    .unwrap();
+    assert_eq!(sovereign.aws, AwsEndpoint::Regional { suffix: "amazonaws.com.cn".into() });
+    let local = ProviderEndpoints::parse(
+        "http://127.0.0.1:5000",
+        "http://127.0.0.1:4000",
+        "http://127.0.0.1:4001",
+        PlainHttpRegistries::default(),
+    )
+    .unwrap();
+    assert_eq!(local.aws, AwsEndpoint::Fixed(Url::parse("http://127.0.0.1:5000/").unwrap()));
+    assert_eq!(local.google_token_url.unwrap().as_str(), "http://127.0.0.1:4000/token");
+    assert!(matches!(
+        ProviderEndpoints::parse("ftp://x", "", "", PlainHttpRegistries::default()),
+        Err(Error::Internal(crate::error::Internal::Config("aws_endpoint_url")))
+    ));
+
+    let clock = At(Cell::new(NOW));
+    let nothing = script(|_: &Outgoing| Err(FetchError::Unreachable));
+    let providers = providers(&nothing, &clock, &sovereign);
+    assert_eq!(
+        aws::endpoint(&providers, "api.ecr", "cn-north-1").as_str(),
+        "https://api.ecr.cn-north-1.amazonaws.com.cn/"
+    );
+    let providers = Providers { endpoints: &default, ..providers };
+    assert_eq!(aws::endpoint(&providers, "sts", "cn-north-1").as_str(), "https://sts.cn-north-1.amazonaws.com.cn/");
+}
+
+#[test]
+fn iam_refusals_in_the_query_protocols_xml_are_read_too_and_a_past_expiry_is_not_trusted() {
+    let clock = At(Cell::new(NOW));
+    let endpoints = ProviderEndpoints::default();
+    let xml = |code: &str| {
+        let body = format!(
+            "<ErrorResponse><Errors><Error><Code>{code}</Code><Message>m</Message></Error></Errors></ErrorResponse>"
+        );
+        Ok(Fetched { status: 403, headers: vec![], body: body.into_bytes() })
+    };
+    for (code, says) in [
+        ("InvalidClientTokenId", "does not know the access key"),
+        ("SignatureDoesNotMatch", "does not belong"),
+        ("AccessDenied", "grant it"),
+    ] {
+        let aws = script(move |_: &Outgoing| xml(code));
+        let error = providers(&aws, &clock, &endpoints).mint(&aws_identity()).unwrap_err();
+        assert!(error.message().contains(says), "{code}: {}", error.message());
+    }
+    // An emulator's fixed expiry in the past: ECR's documented 12 hours instead.
+    let token = base64::engine::general_purpose::STANDARD.encode("AWS:pw");
+    let aws = script(move |_: &Outgoing| {
+        json_answer(
+            200,
+            json!({"authorizationData": [{"authorizationToken": token, "expiresAt": 1420070400.0, "proxyEndpoint": "https://123456789012.dkr.ecr.us-east-1.amazonaws.com"}]}),
+        )
+    });
+    let minted = providers(&aws, &clock, &endpoints).mint(&aws_identity()).unwrap();
+    assert_eq!(minted.expires_at, NOW + aws::TOKEN_LIFE_MS);
 }

@@ -92,48 +92,76 @@ impl Minted {
     }
 }
 
+/// Where AWS is: its regional endpoints under a domain, or one endpoint for every call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsEndpoint {
+    /// `https://<service>.<region>.<suffix>/` (`https://*.amazonaws.com`, `https://*.amazonaws.com.cn`).
+    Regional { suffix: String },
+    /// Every AWS call goes here (moto, LocalStack, a VPC endpoint).
+    Fixed(Url),
+}
+
 /// Where the providers are: the operator's Spin variables `aws_endpoint_url`, `google_token_url`,
 /// `azure_authority_url` (trusted as given, plain http and loopback included), and the plain-http
 /// registries (`verify_insecure_registries`) for Azure's exchange.
+///
+/// Each variable is an origin, `scheme://host[:port]` without a path, because the `verify`
+/// component's `allowed_outbound_hosts` takes it through Spin's templating, and Spin refuses an
+/// allowed host with a path (and, in Spin 4.0.2, an empty one: so every variable has a default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderEndpoints {
-    /// Empty: AWS's regional endpoints (`https://api.ecr.<region>.amazonaws.com`, `https://sts.<region>.amazonaws.com`).
-    pub aws_endpoint_url: Option<Url>,
-    /// Empty: the service account key's `token_uri`, over https and under the verification's SSRF rules.
+    pub aws: AwsEndpoint,
+    /// `None` (the variable at its default): the service account key's `token_uri`, over https and
+    /// under the verification's SSRF rules (Google's key files name `https://oauth2.googleapis.com/token`).
+    /// Set: `<google_token_url>/token`, whatever the key says.
     pub google_token_url: Option<Url>,
     pub azure_authority_url: Url,
     pub plain_http: PlainHttpRegistries,
 }
 
 impl ProviderEndpoints {
-    pub const AZURE_AUTHORITY: &'static str = "https://login.microsoftonline.com";
+    pub const AWS_DEFAULT: &'static str = "https://*.amazonaws.com";
+    pub const GOOGLE_DEFAULT: &'static str = "https://oauth2.googleapis.com";
     pub const GOOGLE_TOKEN_URL: &'static str = "https://oauth2.googleapis.com/token";
+    pub const AZURE_AUTHORITY: &'static str = "https://login.microsoftonline.com";
 
-    /// From the variables' values; an empty value means the default. A value that is not a URL
-    /// is a configuration fault naming the variable.
+    /// From the variables' values; an empty value means the default. A value that is not an
+    /// http(s) URL is a configuration fault naming the variable.
     pub fn parse(
         aws: &str,
         google: &str,
         azure: &str,
         plain_http: PlainHttpRegistries,
     ) -> Result<ProviderEndpoints, Error> {
-        let url = |value: &str, variable: &'static str| -> Result<Option<Url>, Error> {
-            let value = value.trim();
-            if value.is_empty() {
-                return Ok(None);
-            }
-            match Url::parse(value) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(Some(url)),
+        let url = |value: &str, variable: &'static str| -> Result<Url, Error> {
+            match Url::parse(value.trim()) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
                 _ => Err(crate::error::Internal::Config(variable).into()),
             }
         };
-        Ok(ProviderEndpoints {
-            aws_endpoint_url: url(aws, "aws_endpoint_url")?,
-            google_token_url: url(google, "google_token_url")?,
-            azure_authority_url: url(azure, "azure_authority_url")?
-                .unwrap_or_else(|| Url::parse(Self::AZURE_AUTHORITY).expect("a valid constant")),
-            plain_http,
-        })
+        let aws = aws.trim().trim_end_matches('/');
+        let aws = match aws.strip_prefix("https://*.") {
+            _ if aws.is_empty() => AwsEndpoint::Regional { suffix: "amazonaws.com".into() },
+            Some(suffix) if !suffix.is_empty() && !suffix.contains(['/', ':', '*']) => {
+                AwsEndpoint::Regional { suffix: suffix.to_ascii_lowercase() }
+            }
+            _ => AwsEndpoint::Fixed(url(aws, "aws_endpoint_url")?),
+        };
+        let google = google.trim().trim_end_matches('/');
+        let google_token_url = if google.is_empty() || google == Self::GOOGLE_DEFAULT {
+            None
+        } else {
+            let base = url(google, "google_token_url")?;
+            let token = if base.path() == "/" { base.join("/token").expect("a path joins") } else { base };
+            Some(token)
+        };
+        let azure = azure.trim();
+        let azure_authority_url = if azure.is_empty() {
+            Url::parse(Self::AZURE_AUTHORITY).expect("valid")
+        } else {
+            url(azure, "azure_authority_url")?
+        };
+        Ok(ProviderEndpoints { aws, google_token_url, azure_authority_url, plain_http })
     }
 }
 
