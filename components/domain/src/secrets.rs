@@ -9,8 +9,8 @@
 //! | operation | calls in order | writes |
 //! |-----------|----------------|--------|
 //! | create | `get P:index`, `get P:limit` (a refusal stops here, having written nothing); lock acquire; `get P:index`; [repair]; `get P:limit`; `set P:r:<t>`; `get P:lock:serving`; `set P:index`; lock release | 4 |
-//! | modify | `get P:index` (a refusal stops here); lock acquire; `get P:index`; [repair]; `set P:r:<t>`; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; lock release | 5 |
-//! | delete | `get P:index` (a refusal stops here); lock acquire; `get P:index`; [repair]; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; lock release | 4 |
+//! | modify | `get P:index` (a refusal stops here); lock acquire; `get P:index`; [repair]; `set P:r:<t>`; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; [`delete P:mint:<old>` for a minting kind]; lock release | 5 (6) |
+//! | delete | `get P:index` (a refusal stops here); lock acquire; `get P:index`; [repair]; `get P:lock:serving`; `set P:index`; `delete P:r:<old>`; [`delete P:mint:<old>` for a minting kind]; lock release | 4 (5) |
 //! | list, get | `get P:index` | 0 |
 //! | export | `get P:index`; `get P:r:<v>` (again if a modify raced it) | 0 |
 //!
@@ -237,8 +237,19 @@ pub fn modify<S: KeyValue, C: Clock>(
         held.confirm(env.store, &keys)?;
         index.save(env.store, &keys)?;
         env.store.delete(&keys.record(old.version))?;
+        forget_minted(env.store, &keys, &old)?;
         Ok(Written { name: name.clone(), version: held.ticket })
     })
+}
+
+/// A replaced or deleted secret that minted leaves its cached credential (`P:mint:<version>`,
+/// see `mint::cache`): removed after the commit, as its record is. A reader that minted for the old
+/// version and writes after this leaves one expired value behind (documented there).
+fn forget_minted<S: KeyValue>(store: &S, keys: &TenantKeys, old: &IndexEntry) -> Result<(), Error> {
+    if !old.kind.is_static() {
+        store.delete(&keys.mint(old.version))?;
+    }
+    Ok(())
 }
 
 pub fn delete<S: KeyValue, C: Clock>(
@@ -259,6 +270,7 @@ pub fn delete<S: KeyValue, C: Clock>(
         held.confirm(env.store, &keys)?;
         index.save(env.store, &keys)?;
         env.store.delete(&keys.record(old.version))?;
+        forget_minted(env.store, &keys, &old)?;
         Ok(name.clone())
     })
 }

@@ -5,6 +5,7 @@ mod build;
 mod client;
 pub mod hello;
 pub mod invariants;
+pub mod minting;
 pub mod nodes;
 pub mod registry;
 pub mod tokens;

@@ -499,3 +499,42 @@ fn iam_refusals_in_the_query_protocols_xml_are_read_too_and_a_past_expiry_is_not
     let minted = providers(&aws, &clock, &endpoints).mint(&aws_identity()).unwrap();
     assert_eq!(minted.expires_at, NOW + aws::TOKEN_LIFE_MS);
 }
+
+#[test]
+fn a_modify_or_delete_removes_the_replaced_versions_cached_credential() {
+    use crate::identity::{Principal, Scope, Scopes};
+    use crate::secrets::{self, Env};
+    let store = MemoryStore::new();
+    let clock = At(Cell::new(NOW));
+    let env = Env { store: &store, clock: &clock, lock: crate::lock::LockPolicy::default() };
+    let who = Principal {
+        tenant: TenantId::parse("acme").unwrap(),
+        scopes: Scopes::empty().with(Scope::Admin),
+        subject: None,
+        client: None,
+    };
+    let body = || {
+        SecretRequest::from_json(
+            json!({"name": "ecr", "aws": {"accessKeyId": KEY_ID, "secretAccessKey": SECRET, "region": "eu-central-1"}}),
+            true,
+        )
+        .unwrap()
+    };
+    let aws = script(fake_aws(&[(KEY_ID, SECRET)], &[KEY_ID]));
+    let endpoints = ProviderEndpoints::default();
+    let providers = providers(&aws, &clock, &endpoints);
+    let mint_current = || {
+        let entry = secrets::load_entries(&store, &who.tenant).unwrap().into_iter().next().unwrap();
+        current(&store, &keyring(), &who.tenant, &entry, &aws_identity(), &Source::Providers(&providers), NOW).unwrap();
+        entry.version
+    };
+    let keys = crate::store::TenantKeys::new(&who.tenant);
+    secrets::create(&env, &who, &keyring(), body()).unwrap();
+    let first = mint_current();
+    assert!(store.get(&keys.mint(first)).unwrap().is_some());
+    secrets::modify(&env, &who, &keyring(), "ecr", body(), None).unwrap();
+    assert!(store.get(&keys.mint(first)).unwrap().is_none(), "the replaced version's credential is gone");
+    let second = mint_current();
+    secrets::delete(&env, &who, "ecr", None).unwrap();
+    assert!(store.get(&keys.mint(second)).unwrap().is_none());
+}

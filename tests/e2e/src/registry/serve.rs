@@ -18,6 +18,8 @@ pub struct Request {
     /// Path and query, as sent.
     pub target: String,
     pub headers: Vec<(String, String)>,
+    /// As many bytes as `Content-Length` says (none without it).
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -27,6 +29,15 @@ impl Request {
 
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The body's `application/x-www-form-urlencoded` fields, decoded.
+    pub fn form(&self) -> std::collections::BTreeMap<String, String> {
+        String::from_utf8_lossy(&self.body)
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+            .collect()
     }
 
     /// Every value of a query parameter, percent-decoded.
@@ -189,7 +200,15 @@ fn exchange(stream: &mut (impl Read + Write), handler: &Handler) -> std::io::Res
                 headers.push((k.trim().to_string(), v.trim().to_string()));
             }
         }
-        Request { method, target, headers }
+        let length = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(1 << 20);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        Request { method, target, headers, body }
     };
     let reply = handler(&request);
     let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
