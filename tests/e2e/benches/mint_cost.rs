@@ -38,6 +38,11 @@ fn main() {
     let bearer = format!("Bearer {token}");
     let n = rounds();
 
+    // One secret per sample: raise the tenant's quota (default 50) first.
+    let operator = app.token("bench-mint", &["regsecrets.operator"]);
+    let quota =
+        app.call("PUT", "/v2/operator/tenants/bench-mint/quota").bearer(&operator).json(&json!({"limit": 1000})).send();
+    assert_eq!(quota.status, 200, "{}", quota.body);
     assert_eq!(app.create(&token, &structured("static", "ghcr.io", "bot", "pw")).status, 201);
     // One minting secret per cache miss: a fresh secret has nothing cached.
     for i in 0..=n {
