@@ -191,6 +191,22 @@ fn is_call(actor: &super::sim::Actor, op: &str, key_starts: &str) -> bool {
     matches!(&actor.step, Step::Call(o, k) if *o == op && k.starts_with(key_starts))
 }
 
+/// A fault plan for [`Run::drive`]: holds actor `who` for `ms` the first time its next step
+/// satisfies `at`.
+fn hold_once(
+    who: usize,
+    at: impl Fn(&super::sim::Actor) -> bool,
+    ms: u64,
+) -> impl FnMut(&Sim, usize, &super::sim::Actor) {
+    let mut held = false;
+    move |sim, id, actor| {
+        if id == who && !held && at(actor) {
+            held = true;
+            sim.hold(id, sim.now() + ms);
+        }
+    }
+}
+
 fn outcome_of<'a>(outcomes: &'a [Answered], name: &str) -> &'a Option<Result<u64, Error>> {
     &outcomes.iter().find(|(_, n, _)| n == name).unwrap().2
 }
@@ -206,13 +222,7 @@ fn gap_create_a_writer_paused_before_its_view_loses_nothing() {
     let mut run = seeded(&[]);
     let a = run.op(Kind::Create, "x");
     run.op(Kind::Create, "y");
-    let mut held = false;
-    run.drive(10_000, |sim, id, actor| {
-        if id == a && !held && is_call(actor, "set", "v:") {
-            held = true;
-            sim.hold(id, sim.now() + LEASE * 16 / 10);
-        }
-    });
+    run.drive(10_000, hold_once(a, |actor| is_call(actor, "set", "v:"), LEASE * 16 / 10));
     let (sim, outcomes) = run.finish();
     assert!(outcome_of(&outcomes, "x").as_ref().unwrap().is_ok(), "{outcomes:?}");
     assert!(outcome_of(&outcomes, "y").as_ref().unwrap().is_ok(), "{outcomes:?}");
@@ -225,13 +235,7 @@ fn gap_modify_two_modifies_both_apply_in_slot_order() {
     let mut run = seeded(&["x"]);
     let a = run.op(Kind::Modify, "x");
     run.op(Kind::Modify, "x");
-    let mut held = false;
-    run.drive(10_000, |sim, id, actor| {
-        if id == a && !held && is_call(actor, "set", "v:") {
-            held = true;
-            sim.hold(id, sim.now() + LEASE * 16 / 10);
-        }
-    });
+    run.drive(10_000, hold_once(a, |actor| is_call(actor, "set", "v:"), LEASE * 16 / 10));
     let (sim, outcomes) = run.finish();
     let slots: Vec<u64> = outcomes.iter().map(|(_, _, o)| *o.as_ref().unwrap().as_ref().unwrap()).collect();
     let env = Env { store: &sim.store, clock: &crate::clock::SystemClock, policy: policy() };
@@ -279,15 +283,12 @@ fn racing_takeovers_of_a_dead_slot_decide_once_and_every_live_writer_succeeds() 
     let dead = run.op(Kind::Create, "dead");
     let b = run.op(Kind::Create, "b");
     run.op(Kind::Create, "c");
-    let mut held = false;
+    let mut hold_b = hold_once(b, |actor| is_call(actor, "set", "s:") && actor.calls > 8, LEASE * 6 / 10);
     run.drive(20_000, |sim, id, actor| {
         if id == dead && actor.calls >= 3 {
             sim.kill(id); // after the view read and its slot: before its record
         }
-        if id == b && !held && is_call(actor, "set", "s:") && actor.calls > 8 {
-            held = true;
-            sim.hold(id, sim.now() + LEASE * 6 / 10);
-        }
+        hold_b(sim, id, actor);
     });
     let (sim, outcomes) = run.finish();
     assert!(outcome_of(&outcomes, "dead").is_none());
@@ -323,15 +324,10 @@ fn chain_a_writer_that_took_over_and_then_paused_loses_nothing() {
 fn a_writer_paused_after_its_intent_is_applied_by_others_and_says_so() {
     let mut run = seeded(&[]);
     let a = run.op(Kind::Create, "a");
-    let others: Vec<usize> = (0..20).map(|i| run.op(Kind::Create, &format!("o-{i:02}"))).collect();
-    let _ = others;
-    let mut held = false;
-    run.drive(200_000, |sim, id, actor| {
-        if id == a && !held && is_call(actor, "get", "s:") {
-            held = true;
-            sim.hold(id, sim.now() + LEASE * 30);
-        }
-    });
+    for i in 0..20 {
+        run.op(Kind::Create, &format!("o-{i:02}"));
+    }
+    run.drive(200_000, hold_once(a, |actor| is_call(actor, "get", "s:"), LEASE * 30));
     let (sim, outcomes) = run.finish();
     assert!(matches!(outcome_of(&outcomes, "a"), Some(Ok(_))), "{outcomes:?}");
     check(&sim, &outcomes, &[]);
@@ -345,13 +341,7 @@ fn a_writer_whose_empty_slot_was_voided_answers_503_and_leaves_nothing() {
     let mut run = seeded(&[]);
     let a = run.op(Kind::Create, "a");
     run.op(Kind::Create, "b");
-    let mut held = false;
-    run.drive(50_000, |sim, id, actor| {
-        if id == a && !held && is_call(actor, "set", "r:") {
-            held = true;
-            sim.hold(id, sim.now() + LEASE * 3);
-        }
-    });
+    run.drive(50_000, hold_once(a, |actor| is_call(actor, "set", "r:"), LEASE * 3));
     let (sim, outcomes) = run.finish();
     assert!(matches!(outcome_of(&outcomes, "a"), Some(Err(Error::TenantBusy { .. }))), "{outcomes:?}");
     check(&sim, &outcomes, &[]);
