@@ -293,7 +293,7 @@ pub fn write<S: KeyValue, C: Clock>(
     let mut decided = slot::propose_own(store, keys, k, op)?;
     let contended = decided.is_none();
     let mut own_ballots = Vec::new();
-    let Some(previous) = previous_view(env, keys, k, current.view, started)? else {
+    let Some(previous) = previous_view(env, keys, k, current, started)? else {
         return answer_from_views(env, keys, k, record.is_some(), started);
     };
     while decided.is_none() {
@@ -368,18 +368,21 @@ fn apply_slot<S: KeyValue>(
 }
 
 /// `v(k-1)`, waiting for the slots before `k` and taking over the stalled ones. `None`: slot `k`
-/// was applied by others meanwhile (this writer was away for longer than a lease).
+/// was applied by others meanwhile (this writer was away for longer than a lease). A writer that
+/// started from an unvalidated view has already watched the log stall for a lease
+/// (`read_for_write`): it looks for stalled slots at once.
 fn previous_view<S: KeyValue, C: Clock>(
     env: &Env<S, C>,
     keys: &TenantKeys,
     k: u64,
-    current: View,
+    current: Current,
     started: u64,
 ) -> Result<Option<View>, Error> {
     let store = env.store;
     let target = k - 1;
-    let mut floor = current;
-    let mut since = env.clock.monotonic_ms();
+    let mut floor = current.view;
+    let lease = env.policy.lease.as_millis() as u64;
+    let mut since = env.clock.monotonic_ms().saturating_sub(if current.validated { 0 } else { lease });
     let mut recovering = false;
     let mut backoff = Backoff::new();
     loop {
