@@ -317,10 +317,8 @@ pub fn write<S: KeyValue, C: Clock>(
         return answer_from_views(env, keys, k, record.is_some(), started);
     }
     let value = decided.expect("decided above");
-    let (view, outcome) = apply_slot(store, keys, k, &previous, &value, contended, &own_ballots)?;
-    if env.clock.monotonic_ms().saturating_sub(fenced) > LATE_MS {
-        drop_if_late(store, keys, k)?;
-    }
+    let applying = Applying { k, previous: &previous, value: &value, contended, own_ballots: &own_ballots, fenced };
+    let (view, outcome) = apply_slot(env, keys, applying)?;
     outcome.map(|()| Committed { slot: k, view }).map_err(Refusal::into_error)
 }
 
@@ -338,17 +336,26 @@ fn drop_if_late<S: KeyValue>(store: &S, keys: &TenantKeys, k: u64) -> Result<(),
     Ok(())
 }
 
+/// A slot about to be applied: the true `v(k-1)`, its decided value, whether a takeover ran (its
+/// registers to clear), the ballots this writer ran, and when its fence passed.
+struct Applying<'a> {
+    k: u64,
+    previous: &'a View,
+    value: &'a Proposal,
+    contended: bool,
+    own_ballots: &'a [u64],
+    fenced: u64,
+}
+
 /// Writes `v(k)` from the true `v(k-1)` and slot `k`'s decided value, then cleans up. The caller
 /// has passed the fence for `k`.
-fn apply_slot<S: KeyValue>(
-    store: &S,
+fn apply_slot<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
     keys: &TenantKeys,
-    k: u64,
-    previous: &View,
-    value: &Proposal,
-    contended: bool,
-    own_ballots: &[u64],
+    applying: Applying,
 ) -> Result<(View, Result<(), Refusal>), Error> {
+    let Applying { k, previous, value, contended, own_ballots, fenced } = applying;
+    let store = env.store;
     let applied = apply(previous, k, value.op())?;
     // Before the view, so that a writer that dies here leaves this to whoever applies `k` next.
     if k > WINDOW {
@@ -363,6 +370,9 @@ fn apply_slot<S: KeyValue>(
     // Slot `k-1`'s intent, in case its applier died before clearing it (it is applied: `previous`).
     if k > 1 {
         store.delete(&keys.block(k - 1, 0))?;
+    }
+    if env.clock.monotonic_ms().saturating_sub(fenced) > LATE_MS {
+        drop_if_late(store, keys, k)?;
     }
     Ok((applied.view, applied.outcome))
 }
@@ -474,10 +484,8 @@ fn take_over<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys, previous
         return Ok(TakeOver::Moved);
     }
     let fenced = env.clock.monotonic_ms();
-    let (view, _) = apply_slot(store, keys, m, previous, &value, true, &[ballot])?;
-    if env.clock.monotonic_ms().saturating_sub(fenced) > LATE_MS {
-        drop_if_late(store, keys, m)?;
-    }
+    let applying = Applying { k: m, previous, value: &value, contended: true, own_ballots: &[ballot], fenced };
+    let (view, _) = apply_slot(env, keys, applying)?;
     Ok(TakeOver::Applied(view))
 }
 
