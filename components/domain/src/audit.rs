@@ -14,7 +14,7 @@
 //! Outcomes: `success` for 2xx; `refused` for every 4xx (the caller was turned away: no or bad
 //! token 401, missing scope or full quota 403, unknown secret 404, taken name 409, stale
 //! `If-Match` 412, bad body 400/413/415, rejected credentials 422); `failed` for 5xx (the
-//! service could not do it: store, configuration, a busy tenant lock).
+//! service could not do it: store, configuration, a busy tenant log).
 //!
 //! Each line fits in [`MAX_LINE_BYTES`] so that the Spin bridge can hand it to the host in one
 //! `blocking-write-and-flush` call (whose limit is 4096 bytes), which is what keeps concurrent

@@ -37,7 +37,7 @@ fn testhost_binary() -> PathBuf {
 }
 
 /// A second node: the app in its own `testhost serve` process, on the given Redis, trusting
-/// `tokens`, with the lock lease `lease_ms`, in a process group of its own (so that a freeze stops
+/// `tokens`, with the log's lease `lease_ms`, in a process group of its own (so that a freeze stops
 /// every thread and child of it at once, as a VM freeze does). Killed (SIGKILL) when dropped.
 pub struct ChildNode {
     child: Child,

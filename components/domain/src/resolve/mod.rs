@@ -3,8 +3,8 @@
 //! ([`keyring`]), so a kubelet credential provider or a Docker credential helper can ask at the
 //! moment of the pull instead of a copied pull secret.
 //!
-//! Store calls: `get P:index`, then `get P:r:<version>` of each secret that can cover the image or
-//! registry by its metadata (the hosts of its keys, in the index: a secret of other registries is
+//! Store calls: the tenant's view (`get P:seq`, `get P:v:<S>`), then `get P:r:<record>` of each secret that can cover the image or
+//! registry by its metadata (the hosts of its keys, in the view: a secret of other registries is
 //! never decrypted), or of every secret for `all=true` (through [`load_entries`] and
 //! [`open_entry`]); a secret replaced between the two reads is read again (at most three rounds),
 //! so an answer never mixes a secret's old and new credentials.

@@ -7,7 +7,7 @@
 //! |------|-------|----------------|
 //! | read | the tenant's view (`get P:seq`, `get P:v:<S>`); `get P:r:<record>` (again if a modify raced it) | a read of the log: linearizable |
 //! | claim | `increment P:check:<v>:<w>`, `increment P:check:<v>:<w+1>`; leftovers: `exists`/`delete` | see [`super::inflight`] |
-//! | check | network only; **no lock is held** (the lock's lease is seconds, a check may take longer) | |
+//! | check | network only; nothing of the log is held (a write's slot would stall the tenant: a check may take longer than a lease) | |
 //! | release | `delete P:check:<v>:<w>`, `delete P:check:<v>:<w+1>` | |
 //! | record | a write through the log (`Op::Check`), applied only if the secret still has version v | as every write, see `log` |
 //!
