@@ -12,7 +12,10 @@
 //! - `P:r:<k>`: the sealed credentials written by slot `k` (create, modify, re-seal).
 //!
 //! ## A write of operation `op` ([`write`])
-//! 1. Read the current view ([`read`]) and refuse at once what it refuses (nothing is written).
+//! 1. Read the current view ([`read_for_write`]) and refuse at once what it refuses (nothing is
+//!    written). While `W` or more writes are in flight the window holds no view: a log that moves
+//!    means a queue too long to join (503 `TenantBusy`, nothing written); one that stalls for a
+//!    lease means dead writers, and the writer goes ahead from the newest view to recover them.
 //! 2. `k = increment P:seq`: the slot is ours alone.
 //! 3. `set P:r:<k>` (if `op` carries credentials), then `set P:s:<k>:0` (the intent) and read the
 //!    slot's ballot counter: the slot decides `op` unless a takeover is under way (`slot.rs`).
