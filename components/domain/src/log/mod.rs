@@ -11,7 +11,7 @@
 //!   decided value (`op::apply`). Views are kept for the last [`WINDOW`] slots.
 //! - `P:r:<k>`: the sealed credentials written by slot `k` (create, modify, re-seal).
 //!
-//! ## A write of operation `op` ([`write`])
+//! ## A write of operation `op` ([`write()`])
 //! 1. Read the current view ([`read_for_write`]) and refuse at once what it refuses (nothing is
 //!    written). While `W` or more writes are in flight the window holds no view: a log that moves
 //!    means a queue too long to join (503 `TenantBusy`, nothing written); one that stalls for a
