@@ -182,11 +182,10 @@ fn read_once<S: KeyValue>(store: &S, keys: &TenantKeys) -> Result<Option<Current
     for j in (head.saturating_sub(WINDOW - 1)..=head).rev() {
         if let Some(view) = read_view(store, keys, j)? {
             if j == head {
-                return Ok(Some(Current { view, head, validated: true }));
+                return Ok(Some(Current { view, validated: true }));
             }
-            let again = seq(store, keys)?;
-            if again < j + WINDOW {
-                return Ok(Some(Current { view, head: again, validated: true }));
+            if seq(store, keys)? < j + WINDOW {
+                return Ok(Some(Current { view, validated: true }));
             }
             return Ok(None);
         }
@@ -228,7 +227,7 @@ pub fn read_for_write<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys)
         if moved {
             since = now;
         } else if now.saturating_sub(since) >= env.policy.lease.as_millis() as u64 {
-            return Ok(Current { view, head, validated: false });
+            return Ok(Current { view, validated: false });
         }
         newest = Some(view);
         if now.saturating_sub(started) > env.policy.max_wait.as_millis() as u64 {
@@ -238,11 +237,10 @@ pub fn read_for_write<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys)
     }
 }
 
-/// What [`read`] found: the view, and the last slot handed out when it was found.
+/// What [`read`] found.
 #[derive(Debug, Clone)]
 pub struct Current {
     pub view: View,
-    pub head: u64,
     /// Whether `view` is the current state (see [`read_for_write`]).
     pub validated: bool,
 }

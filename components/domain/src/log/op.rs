@@ -194,11 +194,6 @@ fn change(view: &View, slot: u64, op: &Op) -> Result<Change, Refusal> {
     }
 }
 
-/// Whether an operation writes a record of its own (under its slot) before it is proposed.
-pub fn writes_record(op: &Op) -> bool {
-    matches!(op, Op::Create { .. } | Op::Modify { .. } | Op::Reseal { .. } | Op::SetTrust)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
