@@ -105,19 +105,23 @@ impl ListQuery {
     /// Sorts by name (stable), keeps what matches `$search`, then skips and takes.
     pub fn apply<T>(&self, mut items: Vec<T>, name_of: impl Fn(&T) -> &str) -> Page<T> {
         items.sort_by(|a, b| name_of(a).cmp(name_of(b)));
-        let names: Vec<&str> = items.iter().map(&name_of).collect();
-        let (count, chosen) = self.select(&names);
+        let (count, chosen) = self.select(items.len(), |i| name_of(&items[i]));
         let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
         Page { count, resources: chosen.into_iter().filter_map(|i| items[i].take()).collect() }
     }
 
-    /// The page over names already in order: the positions it shows, and its `count`. Lets a
-    /// caller parse only the items of the page.
-    pub fn select(&self, sorted_names: &[&str]) -> (usize, Vec<usize>) {
-        let matches = |name: &str| self.search.as_ref().is_none_or(|s| name.to_ascii_lowercase().contains(s.as_str()));
-        let matching: Vec<usize> = (0..sorted_names.len()).filter(|i| matches(sorted_names[*i])).collect();
-        let total = matching.len();
-        let chosen: Vec<usize> = matching.into_iter().skip(self.skip).take(self.top).collect();
+    /// The page over `len` items already in name order (`name(i)` is the name of item `i`): the
+    /// positions it shows, and its `count`. Lets a caller parse only the items of the page; without
+    /// `$search` no name is looked at, so a page costs what it shows, not what the list holds.
+    pub fn select<'a>(&self, len: usize, name: impl Fn(usize) -> &'a str) -> (usize, Vec<usize>) {
+        let (total, chosen): (usize, Vec<usize>) = match &self.search {
+            None => (len, (self.skip.min(len)..self.skip.saturating_add(self.top).min(len)).collect()),
+            Some(search) => {
+                let matching: Vec<usize> =
+                    (0..len).filter(|i| name(*i).to_ascii_lowercase().contains(search.as_str())).collect();
+                (matching.len(), matching.into_iter().skip(self.skip).take(self.top).collect())
+            }
+        };
         (if self.count { total } else { chosen.len() }, chosen)
     }
 }

@@ -184,8 +184,7 @@ pub fn list<S: KeyValue, C: Clock>(
 ) -> Result<Page<SecretMetadata>, Error> {
     who.require(Need::ReadMetadata)?;
     let view = current(env, &who.tenant)?.view;
-    let names: Vec<&str> = view.names().collect();
-    let (count, chosen) = query.select(&names);
+    let (count, chosen) = query.select(view.used() as usize, |i| view.name_at(i));
     let resources =
         chosen.into_iter().map(|i| view.entry_at(i).map(|e| SecretMetadata::from(&e))).collect::<Result<_, _>>()?;
     Ok(Page { count, resources })

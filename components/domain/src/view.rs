@@ -2,17 +2,23 @@
 //! secret, sorted by name.
 //!
 //! ```text
-//! {"slot":12,"limit":80,"refused":[[11,{"exists":null}]],"from":1,"garbage":[9]}
+//! {"slot":12,"limit":80,"refused":[[11,{"exists":null}]],"from":1,"garbage":[9],"lines":"0000000000000046"}
 //! {"name":"a-registry","registries":["ghcr.io"],...,"version":7,"record":7}
 //! {"name":"b-registry",...}
 //! ```
 //!
-//! The format is chosen so that reads cost what they use, not what the tenant holds: a get finds
-//! its line by binary search on the name each line starts with and parses only that line; the
-//! quota parses only the header (the number of secrets is the number of lines); a page parses only
-//! its own lines. Writers splice one line in or out. A view is written once per slot and its bytes
-//! are a function of the previous view and the slot's decided operation (see `log::op`), so every
-//! writer of the same slot writes the same bytes.
+//! The format is chosen so that reads cost what they use, not what the tenant holds. The header's
+//! last field, `lines`, is a table of where each entry line starts (8 hex digits per line, counted
+//! from the first entry line), so decoding a view parses the header and reads the table, and never
+//! scans the entries themselves:
+//! - a get finds its line by binary search on the name each line starts with, and parses that line;
+//! - the quota needs only the header (the number of secrets is the number of lines);
+//! - a page parses only its own lines, found by position.
+//!
+//! Writers splice one line in or out. A view is written once per slot and its bytes are a function
+//! of the previous view and the slot's decided operation (see `log::op`), so every writer of the
+//! same slot writes the same bytes. A view without the table (written before it existed) is read
+//! by scanning its lines; readers that predate the table ignore the field.
 
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +106,10 @@ pub struct View {
 }
 
 const NAME_PREFIX: &[u8] = b"{\"name\":\"";
+/// How the header's line table starts (it is the header's last field).
+const LINES_FIELD: &[u8] = b",\"lines\":\"";
+/// Hex digits per entry of the line table.
+const OFFSET_DIGITS: usize = 8;
 
 fn corrupt() -> Error {
     Internal::CorruptRecord.into()
@@ -111,10 +121,57 @@ impl View {
     }
 
     pub fn decode(bytes: Vec<u8>) -> Result<View, Error> {
-        let header_end = bytes.iter().position(|b| *b == b'\n').unwrap_or(bytes.len());
-        let header: Header = serde_json::from_slice(&bytes[..header_end]).map_err(|_| corrupt())?;
+        let mut stream = serde_json::Deserializer::from_slice(&bytes).into_iter::<Header>();
+        let header = stream.next().ok_or_else(corrupt)?.map_err(|_| corrupt())?;
+        let header_end = stream.byte_offset();
+        let lines = match line_table(&bytes[..header_end]) {
+            Some(table) => View::lines_from_table(&bytes, header_end, table)?,
+            None => View::lines_by_scanning(&bytes, header_end)?,
+        };
+        Ok(View { header, bytes, lines })
+    }
+
+    /// The entry lines' ranges from the header's table: reads 8 bytes per line and checks that each
+    /// line starts where the table says, without looking further into any line.
+    fn lines_from_table(bytes: &[u8], header_end: usize, table: &[u8]) -> Result<Vec<(usize, usize)>, Error> {
+        if table.len() % OFFSET_DIGITS != 0 || bytes.get(header_end) != Some(&b'\n') {
+            return Err(corrupt());
+        }
+        let base = header_end + 1;
+        let count = table.len() / OFFSET_DIGITS;
+        let mut starts = Vec::with_capacity(count + 1);
+        for digits in table.chunks(OFFSET_DIGITS) {
+            let offset = std::str::from_utf8(digits).ok().and_then(|d| usize::from_str_radix(d, 16).ok());
+            starts.push(base + offset.ok_or_else(corrupt)?);
+        }
+        starts.push(bytes.len() + 1);
+        let mut lines = Vec::with_capacity(count);
+        for pair in starts.windows(2) {
+            let (start, end) = (pair[0], pair[1] - 1);
+            let well_formed = start < end
+                && end <= bytes.len()
+                && bytes[start..].starts_with(NAME_PREFIX)
+                && (end == bytes.len() || bytes[end] == b'\n');
+            if !well_formed || lines.last().is_some_and(|&(_, last_end)| start != last_end + 1) {
+                return Err(corrupt());
+            }
+            lines.push((start, end));
+        }
+        // The last line runs to the end: one newline in it means the table left a line out.
+        let last_is_one_line = lines.last().is_none_or(|&(start, end)| !bytes[start..end].contains(&b'\n'));
+        if !last_is_one_line || lines.first().is_some_and(|&(start, _)| start != base) {
+            return Err(corrupt());
+        }
+        Ok(lines)
+    }
+
+    /// The entry lines' ranges of a view written without the table.
+    fn lines_by_scanning(bytes: &[u8], header_end: usize) -> Result<Vec<(usize, usize)>, Error> {
         let mut lines = Vec::new();
         let mut start = header_end + 1;
+        if header_end < bytes.len() && bytes[header_end] != b'\n' {
+            return Err(corrupt());
+        }
         while start < bytes.len() {
             let end = bytes[start..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| start + i);
             if !bytes[start..end].starts_with(NAME_PREFIX) {
@@ -123,7 +180,7 @@ impl View {
             lines.push((start, end));
             start = end + 1;
         }
-        Ok(View { header, bytes, lines })
+        Ok(lines)
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -147,6 +204,7 @@ impl View {
     }
 
     /// The name line `i` starts with (names are `[a-z0-9.-]`, so never escaped in JSON).
+    /// Panics if `i` is not below [`View::used`].
     pub fn name_at(&self, i: usize) -> &str {
         let (start, end) = self.lines[i];
         let rest = &self.bytes[start + NAME_PREFIX.len()..end];
@@ -246,6 +304,17 @@ impl View {
 
     fn build(header: Header, mut bytes: Vec<u8>, lines: &[&[u8]]) -> View {
         bytes.extend(serde_json::to_vec(&header).unwrap_or_default());
+        if !lines.is_empty() {
+            // The header always has fields (`slot`, `from`), so the table joins them with a comma.
+            bytes.pop();
+            bytes.extend_from_slice(LINES_FIELD);
+            let mut offset = 0;
+            for line in lines {
+                bytes.extend_from_slice(format!("{offset:0width$x}", width = OFFSET_DIGITS).as_bytes());
+                offset += line.len() + 1;
+            }
+            bytes.extend_from_slice(b"\"}");
+        }
         let mut ranges = Vec::with_capacity(lines.len());
         for line in lines {
             bytes.push(b'\n');
@@ -254,6 +323,13 @@ impl View {
         }
         View { header, bytes, lines: ranges }
     }
+}
+
+/// The table of the header's last field `lines`, if the header (its JSON text) has one.
+fn line_table(header: &[u8]) -> Option<&[u8]> {
+    let inner = header.strip_suffix(b"\"}")?;
+    let quote = inner.iter().rposition(|b| *b == b'"')?;
+    inner[..=quote].ends_with(LINES_FIELD).then(|| &inner[quote + 1..])
 }
 
 #[cfg(test)]
@@ -331,6 +407,68 @@ mod tests {
     fn a_foreign_or_damaged_value_is_refused_as_corrupt() {
         assert!(View::decode(b"not json".to_vec()).is_err());
         assert!(View::decode(b"{\"slot\":1}\n[1,2]".to_vec()).is_err());
+        assert!(View::decode(b"{\"slot\":1}x".to_vec()).is_err());
         assert_eq!(View::decode(b"{\"slot\":1}".to_vec()).unwrap().used(), 0);
+    }
+
+    fn three() -> View {
+        let mut view = View::empty();
+        for (slot, name) in [(1, "b"), (2, "a"), (3, "c")] {
+            view = view.next(header(slot), Some(&entry(name, slot)), None).unwrap();
+        }
+        view
+    }
+
+    #[test]
+    fn the_header_ends_with_a_table_of_where_each_line_starts() {
+        let view = three();
+        let text = String::from_utf8(view.bytes().to_vec()).unwrap();
+        let (head, body) = text.split_once('\n').unwrap();
+        let lines: Vec<&str> = body.split('\n').collect();
+        let (a, b) = (lines[0].len() + 1, lines[0].len() + lines[1].len() + 2);
+        assert!(head.ends_with(&format!(",\"lines\":\"00000000{a:08x}{b:08x}\"}}")), "{head}");
+        assert_eq!(lines.iter().map(|l| &l[9..10]).collect::<String>(), "abc");
+        // Read back through the table; and a reader that never heard of it sees the same header.
+        assert_eq!(View::decode(view.bytes().to_vec()).unwrap(), view);
+        let plain: Header = serde_json::from_str(head).unwrap();
+        assert_eq!(&plain, view.header());
+        // Taking every line out takes the table out too.
+        let mut emptied = view.clone();
+        for (slot, name) in [(4, "a"), (5, "b"), (6, "c")] {
+            emptied = emptied.next(header(slot), None, Some(name)).unwrap();
+        }
+        assert_eq!(emptied.bytes(), br#"{"slot":6,"from":0}"#);
+    }
+
+    #[test]
+    fn a_view_written_before_the_table_is_read_by_scanning() {
+        let view = three();
+        let text = String::from_utf8(view.bytes().to_vec()).unwrap();
+        let (head, body) = text.split_once('\n').unwrap();
+        let old_head = &head[..head.find(",\"lines\"").unwrap()];
+        let old = View::decode(format!("{old_head}}}\n{body}").into_bytes()).unwrap();
+        assert_eq!(old.names().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(old.find("b").unwrap().unwrap().version, 1);
+        assert_eq!(old.header(), view.header());
+        // Its next view is written with the table.
+        let next = old.next(header(4), Some(&entry("d", 4)), None).unwrap();
+        assert!(line_table(next.bytes().split(|b| *b == b'\n').next().unwrap()).is_some());
+    }
+
+    #[test]
+    fn a_table_that_does_not_match_its_lines_is_refused_as_corrupt() {
+        let text = String::from_utf8(three().bytes().to_vec()).unwrap();
+        let table_at = text.find(",\"lines\":\"").unwrap() + 10;
+        let table = &text[table_at..table_at + 24];
+        let with_table = |t: &str| format!("{}{t}{}", &text[..table_at], &text[table_at + 24..]).into_bytes();
+        assert!(View::decode(with_table(table)).is_ok());
+        // A line missing, one too many, a start inside a line, digits that are not hex.
+        assert!(View::decode(with_table(&table[..16])).is_err());
+        assert!(View::decode(with_table(&format!("{table}{}", &table[16..]))).is_err());
+        assert!(View::decode(with_table(&format!("{}{}", &table[..16], "00000003"))).is_err());
+        assert!(View::decode(with_table(&format!("{}{}", &table[..16], "0000zz03"))).is_err());
+        assert!(View::decode(with_table(&format!("{}{}", "00000001", &table[8..]))).is_err());
+        // Entries cut off after the header.
+        assert!(View::decode(text[..text.find('\n').unwrap()].as_bytes().to_vec()).is_err());
     }
 }
