@@ -263,7 +263,11 @@ by operators only (403 `DeleteManagedSecretNotAllowed`).",
             tag: SECRETS_TAG,
             summary: "Export the credentials as a Kubernetes Secret",
             description: "A `kubernetes.io/dockerconfigjson` Secret manifest, for `kubectl apply -f -`. The only \
-call that answers credentials; `Cache-Control: no-store`.",
+call that answers credentials; `Cache-Control: no-store`. For a secret that mints (`kind` `awsEcr`, `google` or \
+`azure`), the manifest holds the current registry credential, minted from the stored identity when none is cached \
+or the cached one nears its expiry, and the annotation `regsecrets.dev/expires-at` says when it expires: export \
+again before then. A provider refusing the identity is 422 `ProviderRefused`; a provider that cannot be reached \
+is 503 `ProviderUnavailable` with `Retry-After`.",
             scopes: &[PULLER],
             parameters: Vec::new(),
             body: None,
@@ -276,7 +280,7 @@ call that answers credentials; `Cache-Control: no-store`.",
                     "metadata": {"name": "ghcr-pull"}, "data": {".dockerconfigjson": "eyJhdXRocyI6e319"}}),
                 links: &[],
             },
-            errors: &[401, 403, 404, 500, 503],
+            errors: &[401, 403, 404, 422, 500, 503],
         },
         "resolveCredentials" => Description {
             tag: PULL_TAG,
@@ -379,7 +383,8 @@ audited as `workload.set`.",
 `docker login` does (Basic, or a Bearer token from the registry's realm), and with a `repository` also checks that \
 the credentials may pull it. `ok` is true only when every registry answered `ok`; the outcome is kept in the \
 metadata (`verification`). At most one check of a secret runs at a time (409 `VerificationInProgress`). \
-Managed secrets are checked by operators only.",
+Managed secrets are checked by operators only. A secret that mints is checked with its current minted credential \
+(422 `ProviderRefused` when the provider refuses the identity).",
             scopes: &[ADMIN, OPERATOR],
             parameters: Vec::new(),
             body: Some(Body {
@@ -398,7 +403,7 @@ Managed secrets are checked by operators only.",
                         "message": "The registry refused the username and password: correct them and verify again."}]}),
                 links: &[],
             },
-            errors: &[400, 401, 403, 404, 409, 413, 415, 500, 503],
+            errors: &[400, 401, 403, 404, 409, 413, 415, 422, 500, 503],
         },
         "getResourceQuota" => Description {
             tag: QUOTA_TAG,

@@ -106,7 +106,9 @@ of the secret is already running (`VerificationInProgress`).",
             status: 422,
             name: "CredentialsRejected",
             description: "With `verify=true`: a registry did not accept the credentials, so nothing was stored \
-(`CredentialsRejected`); `details.registries` holds each registry's result.",
+(`CredentialsRejected`); `details.registries` holds each registry's result. For a secret that mints: the provider \
+(AWS, Google, Microsoft Entra ID or the registry's exchange) refused the stored identity (`ProviderRefused`); the \
+message says what to fix.",
             headers: &[],
             example: Of(Error::CredentialsRejected {
                 registries: vec![domain::verify::RegistryCheck {
@@ -132,7 +134,9 @@ of the secret is already running (`VerificationInProgress`).",
 busy to join in time, or a write's slot was taken over while its writer stalled; nothing was written. \
 `StoreUnavailable`: the key-value store failed. `WriteOutcomeUnknown`: a write was proposed but its \
 outcome could not be confirmed in time; it takes effect whole or not at all. After either of the last \
-two, read before retrying a write. `NotReady` (the readiness probe): the store did not answer.",
+two, read before retrying a write. `NotReady` (the readiness probe): the store did not answer. \
+`ProviderUnavailable`, for a secret that mints: its provider could not be reached, timed out or failed; \
+nothing was minted or cached.",
             headers: &["Retry-After"],
             example: Of(Error::TenantBusy { retry_after_secs: 1 }),
         },

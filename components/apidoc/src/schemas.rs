@@ -74,7 +74,10 @@ fn secret_forms(create: bool) -> Value {
             "registry": absent,
             "username": absent,
             "password": absent,
-            "email": absent
+            "email": absent,
+            "aws": absent,
+            "google": absent,
+            "azure": absent
         }
     });
     let credentials = json!({
@@ -91,10 +94,76 @@ fn secret_forms(create: bool) -> Value {
             "username": {"type": "string", "writeOnly": true},
             "password": {"type": "string", "writeOnly": true},
             "email": {"type": ["string", "null"], "writeOnly": true},
-            "data": absent
+            "data": absent,
+            "aws": absent,
+            "google": absent,
+            "azure": absent
         }
     });
-    json!({"oneOf": [docker_config, credentials]})
+    let others = |own: &str| -> serde_json::Map<String, Value> {
+        ["data", "registry", "username", "password", "email", "aws", "google", "azure"]
+            .into_iter()
+            .filter(|f| *f != own)
+            .map(|f| (f.to_owned(), absent.clone()))
+            .collect()
+    };
+    let identity = |field: &str, title: &str, description: &str, schema: Value| {
+        let mut properties = others(field);
+        properties.insert("name".into(), name.clone());
+        properties.insert(field.into(), schema);
+        json!({"type": "object", "title": title, "description": description, "required": required(&[field]),
+            "additionalProperties": false, "properties": properties})
+    };
+    let text = |description: &str| json!({"type": "string", "minLength": 1, "description": description});
+    let secret =
+        |description: &str| json!({"type": "string", "minLength": 1, "writeOnly": true, "description": description});
+    let optional = |description: &str, write_only: bool| json!({"type": ["string", "null"], "writeOnly": write_only, "description": description});
+    let aws = identity(
+        "aws",
+        "AWS ECR identity",
+        "An AWS access key; the registry credential (user `AWS`, 12 hours) is minted with ECR's \
+    `GetAuthorizationToken` when the secret is exported or verified. Needs `ecr:GetAuthorizationToken` \
+    (and `sts:AssumeRole` on `roleArn` when given).",
+        json!({"type": "object", "additionalProperties": false, "required": ["accessKeyId", "secretAccessKey", "region"],
+        "properties": {
+            "accessKeyId": {"type": "string", "pattern": "^[A-Za-z0-9]{16,128}$", "writeOnly": true},
+            "secretAccessKey": secret("The access key's secret."),
+            "sessionToken": optional("For temporary keys.", true),
+            "roleArn": optional("A role to assume first: `arn:aws:iam::<account>:role/<name>`.", true),
+            "region": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+){2,}$", "example": "eu-central-1"},
+            "registryIds": {"type": ["array", "null"], "maxItems": 10,
+                "items": {"type": "string", "pattern": "^[0-9]{12}$"},
+                "description": "Account ids of the registries; absent: the caller's account's."}
+        }}),
+    );
+    let google = identity(
+        "google",
+        "Google identity",
+        "A service account key; the registry credential (user `oauth2accesstoken`, one hour) is an OAuth access \
+    token minted with the JWT-bearer grant when the secret is exported or verified.",
+        json!({"type": "object", "additionalProperties": false, "required": ["serviceAccountKey", "registries"],
+        "properties": {
+            "serviceAccountKey": secret("The key file's JSON text, as `gcloud iam service-accounts keys create` writes it."),
+            "registries": {"type": "array", "minItems": 1, "maxItems": 64,
+                "items": {"type": "string", "example": "europe-docker.pkg.dev"}}
+        }}),
+    );
+    let azure = identity(
+        "azure",
+        "Azure identity",
+        "A service principal with AcrPull on the registry; the registry credential (user \
+    `00000000-0000-0000-0000-000000000000`, about three hours) is a refresh token from the registry's \
+    `/oauth2/exchange`, minted when the secret is exported or verified.",
+        json!({"type": "object", "additionalProperties": false,
+        "required": ["tenantId", "clientId", "clientSecret", "registry"],
+        "properties": {
+            "tenantId": {"type": "string", "pattern": "^[A-Za-z0-9.-]{1,128}$"},
+            "clientId": text("The application (client) id."),
+            "clientSecret": secret("The client secret."),
+            "registry": {"type": "string", "example": "myregistry.azurecr.io"}
+        }}),
+    );
+    json!({"oneOf": [docker_config, credentials, aws, google, azure]})
 }
 
 /// Adds every schema the operations refer to.

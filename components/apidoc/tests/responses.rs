@@ -12,10 +12,12 @@ use domain::error::Error;
 use domain::http::{Body, Outcome, Request};
 use domain::identity::AuthSettings;
 use domain::log::WritePolicy;
+use domain::mint::{MintComponent, Minted, ProviderEndpoints};
 use domain::name::TenantId;
 use domain::routes::{Route, ROUTES};
 use domain::secrets::Env;
 use domain::store::{Key, KeyValue, MemoryStore, StoreResult, TenantKeys};
+use domain::verify::fetch::{Outgoing, Sender};
 use domain::verify::{
     CheckPolicy, Checked, FetchError, Fetched, Fetcher, Outbound, RegistryCheck, Verdict, VerifyComponent,
 };
@@ -141,10 +143,59 @@ impl VerifyComponent for Rejecting {
     }
 }
 
+/// AWS, as the `verify` component reaches it to mint: it refuses the key of secrets in
+/// `eu-west-1` (no permission) and is unreachable for every other region.
+struct Aws;
+
+impl Sender for Aws {
+    fn send(&self, request: &Outgoing) -> Result<Fetched, FetchError> {
+        if request.url.host_str() == Some("api.ecr.eu-west-1.amazonaws.com") {
+            let body = json!({"__type": "AccessDeniedException", "message": "not authorized"});
+            return Ok(Fetched { status: 400, headers: vec![], body: body.to_string().into_bytes() });
+        }
+        Err(FetchError::Unreachable)
+    }
+}
+
+/// The `verify` component, as the export reaches it to mint: what it answers for the secrets
+/// [`minting`] stores (refused by AWS, or AWS down).
+struct Minting;
+
+impl MintComponent for Minting {
+    fn mint(&self, _: &str, _: &str, name: &str) -> Result<Minted, Error> {
+        match name {
+            REFUSED => Err(Error::ProviderRefused("AWS refused ecr:GetAuthorizationToken".into())),
+            _ => Err(Error::ProviderUnavailable { message: "AWS could not be reached".into(), retry_after_secs: 30 }),
+        }
+    }
+}
+
+/// Minting secrets (AWS identities) whose provider refuses them, or cannot be reached.
+const REFUSED: &str = "refused-one";
+const DOWN: &str = "down-one";
+
+fn minting(fixture: &Fixture, store: &MemoryStore, name: &str) {
+    let create = ROUTES.iter().find(|r| r.operation == "createSecret").unwrap();
+    let mut call = Call::new(fixture, create);
+    let region = if name == REFUSED { "eu-west-1" } else { "eu-central-1" };
+    let body =
+        json!({"name": name, "aws": {"accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "s", "region": region}});
+    call.body = Body::Complete(serde_json::to_vec(&body).unwrap());
+    assert_eq!(run(fixture, store, WritePolicy::default(), create, &call).response.status(), 201);
+}
+
 fn run<S: KeyValue>(fixture: &Fixture, store: &S, policy: WritePolicy, route: &Route, call: &Call) -> Outcome {
     let env = Env { store, clock: &SystemClock, policy };
     let policy = CheckPolicy::default();
-    let outbound = Outbound { registries: &NoNetwork, verify_component: &Rejecting, policy: &policy };
+    let endpoints = ProviderEndpoints::default();
+    let outbound = Outbound {
+        registries: &NoNetwork,
+        verify_component: &Rejecting,
+        policy: &policy,
+        providers: &Aws,
+        endpoints: &endpoints,
+        mint_component: &Minting,
+    };
     let ctx = Context { env, auth: &fixture.auth, keyring: Some(&fixture.keyring), outbound: Some(outbound) };
     let request = call.request(route);
     match route.component {
@@ -215,6 +266,14 @@ fn provoke(fixture: &Fixture, route: &Route, status: u16) -> Outcome {
             call.body = Body::Complete(
                 serde_json::to_vec(&json!({"name": EXISTING, "username": "u", "password": "p"})).unwrap(),
             )
+        }
+        422 if op == "exportCredentials" || op == "verifySecret" => {
+            minting(fixture, &store, REFUSED);
+            call.path = route.path.replace("{name}", REFUSED);
+        }
+        503 if op == "exportCredentials" => {
+            minting(fixture, &store, DOWN);
+            call.path = route.path.replace("{name}", DOWN);
         }
         422 => call.query = "verify=true".into(),
         412 => call.if_match = Some("\"999999\""),

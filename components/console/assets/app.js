@@ -224,6 +224,19 @@ function renderRow(secret) {
   }
   const lastCheck = verificationBadge(secret.verification);
   if (lastCheck) nameCell.append(' ', lastCheck);
+  if (KIND_LABELS[secret.kind]) {
+    const kind = el('span', { className: 'badge', textContent: KIND_LABELS[secret.kind], title: 'Mints a short-lived registry credential when exported' });
+    kind.dataset.testid = 'kind-badge';
+    nameCell.append(' ', kind);
+    const expiry = el('span', { className: 'hint' });
+    expiry.dataset.testid = 'secret-expires';
+    if (secret.expiresAt) {
+      expiry.append('current credential expires ', timeElement(secret.expiresAt, 'secret-expires-at'));
+    } else {
+      expiry.textContent = 'no credential minted yet';
+    }
+    nameCell.append(el('br'), expiry);
+  }
 
   const registries = el('td', { className: 'registries' });
   registries.dataset.testid = 'secret-registries';
@@ -369,11 +382,27 @@ const fields = {
   password: $('field-password'),
   email: $('field-email'),
   dockerconfig: $('field-dockerconfig'),
+  awsKey: $('field-aws-key'),
+  awsSecret: $('field-aws-secret'),
+  awsRegion: $('field-aws-region'),
+  awsRole: $('field-aws-role'),
+  googleRegistries: $('field-google-registries'),
+  googleKey: $('field-google-key'),
+  azureRegistry: $('field-azure-registry'),
+  azureTenant: $('field-azure-tenant'),
+  azureClient: $('field-azure-client'),
+  azureSecret: $('field-azure-secret'),
 };
+
+/** The fields that hold credentials or identities: cleared on every submit, never shown back. */
+const SECRET_FIELDS = ['username', 'password', 'email', 'dockerconfig', 'awsKey', 'awsSecret', 'awsRole', 'googleKey', 'azureTenant', 'azureClient', 'azureSecret'];
+
+/** The labels of the kinds that mint, as the list shows them. */
+const KIND_LABELS = { awsEcr: 'AWS ECR', google: 'Google', azure: 'Azure' };
 
 /** Credentials never stay in the page longer than one submit. */
 function clearCredentialFields() {
-  for (const key of ['username', 'password', 'email', 'dockerconfig']) fields[key].value = '';
+  for (const key of SECRET_FIELDS) fields[key].value = '';
 }
 
 function selectedMode() {
@@ -411,7 +440,7 @@ function setFieldError(key, message) {
 function resetSecretForm() {
   secretForm.reset();
   clearCredentialFields();
-  for (const key of ['registry', 'username', 'password', 'email', 'dockerconfig']) setFieldError(key, null);
+  for (const key of Object.keys(fields)) if (key !== 'name') setFieldError(key, null);
   showBanner('form-error', '');
   $('form-verify-results').replaceChildren();
   renderNameRules();
@@ -463,14 +492,20 @@ async function openEdit(name) {
   $('name-field').hidden = true;
   $('form-submit').textContent = 'Save credentials';
   const registries = found.json.registries ?? [];
-  if (registries.length === 1 && !isDockerHub(registries[0])) {
+  const minting = { awsEcr: 'aws', google: 'google', azure: 'azure' }[found.json.kind];
+  if (minting) {
+    showMode(minting);
+    if (minting === 'azure' && registries.length === 1) fields.azureRegistry.value = registries[0];
+    if (minting === 'google') fields.googleRegistries.value = registries.join(', ');
+  } else if (registries.length === 1 && !isDockerHub(registries[0])) {
     showMode('private');
     fields.registry.value = registries[0];
   } else {
     showMode(registries.length > 1 ? 'dockerconfig' : 'dockerhub');
   }
   secretDialog.showModal();
-  (selectedMode() === 'dockerconfig' ? fields.dockerconfig : fields.username).focus();
+  const first = { dockerconfig: fields.dockerconfig, aws: fields.awsKey, google: fields.googleKey, azure: fields.azureTenant };
+  (first[selectedMode()] ?? fields.username).focus();
 }
 
 /** Checks every field of the chosen mode; returns whether all pass, focusing the first that does not. */
@@ -481,8 +516,25 @@ function validateForm() {
     renderNameRules();
     if (!nameIsValid(fields.name.value)) problems.push(['name', null]);
   }
+  const required = (key, message) => problems.push([key, fields[key].value.trim() ? null : message]);
   if (mode === 'dockerconfig') {
     problems.push(['dockerconfig', dockerConfigProblem(fields.dockerconfig.value)]);
+  } else if (mode === 'aws') {
+    problems.push(['awsKey', /^[A-Za-z0-9]{16,128}$/.test(fields.awsKey.value.trim()) ? null : 'Enter the access key ID (AKIA\u2026).']);
+    required('awsSecret', 'Enter the secret access key.');
+    problems.push(['awsRegion', /^[a-z0-9]+(-[a-z0-9]+){2,}$/.test(fields.awsRegion.value.trim()) ? null : 'Enter a region such as eu-central-1.']);
+    const role = fields.awsRole.value.trim();
+    problems.push(['awsRole', !role || /^arn:aws[a-z-]*:iam::[0-9]{12}:role\/.+$/.test(role) ? null : 'A role ARN looks like arn:aws:iam::123456789012:role/puller.']);
+  } else if (mode === 'google') {
+    required('googleRegistries', 'Enter the registries the token is for, e.g. europe-docker.pkg.dev.');
+    let key = null;
+    try { key = JSON.parse(fields.googleKey.value); } catch { key = null; }
+    problems.push(['googleKey', key && key.type === 'service_account' ? null : 'Paste the service account key file (JSON, "type": "service_account").']);
+  } else if (mode === 'azure') {
+    required('azureRegistry', 'Enter the registry, e.g. myregistry.azurecr.io.');
+    required('azureTenant', 'Enter the directory (tenant) ID.');
+    required('azureClient', 'Enter the application (client) ID.');
+    required('azureSecret', 'Enter the client secret.');
   } else {
     if (mode === 'private') problems.push(['registry', registryProblem(fields.registry.value)]);
     problems.push(['username', fields.username.value.trim() ? null : 'Enter the user name for the registry.']);
@@ -502,6 +554,25 @@ function requestBody() {
     body.data = { '.dockerconfigjson': fields.dockerconfig.value.trim() };
     return body;
   }
+  if (mode === 'aws') {
+    body.aws = { accessKeyId: fields.awsKey.value.trim(), secretAccessKey: fields.awsSecret.value, region: fields.awsRegion.value.trim() };
+    if (fields.awsRole.value.trim()) body.aws.roleArn = fields.awsRole.value.trim();
+    return body;
+  }
+  if (mode === 'google') {
+    const registries = fields.googleRegistries.value.split(/[\s,]+/).filter(Boolean);
+    body.google = { serviceAccountKey: fields.googleKey.value, registries };
+    return body;
+  }
+  if (mode === 'azure') {
+    body.azure = {
+      tenantId: fields.azureTenant.value.trim(),
+      clientId: fields.azureClient.value.trim(),
+      clientSecret: fields.azureSecret.value,
+      registry: fields.azureRegistry.value.trim(),
+    };
+    return body;
+  }
   if (mode === 'private') body.registry = fields.registry.value.trim();
   body.username = fields.username.value.trim();
   body.password = fields.password.value;
@@ -517,7 +588,7 @@ async function submitSecret() {
   const submit = $('form-submit');
   submit.disabled = true;
   const editing = state.edit;
-  const verify = secretForm.elements.verify.checked;
+  const verify = secretForm.elements.verify.checked && !['aws', 'google', 'azure'].includes(selectedMode());
   $('form-verify-results').replaceChildren();
   try {
     if (editing) {

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::error::Internal;
+use crate::provider::{Identity, Kind, IDENTITY_FIELDS};
 use crate::Error;
 
 mod gojson;
@@ -121,18 +122,60 @@ impl fmt::Debug for DockerConfig {
     }
 }
 
+/// What a secret holds: registry credentials as given, or a provider identity to mint them from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    Static(DockerConfig),
+    Minting(Identity),
+}
+
+impl Credentials {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Credentials::Static(_) => Kind::Static,
+            Credentials::Minting(identity) => identity.kind(),
+        }
+    }
+
+    /// The registries for metadata (see [`DockerConfig::registries`], [`Identity::registries`]).
+    pub fn registries(&self) -> Vec<String> {
+        match self {
+            Credentials::Static(config) => config.registries(),
+            Credentials::Minting(identity) => identity.registries(),
+        }
+    }
+
+    /// The document that is sealed and stored: the canonical `.dockerconfigjson`, or the identity
+    /// as JSON tagged with its `kind`.
+    pub fn to_document(&self) -> Vec<u8> {
+        match self {
+            Credentials::Static(config) => config.to_dockerconfigjson(),
+            Credentials::Minting(identity) => identity.to_document(),
+        }
+    }
+
+    /// Reads back what [`Credentials::to_document`] wrote.
+    pub fn from_document(bytes: &[u8]) -> Result<Credentials, Error> {
+        if Identity::is_document(bytes) {
+            Identity::from_document(bytes).map(Credentials::Minting)
+        } else {
+            DockerConfig::from_stored(bytes).map(Credentials::Static)
+        }
+    }
+}
+
 /// A create or modify body, parsed: the name it carries (not yet validated: the caller checks it
 /// with `SecretName::parse` and, for PATCH, against the path) and the credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretRequest {
     pub name: Option<String>,
-    pub credentials: DockerConfig,
+    pub credentials: Credentials,
     /// Set by the endpoint when the caller asked to verify first (`?verify=true`) and every
     /// registry accepted; never read from the body. Kept in the metadata the write commits.
     pub verification: Option<crate::check::LastCheck>,
 }
 
-const BODY_FIELDS: [&str; 6] = ["name", "data", "registry", "username", "password", "email"];
+const BODY_FIELDS: [&str; 9] = ["name", "data", "registry", "username", "password", "email", "aws", "google", "azure"];
 const STRUCTURED_FIELDS: [&str; 4] = ["registry", "username", "password", "email"];
 
 /// A field's string value; `null` counts as absent, as JSON merge-patch and many SDKs use it.
@@ -145,16 +188,17 @@ fn optional_string<'a>(fields: &'a Map<String, Value>, field: &str) -> Result<Op
 }
 
 impl SecretRequest {
-    /// Reads a create (`require_name`) or modify body in either accepted form:
-    /// SAP's `{"name", "data": {".dockerconfigjson": "..."}}` or kubectl's
-    /// `{"name", "registry"?, "username", "password", "email"?}`.
+    /// Reads a create (`require_name`) or modify body in any accepted form:
+    /// SAP's `{"name", "data": {".dockerconfigjson": "..."}}`, kubectl's
+    /// `{"name", "registry"?, "username", "password", "email"?}`, or one provider identity
+    /// `{"name", "aws" | "google" | "azure": {...}}` (see [`Identity`]).
     pub fn from_json(body: Value, require_name: bool) -> Result<SecretRequest, Error> {
         let Value::Object(fields) = body else {
             return Err(invalid_request("The request body must be a JSON object"));
         };
         if let Some(unknown) = fields.keys().find(|key| !BODY_FIELDS.contains(&key.as_str())) {
             return Err(invalid_request(format!(
-                "Unknown field {}; a secret takes `name` and either `data` or `registry`, `username`, `password` and `email`",
+                "Unknown field {}; a secret takes `name` and either `data`, or `registry`, `username`, `password` and `email`, or one of `aws`, `google`, `azure`",
                 field_name(unknown)
             )));
         }
@@ -163,6 +207,22 @@ impl SecretRequest {
             return Err(invalid_request("`name` is required"));
         }
         let present = |field: &str| !matches!(fields.get(field), None | Some(Value::Null));
+        let identities: Vec<&str> = IDENTITY_FIELDS.iter().copied().filter(|field| present(field)).collect();
+        if let Some(identity) = identities.first() {
+            if identities.len() > 1 {
+                return Err(invalid_request(format!(
+                    "The body carries `{}` and `{}`: a secret holds exactly one provider identity",
+                    identities[0], identities[1]
+                )));
+            }
+            if let Some(other) = ["data"].iter().chain(STRUCTURED_FIELDS.iter()).find(|field| present(field)) {
+                return Err(invalid_request(format!(
+                    "The body mixes two forms: `{identity}` cannot come with `{other}`; give either a provider identity or registry credentials"
+                )));
+            }
+            let credentials = Credentials::Minting(Identity::from_body(identity, &fields[*identity], MAX_REGISTRIES)?);
+            return Ok(SecretRequest { name, credentials, verification: None });
+        }
         let structured = STRUCTURED_FIELDS.iter().find(|field| present(field));
         let credentials = match (present("data"), structured) {
             (true, Some(field)) => {
@@ -172,7 +232,7 @@ impl SecretRequest {
             }
             (false, None) => {
                 return Err(invalid_request(
-                    "The body holds no credentials: give either `data` with `.dockerconfigjson`, or `username` and `password` (with optional `registry` and `email`)",
+                    "The body holds no credentials: give either `data` with `.dockerconfigjson`, or `username` and `password` (with optional `registry` and `email`), or one provider identity (`aws`, `google` or `azure`)",
                 ))
             }
             (true, None) => Self::sap_form(&fields["data"])?,
@@ -189,7 +249,7 @@ impl SecretRequest {
                 )?
             }
         };
-        Ok(SecretRequest { name, credentials, verification: None })
+        Ok(SecretRequest { name, credentials: Credentials::Static(credentials), verification: None })
     }
 
     fn sap_form(data: &Value) -> Result<DockerConfig, Error> {

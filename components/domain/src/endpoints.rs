@@ -8,12 +8,13 @@ use crate::audit::Trail;
 use crate::check::LastCheck;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
-use crate::dockerconfig::{DockerConfig, SecretRequest};
+use crate::dockerconfig::{Credentials, DockerConfig, SecretRequest};
 use crate::error::{Error, Internal};
 use crate::http::{finish, header, json_body, Body, Outcome, Reply, Request, RequestId, JSON, JSON_OR_MERGE_PATCH};
 use crate::identity::cache::{authenticate_cached, Lookup};
 use crate::identity::{authenticate, unix_now, AuthSettings, Need, Principal};
-use crate::index::{etag, IfMatch};
+use crate::index::{etag, IfMatch, SecretMetadata};
+use crate::mint::{self, Minted, Providers, Source, MINT_PATH};
 use crate::paging::ListQuery;
 use crate::quota::{self, SetQuota};
 use crate::resolve::Selector;
@@ -73,10 +74,15 @@ impl<S: KeyValue, C: Clock> Context<'_, S, C> {
 
     /// With `?verify=true`, asks the `verify` component to check the credentials before anything
     /// is stored: a registry that does not accept them refuses the write (422).
-    fn verify_first(&self, request: &Request, credentials: &DockerConfig) -> Result<Option<LastCheck>, Error> {
+    fn verify_first(&self, request: &Request, credentials: &Credentials) -> Result<Option<LastCheck>, Error> {
         if !verify::wants_verification(request.uri().query())? {
             return Ok(None);
         }
+        let Credentials::Static(credentials) = credentials else {
+            return Err(Error::InvalidQuery(
+                "`verify=true` checks registry credentials as given; for a provider identity, create the secret, then POST …/{name}/verification".into(),
+            ));
+        };
         let authorization = header(request, "authorization").unwrap_or_default();
         let id = RequestId::of(request.headers());
         let checked = self.outbound()?.verify_component.check(authorization, id.as_str(), credentials)?;
@@ -166,15 +172,35 @@ pub fn read<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Ou
     serve(ctx.env.clock, request, |endpoint, _| match endpoint {
         Endpoint::ListSecrets => ctx.read_as(request, |who| {
             let query = ListQuery::parse(request.uri().query())?;
-            Ok(Reply::json(200, &secrets::list(&ctx.env, who, &query)?))
+            let mut page = secrets::list(&ctx.env, who, &query)?;
+            for metadata in &mut page.resources {
+                with_expiry(ctx, who, metadata)?;
+            }
+            Ok(Reply::json(200, &page))
         }),
         Endpoint::GetSecret { name } => ctx.read_as(request, |who| {
-            let metadata = secrets::get(&ctx.env, who, &name)?;
+            let mut metadata = secrets::get(&ctx.env, who, &name)?;
+            with_expiry(ctx, who, &mut metadata)?;
             let tag = etag(metadata.version);
             Ok(Reply::json(200, &metadata).with_header(ETAG, tag))
         }),
         _ => Err(wrong_component()),
     })
+}
+
+/// For a secret that mints, when its current credential expires (from the mint cache: one more read
+/// for such a secret only).
+fn with_expiry<S: KeyValue, C: Clock>(
+    ctx: &Context<S, C>,
+    who: &Principal,
+    metadata: &mut SecretMetadata,
+) -> Result<(), Error> {
+    if metadata.kind.is_static() {
+        return Ok(());
+    }
+    let expiry = mint::cache::expiry(ctx.env.store, &who.tenant, metadata.record, ctx.env.clock.now_ms())?;
+    metadata.expires_at = expiry.map(crate::clock::rfc3339);
+    Ok(())
 }
 
 /// The two calls that answer credentials to pullers: the export of one secret, and the lookup
@@ -184,7 +210,14 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
         Endpoint::ExportCredentials { name } => ctx.read_as(request, |who| {
             trail.caller(who);
             who.require(Need::ReadCredentials)?;
-            let manifest = export::export(&ctx.env, who, ctx.keyring()?, &name)?;
+            let id = RequestId::of(request.headers());
+            let outbound = ctx.outbound()?;
+            let source = Source::Component {
+                component: outbound.mint_component,
+                authorization: header(request, "authorization").unwrap_or_default(),
+                request_id: id.as_str(),
+            };
+            let manifest = export::export(&ctx.env, who, ctx.keyring()?, &name, &source)?;
             Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
         }),
         Endpoint::ResolveCredentials => ctx.read_as(request, |who| {
@@ -200,7 +233,17 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
                 }
                 None => None,
             };
-            let resolved = resolve::resolve_among(ctx.env.store, who, ctx.keyring()?, &selector, bound.as_ref())?;
+            let id = RequestId::of(request.headers());
+            let outbound = ctx.outbound()?;
+            let source = Source::Component {
+                component: outbound.mint_component,
+                authorization: header(request, "authorization").unwrap_or_default(),
+                request_id: id.as_str(),
+            };
+            let now = ctx.env.clock.now_ms();
+            let keyring = ctx.keyring()?;
+            let resolved =
+                resolve::resolve_among(ctx.env.store, who, keyring, &selector, bound.as_ref(), &source, now)?;
             if let Some(first) = resolved.credentials.first() {
                 trail.name(&first.secret);
             }
@@ -271,6 +314,10 @@ pub fn verify<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
         let id = RequestId::of(request.headers());
         return finish(check_credentials(ctx, request), &id, CREDENTIAL_CHECK_PATH);
     }
+    if request.uri().path() == MINT_PATH {
+        let id = RequestId::of(request.headers());
+        return finish(mint_for_export(ctx, request), &id, MINT_PATH);
+    }
     serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::VerifySecret { name } = endpoint else { return Err(wrong_component()) };
         let who = ctx.principal(request)?;
@@ -284,7 +331,10 @@ pub fn verify<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
         let repository = body.repository()?;
         let outbound = ctx.outbound()?;
         let checker = verify::Checker { fetcher: outbound.registries, clock: ctx.env.clock, policy: outbound.policy };
-        let report = verify::run::verify_secret(&ctx.env, &who, ctx.keyring()?, &checker, &name, repository.as_ref())?;
+        let providers = Providers { sender: outbound.providers, clock: ctx.env.clock, endpoints: outbound.endpoints };
+        let source = Source::Providers(&providers);
+        let report =
+            verify::run::verify_secret(&ctx.env, &who, ctx.keyring()?, &checker, &source, &name, repository.as_ref())?;
         Ok(Reply::json(200, &report).with_header(CACHE_CONTROL, "no-store"))
     })
 }
@@ -322,4 +372,35 @@ fn probe(request: &Request, serves: Endpoint, check: impl FnOnce() -> Result<&'s
             Reply::json(200, &crate::readiness::ProbeStatus { status }).with_header(CACHE_CONTROL, "no-store")
         });
     finish(result, &id, request.uri().path())
+}
+
+/// The body of the export's chained request on [`MINT_PATH`].
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct MintRequest {
+    pub name: String,
+}
+
+/// The current credential of a stored minting secret, for the `credentials` component (service
+/// chaining only): the caller must be a puller of the secret's tenant, as for the export itself.
+fn mint_for_export<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Result<Reply, Error> {
+    let who = ctx.principal(request)?;
+    who.require(Need::ReadCredentials)?;
+    let body: MintRequest = serde_json::from_value(json_body(request, JSON)?)
+        .map_err(|_| Error::InvalidRequest("The body must be {\"name\": \"…\"}".into()))?;
+    let keyring = ctx.keyring()?;
+    let outbound = ctx.outbound()?;
+    let providers = Providers { sender: outbound.providers, clock: ctx.env.clock, endpoints: outbound.endpoints };
+    for _ in 0..3 {
+        let entries = secrets::load_entries(ctx.env.store, &who.tenant)?;
+        let entry = entries.iter().find(|e| e.name == body.name).ok_or(Error::SecretNotFound)?;
+        let Some(plain) = secrets::open_entry(ctx.env.store, keyring, &who.tenant, entry)? else { continue };
+        let Credentials::Minting(identity) = Credentials::from_document(&plain)? else {
+            return Err(Error::InvalidRequest("This secret holds static credentials; nothing to mint".into()));
+        };
+        let now = ctx.env.clock.now_ms();
+        let minted: Minted =
+            mint::current(ctx.env.store, keyring, &who.tenant, entry, &identity, &Source::Providers(&providers), now)?;
+        return Ok(Reply::json(200, &minted).with_header(CACHE_CONTROL, "no-store"));
+    }
+    Err(Internal::Platform("secret changed under three consecutive reads").into())
 }

@@ -126,6 +126,9 @@ pub enum Error {
     CredentialsRejected {
         registries: Vec<crate::check::RegistryCheck>,
     },
+    /// A secret's provider (AWS, Google, Microsoft) or its registry refused the stored identity;
+    /// the message says, in our words, what to fix. Nothing of the identity is in it.
+    ProviderRefused(String),
     // 500
     Internal(Internal),
     // 503
@@ -142,6 +145,12 @@ pub enum Error {
     StoreUnavailable(String),
     /// The readiness probe: the store did not answer its read. The kind is logged.
     NotReady(Internal),
+    /// A provider could not be reached, timed out or failed (5xx, throttling): nothing was minted
+    /// or cached; retry later. The message names the provider.
+    ProviderUnavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
 }
 
 impl Error {
@@ -166,11 +175,13 @@ impl Error {
             Error::PreconditionFailed => 412,
             Error::PayloadTooLarge { .. } => 413,
             Error::UnsupportedMediaType => 415,
-            Error::CredentialsRejected { .. } => 422,
+            Error::CredentialsRejected { .. } | Error::ProviderRefused(_) => 422,
             Error::Internal(_) => 500,
-            Error::TenantBusy { .. } | Error::WriteOutcomeUnknown | Error::StoreUnavailable(_) | Error::NotReady(_) => {
-                503
-            }
+            Error::TenantBusy { .. }
+            | Error::WriteOutcomeUnknown
+            | Error::StoreUnavailable(_)
+            | Error::NotReady(_)
+            | Error::ProviderUnavailable { .. } => 503,
         }
     }
 
@@ -204,6 +215,8 @@ impl Error {
             Error::WriteOutcomeUnknown => "WriteOutcomeUnknown",
             Error::StoreUnavailable(_) => "StoreUnavailable",
             Error::NotReady(_) => "NotReady",
+            Error::ProviderRefused(_) => "ProviderRefused",
+            Error::ProviderUnavailable { .. } => "ProviderUnavailable",
         }
     }
 
@@ -215,7 +228,9 @@ impl Error {
             | Error::InvalidRequest(why)
             | Error::InvalidQuery(why)
             | Error::InvalidTenant(why)
-            | Error::InvalidQuota(why) => why.clone(),
+            | Error::InvalidQuota(why)
+            | Error::ProviderRefused(why) => why.clone(),
+            Error::ProviderUnavailable { message, .. } => message.clone(),
             Error::NameMismatch => {
                 "The name in the body differs from the name in the path; a secret cannot be renamed".into()
             }
@@ -290,7 +305,9 @@ impl Error {
     /// Seconds a client should wait before retrying, for the answers that say so (`Retry-After`).
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Error::TenantBusy { retry_after_secs } => Some(*retry_after_secs),
+            Error::TenantBusy { retry_after_secs } | Error::ProviderUnavailable { retry_after_secs, .. } => {
+                Some(*retry_after_secs)
+            }
             Error::WriteOutcomeUnknown | Error::StoreUnavailable(_) => Some(1),
             Error::NotReady(_) => Some(NOT_READY_RETRY_AFTER_SECS),
             _ => None,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::{LastCheck, VerificationSummary};
 use crate::clock::rfc3339;
 use crate::error::Error;
+use crate::provider::Kind;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {
@@ -24,6 +25,10 @@ pub struct IndexEntry {
     /// The last check against the registries (records written before verification existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<LastCheck>,
+    /// What the record holds: static credentials (absent in entries written before kinds existed)
+    /// or a provider identity that mints them.
+    #[serde(default, skip_serializing_if = "Kind::is_static")]
+    pub kind: Kind,
 }
 
 /// What list and get answer: metadata, never credentials.
@@ -39,6 +44,16 @@ pub struct SecretMetadata {
     pub version: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationSummary>,
+    /// `static`, or the provider whose identity the secret holds and mints registry credentials from.
+    pub kind: Kind,
+    /// For minting kinds: when the current minted registry credential expires (RFC 3339); absent
+    /// until one has been minted, and once it has expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Which record holds the credentials, for finding a minting secret's cached credential
+    /// (`mint::cache`); never answered.
+    #[serde(skip)]
+    pub record: u64,
 }
 
 impl From<&IndexEntry> for SecretMetadata {
@@ -51,6 +66,9 @@ impl From<&IndexEntry> for SecretMetadata {
             modified_at: rfc3339(e.modified),
             version: e.version,
             verification: e.verification.map(VerificationSummary::from),
+            kind: e.kind,
+            expires_at: None,
+            record: e.record,
         }
     }
 }
@@ -106,6 +124,7 @@ mod tests {
             version,
             record: version,
             verification: None,
+            kind: Kind::Static,
         }
     }
 
@@ -125,6 +144,7 @@ mod tests {
         let json = serde_json::to_value(SecretMetadata::from(&entry("a", 9))).unwrap();
         assert_eq!(json["createdAt"], "1970-01-01T00:00:00Z");
         let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["createdAt", "managed", "modifiedAt", "name", "registries", "version"]);
+        assert_eq!(keys, ["createdAt", "kind", "managed", "modifiedAt", "name", "registries", "version"]);
+        assert_eq!(json["kind"], "static");
     }
 }

@@ -13,18 +13,19 @@
 //!
 //! | floor | modules | what they are |
 //! |---|---|---|
-//! | 11 | `endpoints` | one function per endpoint: request in, outcome out |
-//! | 10 | `export`, `reencrypt`, `verify`, `quota`, `resolve`, `workload` | operations built on `secrets` |
-//! | 9 | `secrets`, `http` | create, patch, delete, list, get; responses and error bodies |
-//! | 8 | `log` | the tenant's write log: slots, their consensus, applying them |
-//! | 7 | `view` | the tenant's state after a slot |
-//! | 6 | `audit` | the audit line |
-//! | 5 | `identity`, `index`, `readiness` | tokens; a secret's metadata; the store probe |
-//! | 4 | `store` | the `KeyValue` trait and the key layout |
-//! | 3 | `name`, `paging`, `crypto`, `dockerconfig`, `routes` | checked values, sealing, the route table |
+//! | 12 | `endpoints` | one function per endpoint: request in, outcome out |
+//! | 11 | `export`, `reencrypt`, `verify`, `quota`, `resolve`, `workload` | operations built on `secrets` |
+//! | 10 | `secrets`, `http`, `mint` | create, patch, delete, list, get; responses and error bodies; minting and its cache |
+//! | 9 | `log` | the tenant's write log: slots, their consensus, applying them |
+//! | 8 | `view` | the tenant's state after a slot |
+//! | 7 | `audit` | the audit line |
+//! | 6 | `identity`, `index`, `readiness` | tokens; a secret's metadata; the store probe |
+//! | 5 | `store` | the `KeyValue` trait and the key layout |
+//! | 4 | `name`, `paging`, `crypto`, `dockerconfig`, `routes` | checked values, sealing, the route table |
+//! | 3 | `provider` | a provider identity (AWS, Google, Azure) and the secret kinds |
 //! | 2 | `error` | the one error type |
 //! | 1 | `check` | what a credential check found, as data (shared by `error`, `dockerconfig`, `index`, `verify`) |
-//! | 0 | `clock`, `jwks`, `request_id`, `strict_json` | leaves: time, keys, the request id, strict JSON |
+//! | 0 | `clock`, `jwks`, `net`, `request_id`, `strict_json` | leaves: time, keys, the network seam, the request id, strict JSON |
 
 pub mod audit;
 pub mod check;
@@ -39,8 +40,11 @@ pub mod identity;
 pub mod index;
 pub mod jwks;
 pub mod log;
+pub mod mint;
 pub mod name;
+pub mod net;
 pub mod paging;
+pub mod provider;
 pub mod quota;
 pub mod readiness;
 pub mod reencrypt;

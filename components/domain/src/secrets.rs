@@ -10,13 +10,14 @@
 //! | operation | calls in order | writes |
 //! |-----------|----------------|--------|
 //! | create    | read (a refusal stops here); `increment P:seq` (= k); `set P:r:<k>`; `set P:s:<k>:0`; `get P:s:<k>:n`; `get P:seq`; `delete P:v:<k-W>`; `set P:v:<k>`; `delete P:s:<k>:0`; `delete P:s:<k-1>:0` | 7 |
-//! | modify    | the same, and `delete P:r:<old>` after `set P:v:<k>` | 8 |
-//! | delete    | the same as create without `set P:r:<k>`, and `delete P:r:<old>` | 7 |
-//! | list, get, quota | read | 0 |
-//! | export    | read; `get P:r:<record>` | 0 |
+//! | modify    | the same, and `delete P:r:<old>` after `set P:v:<k>`; for a minting kind then `delete P:mint:<old>` | 8 (9) |
+//! | delete    | the same as create without `set P:r:<k>`, and `delete P:r:<old>`; for a minting kind then `delete P:mint:<old>` | 7 (8) |
+//! | list, get, quota | read; for each minting secret `get P:mint:<record>` (its expiry) | 0 |
+//! | export    | read; `get P:r:<record>`; for a minting kind `get P:mint:<record>`, and on a miss the mint, `set P:mint:<record>`, `get P:r:<record>` (`mint::cache`) | 0 (1) |
 //!
 //! Reads: 4 per write, 2 per read. A write after one that left garbage (a modify, a delete, a
-//! refusal at its slot) deletes that garbage again (one `delete` each), in case its writer died.
+//! refusal at its slot) deletes that garbage again (one `delete` each, two for a minting secret's
+//! record: `P:r:` then `P:mint:`), in case its writer died.
 //!
 //! A write that finds another in flight before it waits for the view before its slot (one `get`
 //! per poll) and reads `get P:v:<k>` once more at its fence; one that finds a slot stalled for a
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::{BindingContext, Keyring, Sealed};
-use crate::dockerconfig::{DockerConfig, SecretRequest};
+use crate::dockerconfig::{Credentials, SecretRequest};
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal, Scope};
 use crate::index::{IfMatch, IndexEntry, SecretMetadata};
@@ -67,13 +68,15 @@ pub(crate) fn seal(keyring: &Keyring, tenant: &TenantId, name: &str, plaintext: 
     Record { name: name.to_owned(), sealed }.encode()
 }
 
-fn seal_config(
+/// The sealed record of a secret's credentials: the canonical `.dockerconfigjson`, or the
+/// provider identity (see [`Credentials::to_document`]).
+fn seal_credentials(
     keyring: &Keyring,
     tenant: &TenantId,
     name: &SecretName,
-    config: &DockerConfig,
+    credentials: &Credentials,
 ) -> Result<Vec<u8>, Error> {
-    seal(keyring, tenant, name.as_str(), &config.to_dockerconfigjson())
+    seal(keyring, tenant, name.as_str(), &credentials.to_document())
 }
 
 pub(crate) fn actor(who: &Principal) -> Actor {
@@ -119,13 +122,14 @@ pub fn create<S: KeyValue, C: Clock>(
 ) -> Result<Written, Error> {
     who.require(Need::WriteSecrets)?;
     let name = SecretName::parse(request.name.as_deref().unwrap_or_default())?;
-    let record = seal_config(keyring, &who.tenant, &name, &request.credentials)?;
+    let record = seal_credentials(keyring, &who.tenant, &name, &request.credentials)?;
     let op = Op::Create {
         name: name.as_str().to_owned(),
         registries: request.credentials.registries(),
         actor: actor(who),
         now: env.clock.now_ms(),
         verification: request.verification,
+        kind: request.credentials.kind(),
     };
     let committed = commit(env, &who.tenant, op, Some(record), |view| admit_create(view, name.as_str()))?;
     Ok(Written { name, version: committed.slot })
@@ -144,7 +148,7 @@ pub fn modify<S: KeyValue, C: Clock>(
     if request.name.as_deref().is_some_and(|n| n != name.as_str()) {
         return Err(Error::NameMismatch);
     }
-    let record = seal_config(keyring, &who.tenant, &name, &request.credentials)?;
+    let record = seal_credentials(keyring, &who.tenant, &name, &request.credentials)?;
     let op = Op::Modify {
         name: name.as_str().to_owned(),
         registries: request.credentials.registries(),
@@ -152,6 +156,7 @@ pub fn modify<S: KeyValue, C: Clock>(
         now: env.clock.now_ms(),
         if_match: if_match.clone(),
         verification: request.verification,
+        kind: request.credentials.kind(),
     };
     let admit = |view: &View| {
         admit_change(view, name.as_str(), actor(who), if_match.as_ref(), Refusal::ManagedUpdate).map(|_| ())

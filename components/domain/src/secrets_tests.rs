@@ -10,9 +10,9 @@ use base64::Engine;
 
 use super::*;
 use crate::clock::SystemClock;
-use crate::export::export;
 use crate::identity::{Scope, Scopes};
 use crate::log::WritePolicy;
+use crate::mint::{MintComponent, Minted, Source};
 use crate::paging::ListQuery;
 use crate::quota;
 use crate::reencrypt::reencrypt;
@@ -33,6 +33,25 @@ fn who(tenant: &str, scopes: &[Scope]) -> Principal {
 
 fn admin(tenant: &str) -> Principal {
     who(tenant, &[Scope::Admin, Scope::Viewer, Scope::Puller])
+}
+
+/// These secrets are static: the export never mints, so a mint would be a fault.
+struct NoMinting;
+
+impl MintComponent for NoMinting {
+    fn mint(&self, _: &str, _: &str, _: &str) -> Result<Minted, Error> {
+        Err(Internal::Platform("a static secret was minted").into())
+    }
+}
+
+fn export<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    who: &Principal,
+    keyring: &Keyring,
+    name: &str,
+) -> Result<crate::export::KubernetesSecret, Error> {
+    let source = Source::Component { component: &NoMinting, authorization: "", request_id: "" };
+    crate::export::export(env, who, keyring, name, &source)
 }
 
 fn request(name: &str, password: &str) -> SecretRequest {

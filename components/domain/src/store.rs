@@ -90,9 +90,11 @@ pub fn token_cache_slot(slot: u8) -> Key {
 /// | `P:s:<k>:0`      | slot `k`'s intent, written by the writer that took the slot     | that writer, once          |
 /// | `P:s:<k>:n`      | counter: ballots of writers that take slot `k` over             | `increment` only           |
 /// | `P:s:<k>:<b>`    | ballot `b`'s block for slot `k`                                 | the holder of ballot `b`   |
+/// | `P:mint:<id>`    | the registry credential minted from record `id` (a minting secret's identity), sealed, with its expiry | readers that minted; deleted after `P:r:<id>` by whoever deletes that record (`mint::cache`) |
 ///
 /// Secret names never appear in keys (a 253-byte name would not fit): secrets are found through
-/// the view. Every key but the records and the last views exists only while a write is in flight.
+/// the view. Every key but the records (with a minting record's cached credential) and the last views
+/// exists only while a write is in flight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantKeys {
     prefix: String,
@@ -131,6 +133,13 @@ impl TenantKeys {
     /// The counter that hands out ballots for taking slot `slot` over.
     pub fn ballots(&self, slot: u64) -> Key {
         Key::from_parts(&[&self.prefix, "s", &slot.to_string(), "n"])
+    }
+
+    /// The registry credential minted from record `record` (a minting secret's identity), sealed,
+    /// with its expiry (see `mint::cache`). Written by readers that minted; deleted right after
+    /// the record by whoever deletes the record as garbage (`log`).
+    pub fn mint(&self, record: u64) -> Key {
+        Key::from_parts(&[&self.prefix, "mint", &record.to_string()])
     }
 
     /// A claim on checking version `version` in lease window `window` (counter; see `verify::inflight`).

@@ -84,6 +84,10 @@ pub struct Header {
     /// voided): whoever applies this slot or the next deletes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub garbage: Vec<u64>,
+    /// Those of `garbage` whose entry was a minting kind: after deleting the record, whoever
+    /// deletes it deletes its cached credential `P:mint:<record>` too (`mint::cache`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub minted: Vec<u64>,
 }
 
 /// What became of one slot, as far as its writer is concerned.
@@ -346,6 +350,7 @@ mod tests {
             version,
             record: version,
             verification: None,
+            kind: crate::provider::Kind::Static,
         }
     }
 

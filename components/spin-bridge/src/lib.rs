@@ -52,6 +52,9 @@ pub async fn serve(
             registries: &registries,
             verify_component: &outbound::ChainedVerify,
             policy: &settings.check,
+            providers: &registries,
+            endpoints: &settings.endpoints,
+            mint_component: &outbound::ChainedMint,
         }),
     };
     let outcome = endpoint(&context, &request);

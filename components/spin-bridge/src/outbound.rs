@@ -11,8 +11,10 @@
 use std::time::{Duration, Instant};
 
 use domain::dockerconfig::DockerConfig;
+use domain::endpoints::MintRequest;
 use domain::error::{Error, Internal};
-use domain::verify::fetch::MAX_RESPONSE_BYTES;
+use domain::mint::{MintComponent, Minted, MINT_PATH};
+use domain::verify::fetch::{Outgoing, Sender, MAX_RESPONSE_BYTES};
 use domain::verify::{Checked, FetchError, Fetched, Fetcher, VerifyComponent, CREDENTIAL_CHECK_PATH};
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{
@@ -108,27 +110,33 @@ fn read_body(response: &IncomingResponse, cap: usize, deadline: Instant) -> Resu
     Ok(bytes)
 }
 
-impl Fetcher for RegistryClient {
-    fn get(&self, url: &Url, authorization: Option<&str>) -> Result<Fetched, FetchError> {
+impl RegistryClient {
+    fn exchange(
+        &self,
+        method: &Method,
+        url: &Url,
+        mut headers: Vec<(String, Vec<u8>)>,
+        body: &[u8],
+    ) -> Result<Fetched, FetchError> {
         let started = Instant::now();
-        let mut headers: Vec<(String, Vec<u8>)> = vec![
-            ("user-agent".into(), b"regsecrets-verify/1".to_vec()),
-            ("accept".into(), b"application/json".to_vec()),
-        ];
-        if let Some(value) = authorization {
-            headers.push(("authorization".into(), value.as_bytes().to_vec()));
+        headers.push(("user-agent".into(), b"regsecrets-verify/1".to_vec()));
+        if !headers.iter().any(|(n, _)| n == "accept") {
+            headers.push(("accept".into(), b"application/json".to_vec()));
+        }
+        if !body.is_empty() {
+            headers.push(("content-length".into(), body.len().to_string().into_bytes()));
         }
         let fields = Fields::from_list(&headers).map_err(|_| FetchError::Unreachable)?;
         let request = OutgoingRequest::new(fields);
         let scheme = if url.scheme() == "http" { Scheme::Http } else { Scheme::Https };
-        let built = request.set_method(&Method::Get).is_ok()
+        let built = request.set_method(method).is_ok()
             && request.set_scheme(Some(&scheme)).is_ok()
             && request.set_authority(authority(url).as_deref()).is_ok()
             && request.set_path_with_query(Some(&path_with_query(url))).is_ok();
         if !built {
             return Err(FetchError::Unreachable);
         }
-        let response = send(request, &[], self.options()).map_err(|code| classify(&code))?;
+        let response = send(request, body, self.options()).map_err(|code| classify(&code))?;
         let status = response.status();
         let headers = response
             .headers()
@@ -139,6 +147,27 @@ impl Fetcher for RegistryClient {
         // Connect, first byte and the rest of the answer: each bounded by the timeout.
         let body = read_body(&response, MAX_RESPONSE_BYTES, started + self.timeout * 3)?;
         Ok(Fetched { status, headers, body })
+    }
+}
+
+impl Fetcher for RegistryClient {
+    fn get(&self, url: &Url, authorization: Option<&str>) -> Result<Fetched, FetchError> {
+        let headers =
+            authorization.map(|value| ("authorization".into(), value.as_bytes().to_vec())).into_iter().collect();
+        self.exchange(&Method::Get, url, headers, &[])
+    }
+}
+
+/// The providers' token endpoints (minting), with the same timeouts and caps as the registries.
+impl Sender for RegistryClient {
+    fn send(&self, request: &Outgoing) -> Result<Fetched, FetchError> {
+        let method = match request.method {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            _ => return Err(FetchError::Unreachable),
+        };
+        let headers = request.headers.iter().map(|(n, v)| (n.clone(), v.as_bytes().to_vec())).collect();
+        self.exchange(&method, &request.url, headers, &request.body)
     }
 }
 
@@ -175,5 +204,60 @@ impl VerifyComponent for ChainedVerify {
         let body = read_body(&response, MAX_CHECKED_BYTES, deadline)
             .map_err(|_| failed("the verify component's answer was cut off"))?;
         serde_json::from_slice(&body).map_err(|_| failed("the verify component's answer is not a check result"))
+    }
+}
+
+/// The `verify` component, as the export reaches it to mint (service chaining, in process).
+pub struct ChainedMint;
+
+/// A minted credential's answer is a few KiB at most.
+const MAX_MINTED_BYTES: usize = 64 * 1024;
+
+impl MintComponent for ChainedMint {
+    fn mint(&self, authorization: &str, request_id: &str, name: &str) -> Result<Minted, Error> {
+        let failed = |what: &'static str| Error::from(Internal::Platform(what));
+        let headers: Vec<(String, Vec<u8>)> = vec![
+            ("authorization".into(), authorization.as_bytes().to_vec()),
+            (domain::http::REQUEST_ID.into(), request_id.as_bytes().to_vec()),
+            ("content-type".into(), b"application/json".to_vec()),
+        ];
+        let fields = Fields::from_list(&headers).map_err(|_| failed("could not build the mint request"))?;
+        let request = OutgoingRequest::new(fields);
+        let built = request.set_method(&Method::Post).is_ok()
+            && request.set_scheme(Some(&Scheme::Http)).is_ok()
+            && request.set_authority(Some("verify.spin.internal")).is_ok()
+            && request.set_path_with_query(Some(MINT_PATH)).is_ok();
+        if !built {
+            return Err(failed("could not build the mint request"));
+        }
+        let body = serde_json::to_vec(&MintRequest { name: name.to_owned() }).map_err(|_| failed("mint request"))?;
+        let response = send(request, &body, None).map_err(|_| failed("the verify component is unreachable"))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .first()
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let body = read_body(&response, MAX_MINTED_BYTES, deadline)
+            .map_err(|_| failed("the verify component's answer was cut off"))?;
+        if status == 200 {
+            return serde_json::from_slice(&body)
+                .map_err(|_| failed("the verify component's answer is not a credential"));
+        }
+        // The provider's refusal or outage, as the verify component worded it, passed on.
+        let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let message = error["error"]["message"].as_str().unwrap_or_default().to_owned();
+        match (status, error["error"]["code"].as_str()) {
+            (422, Some("ProviderRefused")) => Err(Error::ProviderRefused(message)),
+            (503, Some("ProviderUnavailable")) => Err(Error::ProviderUnavailable {
+                message,
+                retry_after_secs: retry_after.unwrap_or(domain::mint::RETRY_AFTER_SECS),
+            }),
+            (404, _) => Err(Error::SecretNotFound),
+            (401, _) => Err(Error::Unauthenticated(domain::error::AuthFailure::Misconfigured)),
+            (403, _) => Err(Error::Forbidden),
+            _ => Err(failed("the verify component could not mint")),
+        }
     }
 }

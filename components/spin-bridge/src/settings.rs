@@ -4,6 +4,7 @@ use domain::crypto::Keyring;
 use domain::error::{Error, Internal};
 use domain::identity::AuthSettings;
 use domain::log::WritePolicy;
+use domain::mint::ProviderEndpoints;
 use domain::verify::{CheckPolicy, PlainHttpRegistries};
 use spin_sdk::variables;
 
@@ -26,6 +27,10 @@ pub struct Settings {
     pub policy: WritePolicy,
     /// Verification: `verify_timeout_ms`, `verify_insecure_registries` (the `verify` component's).
     pub check: CheckPolicy,
+    /// Minting: `aws_endpoint_url`, `google_token_url`, `azure_authority_url` (the `verify`
+    /// component's; empty or absent means the providers' own endpoints). A malformed value leaves
+    /// the defaults and is reported when minting is asked for.
+    pub endpoints: ProviderEndpoints,
 }
 
 fn variable(name: &str) -> Option<String> {
@@ -55,6 +60,16 @@ impl Settings {
                 .unwrap_or(CheckPolicy::default().timeout),
             plain_http: PlainHttpRegistries::parse(&variable("verify_insecure_registries").unwrap_or_default()),
         };
-        Settings { auth, keyring, policy, check }
+        let endpoints = ProviderEndpoints::parse(
+            &variable("aws_endpoint_url").unwrap_or_default(),
+            &variable("google_token_url").unwrap_or_default(),
+            &variable("azure_authority_url").unwrap_or_default(),
+            check.plain_http.clone(),
+        )
+        .unwrap_or_else(|_| {
+            crate::log::error("a minting endpoint variable is not an http(s) URL; the providers' defaults apply");
+            ProviderEndpoints { plain_http: check.plain_http.clone(), ..ProviderEndpoints::default() }
+        });
+        Settings { auth, keyring, policy, check, endpoints }
     }
 }

@@ -55,6 +55,7 @@ fn fill(db: &std::path::Path) {
                     actor,
                     now: 0,
                     verification: None,
+                    kind: Default::default(),
                 };
                 view = apply(&view, slot, Some(&op)).unwrap().view;
                 let record =
@@ -118,7 +119,15 @@ fn print_store_calls() {
     step("modify", &mut || drop(secrets::modify(&env, &who, &ring, "app", body(), None).unwrap()));
     step("list", &mut || drop(secrets::list(&env, &who, &ListQuery::default()).unwrap()));
     step("get", &mut || drop(secrets::get(&env, &who, "app").unwrap()));
-    step("export", &mut || drop(domain::export::export(&env, &who, &ring, "app").unwrap()));
+    // A static secret: the export never mints, so the minting component is never asked.
+    struct NoMinting;
+    impl domain::mint::MintComponent for NoMinting {
+        fn mint(&self, _: &str, _: &str, _: &str) -> Result<domain::mint::Minted, domain::Error> {
+            unreachable!("a static secret is never minted")
+        }
+    }
+    let source = domain::mint::Source::Component { component: &NoMinting, authorization: "", request_id: "" };
+    step("export", &mut || drop(domain::export::export(&env, &who, &ring, "app", &source).unwrap()));
     step("delete", &mut || drop(secrets::delete(&env, &who, "app", None).unwrap()));
 }
 

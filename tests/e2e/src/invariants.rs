@@ -7,8 +7,9 @@ use crate::{tenant_prefix, TestApp, SECRETS};
 
 /// The list shows exactly the secrets of the tenant's latest view, whose records are exactly the
 /// stored ones (no orphan `P:r:*` record, no listed secret without one); no slot's registers are
-/// left (`P:s:*`) and at most the window of views is kept; the quota's `used` equals the number
-/// listed, and each one exports. Returns the listed names.
+/// left (`P:s:*`) and at most the window of views is kept; no minted credential is cached
+/// (`P:mint:<r>`) for a record `r` the view does not name as a minting secret's; the quota's `used`
+/// equals the number listed, and each one exports. Returns the listed names.
 pub fn assert_invariants(app: &TestApp, tenant: &str, context: &str) -> BTreeSet<String> {
     let token = app.token(tenant, &["regsecrets.viewer", "regsecrets.puller"]);
     let list = app.call("GET", SECRETS).bearer(&token).send();
@@ -30,6 +31,11 @@ pub fn assert_invariants(app: &TestApp, tenant: &str, context: &str) -> BTreeSet
     let records: BTreeSet<u64> = view.records().unwrap().into_iter().collect();
     let stored: BTreeSet<u64> = under("r").iter().map(|(id, _)| id.parse().unwrap()).collect();
     assert_eq!(stored, records, "{context}: stored records vs. the records the view names");
+    let minting: BTreeSet<u64> =
+        view.entries().unwrap().into_iter().filter(|e| !e.kind.is_static()).map(|e| e.record).collect();
+    let cached: BTreeSet<u64> = under("mint").iter().map(|(id, _)| id.parse().unwrap()).collect();
+    let orphans: Vec<&u64> = cached.difference(&minting).collect();
+    assert!(orphans.is_empty(), "{context}: minted credentials cached for records no secret names: {orphans:?}");
     let registers: Vec<String> = under("s").into_iter().map(|(k, _)| k).collect();
     assert!(registers.is_empty(), "{context}: slot registers left behind: {registers:?}");
     let quota = app.call("GET", "/v2/admin/resourceQuota/dockerRegistrySecrets").bearer(&token).send().json();

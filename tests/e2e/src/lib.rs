@@ -6,6 +6,7 @@ mod client;
 pub mod figures;
 pub mod hello;
 pub mod invariants;
+pub mod minting;
 pub mod nodes;
 pub mod pull;
 pub mod registry;

@@ -170,7 +170,8 @@ fn list_is_sorted_paged_searched_and_counted_as_sap_does() {
     for item in all.json()["resources"].as_array().unwrap() {
         let mut keys: Vec<_> = item.as_object().unwrap().keys().cloned().collect();
         keys.sort();
-        assert_eq!(keys, ["createdAt", "managed", "modifiedAt", "name", "registries", "version"]);
+        assert_eq!(keys, ["createdAt", "kind", "managed", "modifiedAt", "name", "registries", "version"]);
+        assert_eq!(item["kind"], "static");
     }
 }
 

@@ -4,7 +4,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use e2e::{repo_root, structured, unique_tenant, TestApp};
+use std::collections::BTreeMap;
+
+use e2e::minting::{google_key_file, GoogleTokens};
+use e2e::{repo_root, structured, unique_tenant, Options, TestApp, Tokens};
+use jwt_simple::prelude::RS256KeyPair;
 
 #[test]
 fn the_console_in_a_real_browser() {
@@ -13,7 +17,11 @@ fn the_console_in_a_real_browser() {
         eprintln!("skipped: run `npm ci` in tests/browser and install Debian's chromium (.ci/run does both)");
         return;
     }
-    let app = TestApp::shared();
+    // Secrets that mint (minting.test.js): Google's token endpoint is a local one that trusts this key.
+    let key = RS256KeyPair::generate(2048).unwrap();
+    let google = GoogleTokens::start(key.public_key());
+    let extra = BTreeMap::from([("google_token_url".to_owned(), google.url())]);
+    let app = TestApp::start_with(Options::default(), Tokens::default(), extra);
     let tenant = unique_tenant("console");
     let operator = app.token(&tenant, &["regsecrets.operator"]);
     let managed = app.create(&operator, &structured("platform-mirror", "mirror.example.com", "svc", "pw"));
@@ -28,6 +36,7 @@ fn the_console_in_a_real_browser() {
         )
         .env("REGSECRETS_VIEWER_TOKEN", app.token(&tenant, &["regsecrets.viewer"]))
         .env("REGSECRETS_PULLER_TOKEN", app.token(&tenant, &["regsecrets.puller"]))
+        .env("REGSECRETS_GOOGLE_KEY", google_key_file(&key))
         .output()
         .expect("npm runs");
     let stdout = String::from_utf8_lossy(&output.stdout);

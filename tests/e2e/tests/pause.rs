@@ -326,6 +326,7 @@ mod paused_ballot {
             actor: Actor { operator: false, admin: true },
             now: 0,
             verification: None,
+            kind: Default::default(),
         }
     }
 

@@ -4,6 +4,13 @@
 //! (end excluded), default ports per scheme, and `http://*.spin.internal` expanded to every
 //! component of the app. Request URLs are parsed with the `url` crate as Spin does, so a default
 //! port written out (`https://x:443`) is the same as none.
+//!
+//! Entries may be templates over the application's variables (`"{{ aws_endpoint_url }}"`), as in
+//! Spin 4.0.2 (`outbound-networking-config`, `loader`): at load, a template whose variables all
+//! have defaults is resolved with the defaults and must parse (else the app does not load); when an
+//! instance is prepared, templates are resolved with the variables' values. A value that does not
+//! parse then (an empty one included: 4.0.2 does not skip empty entries) makes Spin's allow-list
+//! an error, and every outbound request of that component is refused; so it is here.
 
 use anyhow::{bail, Context, Result};
 use ip_network::IpNetwork;
@@ -163,19 +170,48 @@ impl AllowedHost {
 #[derive(Debug, Clone, Default)]
 pub struct AllowedHosts {
     hosts: Vec<AllowedHost>,
+    /// Why the resolved allow-list is unusable (a template resolved to something that does not
+    /// parse): every request is refused.
+    broken: Option<String>,
 }
 
 impl AllowedHosts {
+    /// Entries without templates.
     pub fn parse(entries: &[String], component_ids: &[String]) -> Result<AllowedHosts> {
+        Self::parse_templated(entries, component_ids, &crate::variables::Variables::default())
+    }
+
+    /// Entries that may be templates over the application's variables (see the module's notes).
+    pub fn parse_templated(
+        entries: &[String],
+        component_ids: &[String],
+        variables: &crate::variables::Variables,
+    ) -> Result<AllowedHosts> {
         if entries.len() == 1 && entries[0] == "insecure:allow-all" {
             bail!("'insecure:allow-all' is not allowed - use '*://*:*' instead if you really want to allow all outbound traffic'");
         }
-        let mut hosts = Vec::new();
+        let mut resolved = Vec::new();
         for entry in entries {
-            if entry.contains("{{") {
-                bail!("templated allowed_outbound_hosts ({entry:?}) are not supported by the test host");
+            if !entry.contains("{{") {
+                AllowedHost::parse(entry)?;
+                resolved.push(Ok(entry.clone()));
+                continue;
             }
-            let host = AllowedHost::parse(entry)?;
+            if let Some(with_defaults) = variables.resolve_with_defaults(entry) {
+                let with_defaults = with_defaults?;
+                AllowedHost::parse(&with_defaults).with_context(|| {
+                    format!("using default variable value(s) with template {entry:?} results in invalid config {with_defaults:?}")
+                })?;
+            }
+            resolved.push(variables.resolve_app_template(entry).map_err(|e| format!("{entry:?}: {e}")));
+        }
+        let mut hosts = Vec::new();
+        for entry in resolved {
+            let parsed = entry.and_then(|text| AllowedHost::parse(&text).map_err(|e| format!("{text:?}: {e}")));
+            let host = match parsed {
+                Ok(host) => host,
+                Err(why) => return Ok(AllowedHosts { hosts: Vec::new(), broken: Some(why) }),
+            };
             // As Spin: `*.spin.internal` means "every component of this app", nothing else.
             match &host.host {
                 HostRule::AnySubdomain(s) if s == SERVICE_CHAINING_SUFFIX => {
@@ -188,7 +224,12 @@ impl AllowedHosts {
                 _ => hosts.push(host),
             }
         }
-        Ok(AllowedHosts { hosts })
+        Ok(AllowedHosts { hosts, broken: None })
+    }
+
+    /// Why every request is refused, when a template resolved to an invalid entry.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
     }
 
     /// Whether an absolute outbound URL may be requested (Spin parses it with the `url` crate,
@@ -200,17 +241,18 @@ impl AllowedHosts {
             _ => url::Url::parse(&format!("https://{text}")),
         };
         match parsed {
-            Ok(url) if url.has_host() => self.hosts.iter().any(|h| h.allows(&url)),
+            Ok(url) if url.has_host() && self.broken.is_none() => self.hosts.iter().any(|h| h.allows(&url)),
             _ => false,
         }
     }
 
     /// Whether a relative URL (a request to the app itself) may be requested.
     pub fn allows_relative(&self) -> bool {
-        self.hosts.iter().any(|h| {
-            matches!(h.host, HostRule::Any | HostRule::ToSelf)
-                && h.scheme.as_deref().is_none_or(|s| s == "http" || s == "https")
-        })
+        self.broken.is_none()
+            && self.hosts.iter().any(|h| {
+                matches!(h.host, HostRule::Any | HostRule::ToSelf)
+                    && h.scheme.as_deref().is_none_or(|s| s == "http" || s == "https")
+            })
     }
 }
 
@@ -319,5 +361,54 @@ mod tests {
         assert_eq!(service_chaining_target(&u).as_deref(), Some("create"));
         let u: http::Uri = "http://create.example/".parse().unwrap();
         assert_eq!(service_chaining_target(&u), None);
+    }
+
+    fn templated(defaults: &str, overrides: &[(&str, &str)], entries: &[&str]) -> Result<AllowedHosts> {
+        let manifest = crate::manifest::Manifest::parse(&format!(
+            "spin_manifest_version = 2\n[application]\nname = \"a\"\n[variables]\n{defaults}\n[component.create]\nsource = \"c.wasm\"\n"
+        ))
+        .unwrap();
+        let overrides = overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let variables = crate::variables::Variables::resolve(&manifest, &overrides, |_| None).unwrap();
+        let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+        AllowedHosts::parse_templated(&entries, &["create".to_string()], &variables)
+    }
+
+    #[test]
+    fn templates_resolve_with_the_variables_values() {
+        let defaults = r#"aws = { default = "https://*.amazonaws.com" }"#;
+        let hosts = templated(defaults, &[], &["{{ aws }}"]).unwrap();
+        assert!(hosts.allows_url(&"https://api.ecr.eu-west-1.amazonaws.com/".parse().unwrap()));
+        assert!(!hosts.allows_url(&"http://127.0.0.1:5000/".parse().unwrap()));
+        let hosts = templated(defaults, &[("aws", "http://127.0.0.1:5000")], &["{{ aws }}"]).unwrap();
+        assert!(hosts.allows_url(&"http://127.0.0.1:5000/".parse().unwrap()));
+        assert!(!hosts.allows_url(&"https://api.ecr.eu-west-1.amazonaws.com/".parse().unwrap()));
+        assert!(!hosts.allows_url(&"http://127.0.0.1:5001/".parse().unwrap()));
+        // Literal parts around a variable, as Spin's expressions allow.
+        let hosts = templated(r#"port = { default = "7000" }"#, &[], &["http://127.0.0.1:{{ port }}"]).unwrap();
+        assert!(hosts.allows_url(&"http://127.0.0.1:7000/x".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_default_that_makes_an_invalid_entry_fails_the_load_as_spins_loader_does() {
+        let error =
+            templated(r#"url = { default = "https://oauth2.googleapis.com/token" }"#, &[], &["{{ url }}"]).unwrap_err();
+        assert!(format!("{error:#}").contains("results in invalid config"), "{error:#}");
+        // Spin 4.0.2 does not skip an empty entry.
+        assert!(templated(r#"url = { default = "" }"#, &[], &["{{ url }}"]).is_err());
+        // No default: nothing to validate at load.
+        assert!(templated("url = { required = true }", &[("url", "http://127.0.0.1:1")], &["{{ url }}"]).is_ok());
+    }
+
+    #[test]
+    fn a_value_that_makes_an_invalid_entry_refuses_every_request() {
+        let defaults = r#"url = { default = "https://example.com" }"#;
+        let hosts =
+            templated(defaults, &[("url", "http://127.0.0.1:4000/token")], &["{{ url }}", "https://*:*"]).unwrap();
+        assert!(hosts.broken().is_some());
+        assert!(!hosts.allows_url(&"https://example.com/".parse().unwrap()));
+        assert!(!hosts.allows_relative());
+        let hosts = templated(defaults, &[("url", "")], &["{{ url }}", "https://*:*"]).unwrap();
+        assert!(hosts.broken().is_some(), "an empty value is no entry Spin 4.0.2 accepts");
     }
 }

@@ -89,7 +89,7 @@ impl AppShared {
         let mut components = HashMap::new();
         for (id, decl) in &manifest.component {
             kv::runtime_config::check_labels(&backends, id, &decl.key_value_stores)?;
-            let allowed_hosts = AllowedHosts::parse(&decl.allowed_outbound_hosts, &ids)
+            let allowed_hosts = AllowedHosts::parse_templated(&decl.allowed_outbound_hosts, &ids, &variables)
                 .with_context(|| format!("component {id:?}: invalid allowed_outbound_hosts"))?;
             let path = manifest.source_path(&manifest_dir, decl);
             let component = Component::from_file(&engine, &path)

@@ -61,11 +61,26 @@ pub fn parse_template(s: &str) -> Result<Vec<Part>> {
     Ok(parts)
 }
 
+fn resolve_with(template: &str, value: impl Fn(&str) -> Option<String>) -> Result<String> {
+    let mut out = String::new();
+    for part in parse_template(template)? {
+        match part {
+            Part::Lit(l) => out.push_str(&l),
+            Part::Var(v) => out.push_str(&value(&v).ok_or_else(|| anyhow!("unknown variable {v:?}"))?),
+        }
+    }
+    Ok(out)
+}
+
 /// All component variables of an app, resolved once at load.
 #[derive(Debug, Clone, Default)]
 pub struct Variables {
     /// component id -> variable -> value
     resolved: HashMap<String, BTreeMap<String, String>>,
+    /// The application's variables as resolved (override, environment, default).
+    app: HashMap<String, String>,
+    /// The application's variables that have a default, with it.
+    defaults: HashMap<String, String>,
 }
 
 impl Variables {
@@ -115,7 +130,29 @@ impl Variables {
             }
             resolved.insert(id.clone(), vars);
         }
-        Ok(Variables { resolved })
+        let defaults =
+            manifest.variables.iter().filter_map(|(n, d)| d.default.clone().map(|v| (n.clone(), v))).collect();
+        let app = app.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        Ok(Variables { resolved, app, defaults })
+    }
+
+    /// A template over the application's variables (as in `allowed_outbound_hosts`), resolved with
+    /// their values; an error names an unknown variable.
+    pub fn resolve_app_template(&self, template: &str) -> Result<String> {
+        resolve_with(template, |v| self.app.get(v).cloned())
+    }
+
+    /// The same template resolved with the manifest's defaults only, as Spin's loader validates
+    /// it; `None` when a variable it names has no default (Spin then skips the validation).
+    pub fn resolve_with_defaults(&self, template: &str) -> Option<Result<String>> {
+        let parts = match parse_template(template) {
+            Ok(parts) => parts,
+            Err(e) => return Some(Err(e)),
+        };
+        let all_defaulted = parts
+            .iter()
+            .all(|p| matches!(p, Part::Lit(_)) || matches!(p, Part::Var(v) if self.defaults.contains_key(v)));
+        all_defaulted.then(|| resolve_with(template, |v| self.defaults.get(v).cloned()))
     }
 
     /// `fermyon:spin/variables.get` as a component sees it.

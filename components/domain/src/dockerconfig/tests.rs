@@ -10,7 +10,10 @@ fn sap(config: &str) -> Value {
 }
 
 fn parse(body: Value) -> Result<DockerConfig, Error> {
-    SecretRequest::from_json(body, true).map(|request| request.credentials)
+    SecretRequest::from_json(body, true).map(|request| match request.credentials {
+        Credentials::Static(config) => config,
+        Credentials::Minting(_) => panic!("not a static body"),
+    })
 }
 
 fn message(result: Result<DockerConfig, Error>) -> (String, &'static str) {

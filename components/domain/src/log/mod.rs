@@ -10,6 +10,8 @@
 //!   quota limit, the outcomes of recent slots) as a function of the view before it and the slot's
 //!   decided value (`op::apply`). Views are kept for the last [`WINDOW`] slots.
 //! - `P:r:<k>`: the sealed credentials written by slot `k` (create, modify, re-seal).
+//! - `P:mint:<k>`: for a minting secret's record `k`, the registry credential readers minted from
+//!   it (`mint::cache`); deleted right after `P:r:<k>` when the record becomes garbage.
 //!
 //! ## A write of operation `op` ([`write()`])
 //! 1. Read the current view ([`read_for_write`]) and refuse at once what it refuses (nothing is
@@ -26,7 +28,9 @@
 //!    If it has, this writer's reads may be stale (the slot's registers are deleted once it is
 //!    applied): it answers what the views say became of slot `k`.
 //! 6. `set P:v:<k> = apply(v(k-1), decided value)`; answer the outcome of `op` in it.
-//! 7. Clean up: delete the records the view lists as garbage, `P:v:<k-W>`, and slot `k`'s registers.
+//! 7. Clean up: delete the records the view lists as garbage (each minting one's cached credential
+//!    `P:mint:<r>` right after its record `P:r:<r>`, see `mint::cache`), `P:v:<k-W>`, and slot
+//!    `k`'s registers.
 //!
 //! ## A read ([`read`])
 //! `S = P:seq`; the first present view among `v(S), v(S-1), …, v(S-W+1)`; if it is not `v(S)`,
@@ -363,8 +367,15 @@ fn apply_slot<S: KeyValue, C: Clock>(
         store.delete(&keys.view(k - WINDOW))?;
     }
     store.set(&keys.view(k), applied.view.bytes())?;
-    for record in previous.header().garbage.iter().chain(&applied.view.header().garbage) {
-        store.delete(&keys.record(*record))?;
+    for header in [previous.header(), applied.view.header()] {
+        for record in &header.garbage {
+            store.delete(&keys.record(*record))?;
+            // After the record, never before: see `mint::cache` for why no cached credential
+            // outlives its record.
+            if header.minted.contains(record) {
+                store.delete(&keys.mint(*record))?;
+            }
+        }
     }
     let handed_out = if contended { slot::ballots(store, keys, k)? } else { 0 };
     slot::clear(store, keys, k, handed_out, own_ballots)?;

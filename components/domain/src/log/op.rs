@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::LastCheck;
 use crate::error::Error;
 use crate::index::{IfMatch, IndexEntry};
+use crate::provider::Kind;
 pub use crate::view::Refusal;
 use crate::view::{Header, View, OUTCOMES};
 
@@ -30,6 +31,9 @@ pub enum Op {
         actor: Actor,
         now: u64,
         verification: Option<LastCheck>,
+        /// What the record holds (absent: static credentials, as before kinds existed).
+        #[serde(default, skip_serializing_if = "Kind::is_static")]
+        kind: Kind,
     },
     /// New credentials for a secret; its record is the slot's own.
     Modify {
@@ -39,6 +43,8 @@ pub enum Op {
         now: u64,
         if_match: Option<IfMatch>,
         verification: Option<LastCheck>,
+        #[serde(default, skip_serializing_if = "Kind::is_static")]
+        kind: Kind,
     },
     Delete {
         name: String,
@@ -118,6 +124,7 @@ pub fn apply(view: &View, slot: u64, op: Option<&Op>) -> Result<Applied, Error> 
         from,
         trust: prev.trust,
         garbage: Vec::new(),
+        minted: Vec::new(),
     };
     let Some(op) = op else {
         header.refused.push((slot, None));
@@ -127,7 +134,7 @@ pub fn apply(view: &View, slot: u64, op: Option<&Op>) -> Result<Applied, Error> 
     let change = change(view, slot, op);
     let (upsert, remove, garbage) = match &change {
         Ok(c) => (c.upsert.as_ref(), c.remove.as_deref(), c.garbage),
-        Err(_) => (None, None, Some(slot)),
+        Err(_) => (None, None, Some((slot, Kind::Static))),
     };
     match (&change, op) {
         (Ok(_), Op::SetLimit { limit }) => header.limit = Some(*limit),
@@ -137,7 +144,12 @@ pub fn apply(view: &View, slot: u64, op: Option<&Op>) -> Result<Applied, Error> 
     if let Err(refusal) = &change {
         header.refused.push((slot, Some(refusal.clone())));
     }
-    header.garbage.extend(garbage);
+    if let Some((record, kind)) = garbage {
+        header.garbage.push(record);
+        if !kind.is_static() {
+            header.minted.push(record);
+        }
+    }
     let next = view.next(header, upsert, remove)?;
     Ok(Applied { view: next, outcome: change.map(|_| ()) })
 }
@@ -145,14 +157,15 @@ pub fn apply(view: &View, slot: u64, op: Option<&Op>) -> Result<Applied, Error> 
 struct Change {
     upsert: Option<IndexEntry>,
     remove: Option<String>,
-    /// The record that no longer has a reader.
-    garbage: Option<u64>,
+    /// The record that no longer has a reader, and the kind of the entry that named it (a minting
+    /// kind's record may have a cached credential, `P:mint:<record>`, to delete after it).
+    garbage: Option<(u64, Kind)>,
 }
 
 fn change(view: &View, slot: u64, op: &Op) -> Result<Change, Refusal> {
     let keep = |entry: IndexEntry| Change { upsert: Some(entry), remove: None, garbage: None };
     match op {
-        Op::Create { name, registries, actor, now, verification } => {
+        Op::Create { name, registries, actor, now, verification, kind } => {
             admit_create(view, name)?;
             Ok(keep(IndexEntry {
                 name: name.clone(),
@@ -163,24 +176,26 @@ fn change(view: &View, slot: u64, op: &Op) -> Result<Change, Refusal> {
                 version: slot,
                 record: slot,
                 verification: *verification,
+                kind: *kind,
             }))
         }
-        Op::Modify { name, registries, actor, now, if_match, verification } => {
+        Op::Modify { name, registries, actor, now, if_match, verification, kind } => {
             let old = admit_change(view, name, *actor, if_match.as_ref(), Refusal::ManagedUpdate)?;
-            let garbage = Some(old.record);
+            let garbage = Some((old.record, old.kind));
             let entry = IndexEntry {
                 registries: registries.clone(),
                 modified: *now,
                 version: slot,
                 record: slot,
                 verification: *verification,
+                kind: *kind,
                 ..old
             };
             Ok(Change { garbage, ..keep(entry) })
         }
         Op::Delete { name, actor, if_match } => {
             let old = admit_change(view, name, *actor, if_match.as_ref(), Refusal::ManagedDelete)?;
-            Ok(Change { upsert: None, remove: Some(old.name), garbage: Some(old.record) })
+            Ok(Change { upsert: None, remove: Some(old.name), garbage: Some((old.record, old.kind)) })
         }
         Op::SetLimit { .. } | Op::SetTrust => Ok(Change { upsert: None, remove: None, garbage: None }),
         Op::Check { name, version, check } => {
@@ -189,7 +204,7 @@ fn change(view: &View, slot: u64, op: &Op) -> Result<Change, Refusal> {
         }
         Op::Reseal { name, record } => {
             let entry = view.find(name).ok().flatten().filter(|e| e.record == *record).ok_or(Refusal::Stale)?;
-            Ok(Change { garbage: Some(*record), ..keep(IndexEntry { record: slot, ..entry }) })
+            Ok(Change { garbage: Some((*record, entry.kind)), ..keep(IndexEntry { record: slot, ..entry }) })
         }
     }
 }
@@ -201,7 +216,14 @@ mod tests {
     const TENANT: Actor = Actor { operator: false, admin: true };
 
     fn create(name: &str) -> Op {
-        Op::Create { name: name.into(), registries: vec!["ghcr.io".into()], actor: TENANT, now: 5, verification: None }
+        Op::Create {
+            name: name.into(),
+            registries: vec!["ghcr.io".into()],
+            actor: TENANT,
+            now: 5,
+            verification: None,
+            kind: Kind::Static,
+        }
     }
 
     fn run(ops: &[Option<Op>]) -> (View, Vec<Result<(), Refusal>>) {
@@ -243,6 +265,7 @@ mod tests {
             now: 9,
             if_match,
             verification: None,
+            kind: Kind::Static,
         };
         let (view, outcomes) = run(&[
             Some(create("a")),
@@ -267,7 +290,14 @@ mod tests {
     #[test]
     fn managed_secrets_are_the_operators_and_a_reseal_moves_only_the_record() {
         let operator = Actor { operator: true, admin: false };
-        let managed = Op::Create { name: "m".into(), registries: vec![], actor: operator, now: 1, verification: None };
+        let managed = Op::Create {
+            name: "m".into(),
+            registries: vec![],
+            actor: operator,
+            now: 1,
+            verification: None,
+            kind: Kind::Static,
+        };
         let delete = Op::Delete { name: "m".into(), actor: TENANT, if_match: None };
         let reseal = Op::Reseal { name: "m".into(), record: 1 };
         let (view, outcomes) = run(&[Some(managed), Some(delete), Some(reseal.clone()), Some(reseal)]);

@@ -517,3 +517,91 @@ fn random_schedules_keep_every_invariant() {
     }
     eprintln!("{schedules} random schedules ran ({pauses} pauses, {deaths} deaths), every invariant held");
 }
+
+// ---- A reader that minted, against the writes that make its record garbage ----
+
+/// AWS as a stub: every GetAuthorizationToken answers a 12-hour token.
+struct Ecr;
+
+impl crate::net::Sender for Ecr {
+    fn send(&self, _: &crate::net::Outgoing) -> Result<crate::net::Fetched, crate::net::FetchError> {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD.encode("AWS:minted");
+        let body = serde_json::json!({"authorizationData": [{"authorizationToken": token,
+            "expiresAt": 4_102_444_800.0, "proxyEndpoint": "https://123456789012.dkr.ecr.eu-central-1.amazonaws.com"}]});
+        Ok(crate::net::Fetched { status: 200, headers: vec![], body: body.to_string().into_bytes() })
+    }
+}
+
+fn ecr_body(name: &str) -> SecretRequest {
+    let body = serde_json::json!({"name": name, "aws": {"accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+        "secretAccessKey": "s", "region": "eu-central-1"}});
+    SecretRequest::from_json(body, true).unwrap()
+}
+
+/// No `P:mint:<r>` is left for a record `r` the current view does not name as a minting secret's.
+fn no_orphan_minted_credential(sim: &Sim) {
+    let store = &sim.store;
+    let env = Env { store, clock: &crate::clock::SystemClock, policy: policy() };
+    let view = read(&env, &keys()).unwrap().view;
+    let minting: BTreeSet<u64> =
+        view.entries().unwrap().into_iter().filter(|e| !e.kind.is_static()).map(|e| e.record).collect();
+    let prefix = format!("{}:mint:", keys().prefix());
+    for key in store.dump().keys() {
+        let Some(record) = key.strip_prefix(&prefix) else { continue };
+        let record: u64 = record.parse().unwrap();
+        assert!(minting.contains(&record), "P:mint:{record} survives its record (view names {minting:?})");
+    }
+}
+
+/// An export of the minting secret `ecr` (mints and caches) and a write that replaces or deletes
+/// it; one of the two is paused for 2.5 leases at its store call number `at`.
+fn minter_against(write: Kind, paused_is_minter: bool, at: usize) -> bool {
+    let run = Run::new();
+    let env = Env { store: &run.sim.store, clock: &crate::clock::SystemClock, policy: policy() };
+    secrets::create(&env, &admin(), &ring(), ecr_body("ecr")).unwrap();
+    let mut run = run;
+    let (minter, minted) = run.sim.spawn(|store: &SimStore, clock: &SimClock| {
+        let env = Env { store, clock, policy: policy() };
+        let endpoints = crate::mint::ProviderEndpoints::default();
+        let providers = crate::mint::Providers { sender: &Ecr, clock, endpoints: &endpoints };
+        let source = crate::mint::Source::Providers(&providers);
+        crate::export::export(&env, &admin(), &ring(), "ecr", &source).map(|_| ())
+    });
+    let (k, n) = (write.clone(), "ecr".to_owned());
+    let (writer, handle) = run.sim.spawn(move |store: &SimStore, clock: &SimClock| {
+        let env = Env { store, clock, policy: policy() };
+        match k {
+            Kind::Modify => secrets::modify(&env, &admin(), &ring(), &n, ecr_body(&n), None).map(|w| w.version),
+            _ => secrets::delete(&env, &admin(), &n, None).map(|w| w.version),
+        }
+    });
+    run.ops.push(Planned { kind: write, name: "ecr".into(), handle });
+    let paused = if paused_is_minter { minter } else { writer };
+    let mut reached = false;
+    run.drive(100_000, |sim, id, actor| {
+        if id == paused && !reached && actor.calls + 1 == at && matches!(actor.step, Step::Call(..)) {
+            reached = true;
+            sim.hold(id, sim.now() + LEASE * 5 / 2);
+        }
+    });
+    let (sim, outcomes) = run.finish();
+    let exported = minted.join().unwrap().expect("the minter ran to its end");
+    assert!(matches!(exported, Ok(()) | Err(Error::SecretNotFound)), "{exported:?}");
+    assert!(outcomes.iter().all(|(_, _, o)| matches!(o, Some(Ok(_)))), "{outcomes:?}");
+    no_orphan_minted_credential(&sim);
+    reached
+}
+
+#[test]
+fn a_minter_paused_at_any_store_call_leaves_no_cached_credential_of_a_deleted_record() {
+    for write in [Kind::Modify, Kind::Delete] {
+        for paused_is_minter in [true, false] {
+            let mut at = 1;
+            while minter_against(write.clone(), paused_is_minter, at) {
+                at += 1;
+            }
+            assert!(at > 5, "{write:?}, minter paused {paused_is_minter}: only {} store calls", at - 1);
+        }
+    }
+}

@@ -7,7 +7,9 @@
 //! registry by its metadata (the hosts of its keys, in the view: a secret of other registries is
 //! never decrypted), or of every secret for `all=true` (through [`load_entries`] and
 //! [`open_entry`]); a secret replaced between the two reads is read again (at most three rounds),
-//! so an answer never mixes a secret's old and new credentials.
+//! so an answer never mixes a secret's old and new credentials. A secret that mints answers its
+//! current minted credential (`mint::current`: `get P:mint:<record>`, and on a miss the mint
+//! through `source`), keyed by the registries of its identity.
 
 pub mod keyring;
 pub mod reference;
@@ -22,6 +24,8 @@ use crate::crypto::Keyring;
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal};
 use crate::index::IndexEntry;
+use crate::mint::{self, Source};
+use crate::provider::Identity;
 use crate::secrets::{load_entries, open_entry};
 use crate::store::KeyValue;
 
@@ -144,6 +148,8 @@ fn candidates<S: KeyValue>(
     who: &Principal,
     keyring: &Keyring,
     registry: Option<&str>,
+    source: &Source,
+    now_ms: u64,
 ) -> Result<Vec<ResolvedCredential>, Error> {
     'again: for _ in 0..3 {
         let mut entries: Vec<IndexEntry> = load_entries(store, &who.tenant)?;
@@ -154,7 +160,14 @@ fn candidates<S: KeyValue>(
             let Some(plain) = open_entry(store, keyring, &who.tenant, entry)? else { continue 'again };
             // The stored form was validated when written; only what is answered is read back (the
             // full parser would make this component a third larger).
-            let stored: Stored = serde_json::from_slice(&plain).map_err(|_| Internal::CorruptRecord)?;
+            let stored: Stored = if entry.kind.is_static() {
+                serde_json::from_slice(&plain).map_err(|_| Internal::CorruptRecord)?
+            } else {
+                let identity = Identity::from_document(&plain)?;
+                let minted = mint::current(store, keyring, &who.tenant, entry, &identity, source, now_ms)?;
+                let auth = || StoredAuth { username: minted.username.clone(), password: minted.password.clone() };
+                Stored { auths: minted.registries.iter().map(|r| (r.clone(), auth())).collect() }
+            };
             for (server, auth) in stored.auths {
                 all.push(ResolvedCredential {
                     secret: entry.name.clone(),
@@ -172,13 +185,16 @@ fn candidates<S: KeyValue>(
 }
 
 /// The caller's tenant's credentials the selector covers; `NoMatchingCredentials` (404) when none.
+/// Secrets that mint are minted through `source` when nothing fresh is cached.
 pub fn resolve<S: KeyValue>(
     store: &S,
     who: &Principal,
     keyring: &Keyring,
     selector: &Selector,
+    source: &Source,
+    now_ms: u64,
 ) -> Result<Resolved, Error> {
-    resolve_among(store, who, keyring, selector, None)
+    resolve_among(store, who, keyring, selector, None, source, now_ms)
 }
 
 /// [`resolve`] among the named secrets only (those bound to a verified workload, `crate::workload`).
@@ -188,9 +204,11 @@ pub fn resolve_among<S: KeyValue>(
     keyring: &Keyring,
     selector: &Selector,
     only: Option<&BTreeSet<String>>,
+    source: &Source,
+    now_ms: u64,
 ) -> Result<Resolved, Error> {
     who.require(Need::ReadCredentials)?;
-    let mut all = candidates(store, who, keyring, selector.registry())?;
+    let mut all = candidates(store, who, keyring, selector.registry(), source, now_ms)?;
     if let Some(names) = only {
         all.retain(|c| names.contains(&c.secret));
     }

@@ -11,6 +11,20 @@ use crate::store::MemoryStore;
 /// (reference, registry, path, tag, digest)
 type ParseCase<'a> = (String, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
 
+struct NoMinting;
+
+impl crate::mint::MintComponent for NoMinting {
+    fn mint(&self, _: &str, _: &str, _: &str) -> Result<crate::mint::Minted, Error> {
+        Err(crate::error::Internal::Platform("these tests hold static secrets only").into())
+    }
+}
+
+/// [`super::resolve`] over static secrets (nothing to mint).
+fn resolve<S: KeyValue>(store: &S, who: &Principal, keyring: &Keyring, selector: &Selector) -> Result<Resolved, Error> {
+    let source = crate::mint::Source::Component { component: &NoMinting, authorization: "", request_id: "" };
+    super::resolve(store, who, keyring, selector, &source, 0)
+}
+
 #[test]
 fn image_references_parse_as_the_distribution_grammar_reads_them() {
     let digest = format!("sha256:{}", "a".repeat(64));

@@ -1,45 +1,4 @@
-//! The seam to the network: "send this GET, get the status, the headers and at most
-//! [`MAX_RESPONSE_BYTES`] of the body". Spin's outgoing HTTP implements it in `spin-bridge`; the
-//! tests implement it with a scripted fake, so the handshake is tested natively.
+//! The seam to the network, as the checks use it: see [`crate::net`], where it lives so that
+//! minting (`mint`, below `verify`) shares it.
 
-use url::Url;
-
-/// The most a check reads of any answer: a token answer is a few KiB; anything longer is cut.
-pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-
-/// An answer, with header names lower-cased.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fetched {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    /// At most [`MAX_RESPONSE_BYTES`].
-    pub body: Vec<u8>,
-}
-
-impl Fetched {
-    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
-        self.all(name).next()
-    }
-
-    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// Why no answer came, as far as the platform tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchError {
-    /// DNS failed, the connection was refused or reset, or it closed without an answer.
-    Unreachable,
-    /// The TLS handshake failed: untrusted or invalid certificate, protocol error.
-    Tls,
-    /// No connection or no first byte within the timeout.
-    Timeout,
-    /// The platform refused the destination (Spin's `block_networks`, or a host not allowed).
-    Blocked,
-}
-
-pub trait Fetcher {
-    /// GET `url`, with this `Authorization` header when given. Redirects are not followed here.
-    fn get(&self, url: &Url, authorization: Option<&str>) -> Result<Fetched, FetchError>;
-}
+pub use crate::net::{FetchError, Fetched, Fetcher, Outgoing, Sender, MAX_RESPONSE_BYTES};

@@ -102,12 +102,16 @@ pub trait VerifyComponent {
     fn check(&self, authorization: &str, request_id: &str, config: &DockerConfig) -> Result<Checked, Error>;
 }
 
-/// What a component may use to verify credentials: the registries (the `verify` component only:
-/// only it may reach them) or the `verify` component (create and patch).
+/// What a component may use to verify credentials and mint them: the registries and the
+/// providers (the `verify` component only: only it may reach them) or the `verify` component
+/// (create and patch to verify, the export to mint).
 pub struct Outbound<'a> {
     pub registries: &'a dyn Fetcher,
     pub verify_component: &'a dyn VerifyComponent,
     pub policy: &'a CheckPolicy,
+    pub providers: &'a dyn fetch::Sender,
+    pub endpoints: &'a crate::mint::ProviderEndpoints,
+    pub mint_component: &'a dyn crate::mint::MintComponent,
 }
 
 /// `?verify=true` or `?verify=false` (absent: false); any other value of `verify` is a 400.

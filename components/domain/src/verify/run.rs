@@ -5,7 +5,7 @@
 //!
 //! | step | calls | why it is safe |
 //! |------|-------|----------------|
-//! | read | the tenant's view (`get P:seq`, `get P:v:<S>`); `get P:r:<record>` (again if a modify raced it) | a read of the log: linearizable |
+//! | read | the tenant's view (`get P:seq`, `get P:v:<S>`); `get P:r:<record>` (again if a modify raced it); for a minting kind `get P:mint:<record>` and, on a miss, the mint, `set P:mint:<record>` and `get P:r:<record>` (see `mint::cache`) | a read of the log: linearizable |
 //! | claim | `increment P:check:<v>:<w>`, `increment P:check:<v>:<w+1>`; leftovers: `exists`/`delete` | see [`super::inflight`] |
 //! | check | network only; nothing of the log is held (a write's slot would stall the tenant: a check may take longer than a lease) | |
 //! | release | `delete P:check:<v>:<w>`, `delete P:check:<v>:<w+1>` | |
@@ -30,23 +30,28 @@ use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal};
 use crate::index::IndexEntry;
 use crate::log::op::Op;
+use crate::mint::{self, Source};
 use crate::name::SecretName;
+use crate::provider::Identity;
 use crate::secrets::{commit, current, managed_guard, open_entry, Env};
 use crate::store::{KeyValue, TenantKeys};
 
 /// Checks the stored credentials of `name` against each of their registries; keeps the outcome.
+/// For a secret that mints, the current minted credential is checked (minted through `source`
+/// when none is cached).
 pub fn verify_secret<S: KeyValue, C: Clock>(
     env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
     checker: &Checker,
+    source: &Source,
     name: &str,
     repository: Option<&Repository>,
 ) -> Result<Report, Error> {
     who.require(Need::WriteSecrets)?;
     let name = SecretName::parse(name).map_err(|_| Error::SecretNotFound)?;
     let keys = TenantKeys::new(&who.tenant);
-    let (entry, config) = read_current(env, who, keyring, &name)?;
+    let (entry, config) = read_current(env, who, keyring, source, &name)?;
     let claim = inflight::claim(env.store, &keys, entry.version, env.clock.now_ms(), checker.policy.lease_ms())?;
     let registries = checker.check_all(&config, repository);
     drop(config);
@@ -66,11 +71,13 @@ pub fn verify_secret<S: KeyValue, C: Clock>(
     })
 }
 
-/// The secret's metadata and its decrypted credentials, as of one state of the log.
+/// The secret's metadata and its decrypted credentials (minted, for a minting kind), as of one
+/// state of the log.
 fn read_current<S: KeyValue, C: Clock>(
     env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
+    source: &Source,
     name: &SecretName,
 ) -> Result<(IndexEntry, DockerConfig), Error> {
     // A record is deleted only once a newer view stopped naming it: read the view again then.
@@ -78,7 +85,13 @@ fn read_current<S: KeyValue, C: Clock>(
         let entry = current(env, &who.tenant)?.view.find(name.as_str())?.ok_or(Error::SecretNotFound)?;
         managed_guard(who, &entry, Error::Forbidden)?;
         let Some(plain) = open_entry(env.store, keyring, &who.tenant, &entry)? else { continue };
-        return Ok((entry, DockerConfig::from_stored(&plain)?));
+        if entry.kind.is_static() {
+            return Ok((entry, DockerConfig::from_stored(&plain)?));
+        }
+        let identity = Identity::from_document(&plain)?;
+        let now_ms = env.clock.now_ms();
+        let minted = mint::current(env.store, keyring, &who.tenant, &entry, &identity, source, now_ms)?;
+        return Ok((entry, minted.to_docker_config()?));
     }
     Err(Internal::Platform("secret changed under three consecutive reads").into())
 }

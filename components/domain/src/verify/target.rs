@@ -6,38 +6,16 @@
 //! left to Spin's `[outbound_networking] block_networks` (the production runtime config blocks
 //! private networks), whose refusal the check reports as `blocked`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-use url::{Host, Url};
+use url::Url;
 
 use super::outcome::{Finding, Verdict, Why};
 use crate::dockerconfig::DOCKER_HUB_SERVER;
 use crate::error::Error;
+pub use crate::net::{is_public, PlainHttpRegistries};
+use crate::net::{refusal, Refused};
 
 /// Docker Hub's registry API lives on another host than its `auths` key names.
 pub const DOCKER_HUB_REGISTRY: &str = "https://registry-1.docker.io";
-
-/// The operator's plain-http registries (`host[:port]`, lower-case), from a Spin variable.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PlainHttpRegistries(Vec<String>);
-
-impl PlainHttpRegistries {
-    /// A comma- or space-separated list of `host[:port]`.
-    pub fn parse(list: &str) -> PlainHttpRegistries {
-        PlainHttpRegistries(
-            list.split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|s| !s.is_empty())
-                .map(str::to_ascii_lowercase)
-                .collect(),
-        )
-    }
-
-    fn allows(&self, url: &Url) -> bool {
-        let Some(host) = url.host_str() else { return false };
-        let with_port = url.port().map(|p| format!("{host}:{p}"));
-        self.0.iter().any(|entry| entry == host || Some(entry) == with_port.as_ref())
-    }
-}
 
 /// The base URL (`scheme://host[:port]/`) whose `/v2/` is checked for this `auths` key.
 /// A key's path is not part of the registry API's address.
@@ -62,66 +40,13 @@ pub fn registry_base(server_key: &str, plain_http: &PlainHttpRegistries) -> Resu
     Ok(url)
 }
 
-/// Whether a check may send anything to `url`: https (or http for a registry the operator
-/// listed), and not an IP literal in a private or reserved range.
+/// Whether a check may send anything to `url` ([`crate::net::refusal`]), as a finding.
 pub fn admit(url: &Url, plain_http: &PlainHttpRegistries) -> Result<(), Finding> {
-    match url.scheme() {
-        "https" => {}
-        "http" if plain_http.allows(url) => {}
-        _ => return Err(Finding::new(Verdict::Blocked, Why::PlainHttp)),
+    match refusal(url, plain_http) {
+        None => Ok(()),
+        Some(Refused::PlainHttp) => Err(Finding::new(Verdict::Blocked, Why::PlainHttp)),
+        Some(Refused::PrivateAddress) => Err(Finding::new(Verdict::Blocked, Why::PrivateAddress)),
     }
-    let refused = match url.host() {
-        Some(Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
-        Some(Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
-        Some(Host::Domain(_)) => false,
-        None => true,
-    };
-    if refused {
-        return Err(Finding::new(Verdict::Blocked, Why::PrivateAddress));
-    }
-    Ok(())
-}
-
-/// False for loopback, link-local, RFC 1918, CGNAT, unique-local, unspecified, multicast,
-/// broadcast and reserved addresses (IPv4-mapped and -compatible IPv6 as their IPv4 address).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped().or_else(|| embedded_v4(v6)) {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
-        },
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    let cgnat = a == 100 && (64..128).contains(&b);
-    let reserved = a >= 240 || a == 0;
-    !(ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_unspecified()
-        || cgnat
-        || reserved)
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    let unique_local = first & 0xfe00 == 0xfc00;
-    let link_local = first & 0xffc0 == 0xfe80;
-    !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || unique_local || link_local)
-}
-
-/// `::a.b.c.d` (IPv4-compatible, deprecated but still parsed) and NAT64's `64:ff9b::a.b.c.d`.
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
-    let s = ip.segments();
-    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-    let compatible = s[..6].iter().all(|&x| x == 0) && !ip.is_loopback() && !ip.is_unspecified();
-    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|&x| x == 0);
-    (compatible || nat64).then_some(tail)
 }
 
 /// A Docker repository name (`org/app`), as the distribution spec's grammar allows it:

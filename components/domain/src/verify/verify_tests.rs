@@ -75,10 +75,21 @@ fn registry<'a>(during: impl Fn() + 'a) -> Registry<'a> {
     Registry { during: Box::new(during), calls: Cell::new(0) }
 }
 
+/// The providers, for secrets that mint: these tests store static secrets only.
+struct NoProviders;
+
+impl fetch::Sender for NoProviders {
+    fn send(&self, _: &fetch::Outgoing) -> Result<Fetched, FetchError> {
+        panic!("a static secret's verification called a provider")
+    }
+}
+
 fn verify(store: &MemoryStore, fetcher: &dyn Fetcher, who: &Principal, name: &str) -> Result<Report, Error> {
     let policy = CheckPolicy::default();
     let checker = Checker { fetcher, clock: &SystemClock, policy: &policy };
-    run::verify_secret(&env(store), who, &keyring(), &checker, name, None)
+    let endpoints = crate::mint::ProviderEndpoints::default();
+    let providers = crate::mint::Providers { sender: &NoProviders, clock: &SystemClock, endpoints: &endpoints };
+    run::verify_secret(&env(store), who, &keyring(), &checker, &crate::mint::Source::Providers(&providers), name, None)
 }
 
 fn admin() -> Principal {
@@ -240,4 +251,58 @@ fn entries_without_an_outcome_still_read() {
     let metadata = secrets::get(&env(&store), &admin(), "web").unwrap();
     assert_eq!(metadata.verification, None);
     assert!(serde_json::to_value(&metadata).unwrap().get("verification").is_none());
+}
+
+/// ECR for the verification of a minting secret: hands out `AWS`/[`PASSWORD`] for
+/// `registry.example` (the proxy endpoint), counting the mints.
+struct Ecr(Cell<usize>);
+
+impl fetch::Sender for Ecr {
+    fn send(&self, request: &fetch::Outgoing) -> Result<Fetched, FetchError> {
+        use crate::clock::Clock;
+        self.0.set(self.0.get() + 1);
+        assert!(request.header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 ")));
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{PASSWORD}"));
+        let now = SystemClock.now_ms() / 1000;
+        let body = serde_json::json!({"authorizationData": [{"authorizationToken": token,
+            "expiresAt": now + 3600, "proxyEndpoint": "https://registry.example"}]});
+        Ok(Fetched { status: 200, headers: vec![], body: body.to_string().into_bytes() })
+    }
+}
+
+/// A basic-auth registry accepting `AWS`/[`PASSWORD`], as ECR's registry takes the minted token.
+struct EcrRegistry;
+
+impl Fetcher for EcrRegistry {
+    fn get(&self, url: &Url, authorization: Option<&str>) -> Result<Fetched, FetchError> {
+        assert_eq!(url.host_str(), Some("registry.example"));
+        let good = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("AWS:{PASSWORD}")));
+        Ok(Fetched {
+            status: if authorization == Some(good.as_str()) { 200 } else { 401 },
+            headers: vec![
+                ("docker-distribution-api-version".into(), "registry/2.0".into()),
+                ("www-authenticate".into(), "Basic realm=\"r\"".into()),
+            ],
+            body: Vec::new(),
+        })
+    }
+}
+
+#[test]
+fn a_minting_secret_is_verified_with_its_current_minted_credential_minted_once() {
+    let store = MemoryStore::new();
+    let body = serde_json::json!({"name": "ecr", "aws": {"accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "s", "region": "eu-central-1"}});
+    secrets::create(&env(&store), &admin(), &keyring(), SecretRequest::from_json(body, true).unwrap()).unwrap();
+    let ecr = Ecr(Cell::new(0));
+    let endpoints = crate::mint::ProviderEndpoints::default();
+    let providers = crate::mint::Providers { sender: &ecr, clock: &SystemClock, endpoints: &endpoints };
+    let policy = CheckPolicy::default();
+    let checker = Checker { fetcher: &EcrRegistry, clock: &SystemClock, policy: &policy };
+    let source = crate::mint::Source::Providers(&providers);
+    for _ in 0..2 {
+        let report = run::verify_secret(&env(&store), &admin(), &keyring(), &checker, &source, "ecr", None).unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.registries[0].registry, "registry.example");
+    }
+    assert_eq!(ecr.0.get(), 1, "the second verification used the cached credential");
 }

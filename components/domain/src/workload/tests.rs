@@ -239,9 +239,11 @@ fn the_lookup_answers_only_the_bound_secrets() {
     )
     .unwrap();
     let selector = crate::resolve::Selector::parse(Some("image=registry.example.com/shop/checkout:v3")).unwrap();
-    let everyone = crate::resolve::resolve(&store, &admin, &keyring, &selector).unwrap();
+    let everyone = crate::resolve::resolve(&store, &admin, &keyring, &selector, &crate::mint::STATIC_ONLY, 0).unwrap();
     assert_eq!(everyone.credentials.len(), 2);
     let (_, bound) = admit(&store, &admin, &cluster.token("shop", "checkout", AUDIENCE, NOW + 600), NOW).unwrap();
-    let narrowed = crate::resolve::resolve_among(&store, &admin, &keyring, &selector, Some(&bound)).unwrap();
+    let narrowed =
+        crate::resolve::resolve_among(&store, &admin, &keyring, &selector, Some(&bound), &crate::mint::STATIC_ONLY, 0)
+            .unwrap();
     assert_eq!(narrowed.credentials.iter().map(|c| c.username.as_str()).collect::<Vec<_>>(), ["payments"]);
 }

@@ -18,6 +18,7 @@ pub struct Request {
     /// Path and query, as sent.
     pub target: String,
     pub headers: Vec<(String, String)>,
+    /// As many bytes as `Content-Length` says, up to 64 KiB (none without it).
     pub body: Vec<u8>,
 }
 
@@ -28,6 +29,15 @@ impl Request {
 
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The body's `application/x-www-form-urlencoded` fields, decoded.
+    pub fn form(&self) -> std::collections::BTreeMap<String, String> {
+        String::from_utf8_lossy(&self.body)
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+            .collect()
     }
 
     /// Every value of a query parameter, percent-decoded.
