@@ -3,6 +3,10 @@
 //! what load it ran, and the SHA-256 of the bench's source; `tests/docs.rs` fails while a section's
 //! digest differs from its bench's source (the page is older than the code it reports) or a bench
 //! has no section.
+//!
+//! The README shows excerpts: a block `<!-- figures:excerpt BENCH -->` … `<!-- figures:end -->`
+//! holds the first table of that bench's section, copied by the same command ([`with_excerpts`])
+//! and checked by the same test, so the front page never drifts from the measured page.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +14,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub const PAGE: &str = "docs/figures.md";
+/// The page that shows excerpts of the sections.
+pub const README: &str = "README.md";
 const BEGIN: &str = "<!-- figures:bench ";
+const EXCERPT: &str = "<!-- figures:excerpt ";
 const END: &str = "<!-- figures:end -->";
 
 /// The benches of `tests/e2e/benches`, by name.
@@ -145,6 +152,44 @@ pub fn page(sections: &BTreeMap<String, Section>) -> String {
     out
 }
 
+/// What a README block shows of a section: its first table, and where the rest is.
+pub fn excerpt(bench: &str, section: &Section) -> String {
+    let table: Vec<&str> =
+        section.text.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')).collect();
+    format!(
+        "{}\n\n*From [docs/figures.md](docs/figures.md#{bench}), which says how, where and when it was measured.*\n",
+        table.join("\n")
+    )
+}
+
+/// `doc` with every excerpt block's body replaced by the excerpt of its bench's section (a block
+/// whose bench has no section is left as it is).
+pub fn with_excerpts(doc: &str, sections: &BTreeMap<String, Section>) -> String {
+    let mut out = String::new();
+    let mut rest = doc;
+    while let Some(start) = rest.find(EXCERPT) {
+        let after = &rest[start..];
+        let (Some(marker_end), Some(end)) = (after.find("-->\n"), after.find(END)) else { break };
+        let bench = after[EXCERPT.len()..marker_end].trim();
+        out.push_str(&rest[..start + marker_end + 4]);
+        match sections.get(bench) {
+            Some(section) => out.push_str(&excerpt(bench, section)),
+            None => out.push_str(&after[marker_end + 4..end]),
+        }
+        out.push_str(END);
+        rest = &after[end + END.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The benches a document shows excerpts of.
+pub fn excerpted(doc: &str) -> Vec<String> {
+    doc.match_indices(EXCERPT)
+        .filter_map(|(i, _)| doc[i + EXCERPT.len()..].split("-->").next().map(|b| b.trim().to_owned()))
+        .collect()
+}
+
 /// `1.23, 1.10, 0.90` from /proc/loadavg (or "unknown").
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -183,6 +228,23 @@ mod tests {
             load_after: "2.00, 1.50, 1.00".into(),
             output,
         })
+    }
+
+    #[test]
+    fn an_excerpt_block_takes_the_first_table_of_its_section() {
+        let mut sections = BTreeMap::new();
+        sections.insert("latency".to_owned(), Section { digest: "ab12".into(), text: run(OUTPUT) });
+        let doc = "# Title\n\n<!-- figures:excerpt latency -->\nold\n<!-- figures:end -->\n\nafter\n\
+                   <!-- figures:excerpt gone -->\nkept\n<!-- figures:end -->\n";
+        let updated = with_excerpts(doc, &sections);
+        assert_eq!(
+            updated,
+            "# Title\n\n<!-- figures:excerpt latency -->\n| call | p50 |\n|---|---|\n| list | 0.4 ms |\n\n\
+             *From [docs/figures.md](docs/figures.md#latency), which says how, where and when it was measured.*\n\
+             <!-- figures:end -->\n\nafter\n<!-- figures:excerpt gone -->\nkept\n<!-- figures:end -->\n"
+        );
+        assert_eq!(with_excerpts(&updated, &sections), updated, "copying again changes nothing");
+        assert_eq!(excerpted(doc), ["latency", "gone"]);
     }
 
     #[test]

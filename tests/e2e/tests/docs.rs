@@ -589,6 +589,22 @@ fn the_figures_page_is_not_older_than_the_benches_it_reports() {
     );
 }
 
+#[test]
+fn the_readme_shows_the_figures_page_as_it_is() {
+    let root = repo_root();
+    let sections = figures::sections(&std::fs::read_to_string(root.join(figures::PAGE)).expect("docs/figures.md"));
+    let readme = std::fs::read_to_string(root.join(figures::README)).expect("README.md");
+    let shown = figures::excerpted(&readme);
+    assert!(shown.iter().any(|b| b == "tenant_growth"), "the README shows tenant_growth's growth table (issue 17)");
+    for bench in &shown {
+        assert!(sections.contains_key(bench), "the README shows figures of {bench}, which docs/figures.md lacks");
+    }
+    assert!(
+        figures::with_excerpts(&readme, &sections) == readme,
+        "the README's figures differ from docs/figures.md: re-measure with `cargo run -p e2e --bin figures -- <bench>`"
+    );
+}
+
 // The checks themselves: a check that cannot fail proves nothing.
 
 #[test]

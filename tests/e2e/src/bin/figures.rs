@@ -94,7 +94,10 @@ fn main() -> ExitCode {
         sections.insert(bench.clone(), Section { digest: run.digest.clone(), text: figures::render(&run) });
         // Written after every bench, so an interrupted run keeps what it measured.
         std::fs::write(&page_path, figures::page(&sections)).expect("write the figures page");
-        eprintln!("== {bench}: written to {}", figures::PAGE);
+        let readme_path = root.join(figures::README);
+        let readme = std::fs::read_to_string(&readme_path).expect("README.md");
+        std::fs::write(&readme_path, figures::with_excerpts(&readme, &sections)).expect("write the README");
+        eprintln!("== {bench}: written to {} (and its excerpts in {})", figures::PAGE, figures::README);
     }
     ExitCode::SUCCESS
 }
