@@ -105,8 +105,18 @@ pub enum SlotOutcome {
 pub struct View {
     header: Header,
     bytes: Vec<u8>,
-    /// Byte ranges of the entry lines (without the newline), in name order.
-    lines: Vec<(usize, usize)>,
+    lines: Lines,
+}
+
+/// Where the entry lines are (in name order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lines {
+    /// Through the header's table, read one entry at a time as lines are asked for: the table
+    /// starts at byte `at`, the first entry line at byte `base`, and there are `count` lines.
+    Table { at: usize, base: usize, count: usize },
+    /// The byte ranges (without the newline) of a view's lines found by scanning it: a view
+    /// written before the table existed, or one without entries.
+    Scanned(Vec<(usize, usize)>),
 }
 
 const NAME_PREFIX: &[u8] = b"{\"name\":\"";
@@ -124,49 +134,50 @@ impl View {
         View::build(Header::default(), Vec::new(), &[])
     }
 
+    /// Reads a view: parses its header and checks where its table says the entries start, without
+    /// reading the entries (each line is checked when it is first read; a view the table does not
+    /// match answers corrupt there).
     pub fn decode(bytes: Vec<u8>) -> Result<View, Error> {
         let mut stream = serde_json::Deserializer::from_slice(&bytes).into_iter::<Header>();
         let header = stream.next().ok_or_else(corrupt)?.map_err(|_| corrupt())?;
         let header_end = stream.byte_offset();
         let lines = match line_table(&bytes[..header_end]) {
-            Some(table) => View::lines_from_table(&bytes, header_end, table)?,
-            None => View::lines_by_scanning(&bytes, header_end)?,
+            Some(table) => {
+                let (base, count) = (header_end + 1, table.len() / OFFSET_DIGITS);
+                let lines = Lines::Table { at: header_end - 2 - table.len(), base, count };
+                let starts_at_base =
+                    bytes.get(header_end) == Some(&b'\n') && offset(&bytes, header_end - 2 - table.len()) == Some(0);
+                if count == 0 || table.len() % OFFSET_DIGITS != 0 || !starts_at_base {
+                    return Err(corrupt());
+                }
+                lines
+            }
+            None => Lines::Scanned(View::lines_by_scanning(&bytes, header_end)?),
         };
         Ok(View { header, bytes, lines })
     }
 
-    /// The entry lines' ranges from the header's table: reads 8 bytes per line and checks that each
-    /// line starts where the table says, without looking further into any line.
-    fn lines_from_table(bytes: &[u8], header_end: usize, table: &[u8]) -> Result<Vec<(usize, usize)>, Error> {
-        if table.len() % OFFSET_DIGITS != 0 || bytes.get(header_end) != Some(&b'\n') {
-            return Err(corrupt());
-        }
-        let base = header_end + 1;
-        let count = table.len() / OFFSET_DIGITS;
-        let mut starts = Vec::with_capacity(count + 1);
-        for digits in table.chunks(OFFSET_DIGITS) {
-            let offset = std::str::from_utf8(digits).ok().and_then(|d| usize::from_str_radix(d, 16).ok());
-            starts.push(base + offset.ok_or_else(corrupt)?);
-        }
-        starts.push(bytes.len() + 1);
-        let mut lines = Vec::with_capacity(count);
-        for pair in starts.windows(2) {
-            let (start, end) = (pair[0], pair[1] - 1);
-            let well_formed = start < end
-                && end <= bytes.len()
-                && bytes[start..].starts_with(NAME_PREFIX)
-                && (end == bytes.len() || bytes[end] == b'\n');
-            if !well_formed || lines.last().is_some_and(|&(_, last_end)| start != last_end + 1) {
-                return Err(corrupt());
+    /// Line `i`'s byte range (without the newline), if it is a line of this view and well formed.
+    fn range(&self, i: usize) -> Option<(usize, usize)> {
+        match &self.lines {
+            Lines::Scanned(ranges) => ranges.get(i).copied(),
+            &Lines::Table { at, base, count } => {
+                if i >= count {
+                    return None;
+                }
+                let start = base + offset(&self.bytes, at + OFFSET_DIGITS * i)?;
+                let last = i + 1 == count;
+                let end = if last {
+                    self.bytes.len()
+                } else {
+                    (base + offset(&self.bytes, at + OFFSET_DIGITS * (i + 1))?).checked_sub(1)?
+                };
+                let line = self.bytes.get(start..end)?;
+                // The last line runs to the end: a newline in it means the table left a line out.
+                let ends_right = if last { !line.contains(&b'\n') } else { self.bytes[end] == b'\n' };
+                (line.starts_with(NAME_PREFIX) && ends_right).then_some((start, end))
             }
-            lines.push((start, end));
         }
-        // The last line runs to the end: one newline in it means the table left a line out.
-        let last_is_one_line = lines.last().is_none_or(|&(start, end)| !bytes[start..end].contains(&b'\n'));
-        if !last_is_one_line || lines.first().is_some_and(|&(start, _)| start != base) {
-            return Err(corrupt());
-        }
-        Ok(lines)
     }
 
     /// The entry lines' ranges of a view written without the table.
@@ -204,38 +215,43 @@ impl View {
     }
 
     pub fn used(&self) -> u32 {
-        self.lines.len() as u32
+        (match &self.lines {
+            Lines::Table { count, .. } => *count,
+            Lines::Scanned(ranges) => ranges.len(),
+        }) as u32
     }
 
     /// The name line `i` starts with (names are `[a-z0-9.-]`, so never escaped in JSON).
-    /// Panics if `i` is not below [`View::used`].
+    /// Empty if line `i` is not there or damaged (reading its entry then answers corrupt).
     pub fn name_at(&self, i: usize) -> &str {
-        let (start, end) = self.lines[i];
+        let Some((start, end)) = self.range(i) else { return "" };
         let rest = &self.bytes[start + NAME_PREFIX.len()..end];
         let len = rest.iter().position(|b| *b == b'"').unwrap_or(rest.len());
         std::str::from_utf8(&rest[..len]).unwrap_or("")
     }
 
-    fn position(&self, name: &str) -> Result<usize, usize> {
-        let (mut low, mut high) = (0, self.lines.len());
+    /// Where `name`'s line is (`Ok`), or would go (`Err`); corrupt if the search meets a damaged line.
+    fn position(&self, name: &str) -> Result<Result<usize, usize>, Error> {
+        let (mut low, mut high) = (0, self.used() as usize);
         while low < high {
             let mid = (low + high) / 2;
+            self.range(mid).ok_or_else(corrupt)?;
             match self.name_at(mid).cmp(name) {
                 std::cmp::Ordering::Less => low = mid + 1,
                 std::cmp::Ordering::Greater => high = mid,
-                std::cmp::Ordering::Equal => return Ok(mid),
+                std::cmp::Ordering::Equal => return Ok(Ok(mid)),
             }
         }
-        Err(low)
+        Ok(Err(low))
     }
 
     pub fn entry_at(&self, i: usize) -> Result<IndexEntry, Error> {
-        let (start, end) = self.lines[i];
+        let (start, end) = self.range(i).ok_or_else(corrupt)?;
         serde_json::from_slice(&self.bytes[start..end]).map_err(|_| corrupt())
     }
 
     pub fn find(&self, name: &str) -> Result<Option<IndexEntry>, Error> {
-        match self.position(name) {
+        match self.position(name)? {
             Ok(i) => self.entry_at(i).map(Some),
             Err(_) => Ok(None),
         }
@@ -243,11 +259,11 @@ impl View {
 
     /// The names in order, without parsing any line.
     pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
-        (0..self.lines.len()).map(|i| self.name_at(i))
+        (0..self.used() as usize).map(|i| self.name_at(i))
     }
 
     pub fn entries(&self) -> Result<Vec<IndexEntry>, Error> {
-        (0..self.lines.len()).map(|i| self.entry_at(i)).collect()
+        (0..self.used() as usize).map(|i| self.entry_at(i)).collect()
     }
 
     /// What became of `slot` according to this view.
@@ -274,10 +290,11 @@ impl View {
     pub fn next(&self, header: Header, upsert: Option<&IndexEntry>, remove: Option<&str>) -> Result<View, Error> {
         let mut replaced: Vec<Vec<u8>> = Vec::new();
         let mut skip = None;
-        let mut insert_at = self.lines.len();
+        let count = self.used() as usize;
+        let mut insert_at = count;
         if let Some(entry) = upsert {
             let line = serde_json::to_vec(entry).map_err(|_| corrupt())?;
-            match self.position(&entry.name) {
+            match self.position(&entry.name)? {
                 Ok(i) => {
                     skip = Some(i);
                     insert_at = i;
@@ -286,21 +303,21 @@ impl View {
             }
             replaced.push(line);
         } else if let Some(name) = remove {
-            if let Ok(i) = self.position(name) {
+            if let Ok(i) = self.position(name)? {
                 skip = Some(i);
             }
         }
-        let mut out: Vec<&[u8]> = Vec::with_capacity(self.lines.len() + 1);
-        for i in 0..self.lines.len() {
+        let mut out: Vec<&[u8]> = Vec::with_capacity(count + 1);
+        for i in 0..count {
             if i == insert_at {
                 out.extend(replaced.iter().map(Vec::as_slice));
             }
             if Some(i) != skip {
-                let (start, end) = self.lines[i];
+                let (start, end) = self.range(i).ok_or_else(corrupt)?;
                 out.push(&self.bytes[start..end]);
             }
         }
-        if insert_at == self.lines.len() {
+        if insert_at == count {
             out.extend(replaced.iter().map(Vec::as_slice));
         }
         Ok(View::build(header, Vec::new(), &out))
@@ -308,25 +325,32 @@ impl View {
 
     fn build(header: Header, mut bytes: Vec<u8>, lines: &[&[u8]]) -> View {
         bytes.extend(serde_json::to_vec(&header).unwrap_or_default());
-        if !lines.is_empty() {
-            // The header always has fields (`slot`, `from`), so the table joins them with a comma.
-            bytes.pop();
-            bytes.extend_from_slice(LINES_FIELD);
-            let mut offset = 0;
-            for line in lines {
-                bytes.extend_from_slice(format!("{offset:0width$x}", width = OFFSET_DIGITS).as_bytes());
-                offset += line.len() + 1;
-            }
-            bytes.extend_from_slice(b"\"}");
+        if lines.is_empty() {
+            return View { header, bytes, lines: Lines::Scanned(Vec::new()) };
         }
-        let mut ranges = Vec::with_capacity(lines.len());
+        // The header always has fields (`slot`, `from`), so the table joins them with a comma.
+        bytes.pop();
+        bytes.extend_from_slice(LINES_FIELD);
+        let at = bytes.len();
+        let mut offset = 0;
+        for line in lines {
+            bytes.extend_from_slice(format!("{offset:0width$x}", width = OFFSET_DIGITS).as_bytes());
+            offset += line.len() + 1;
+        }
+        bytes.extend_from_slice(b"\"}");
+        let base = bytes.len() + 1;
         for line in lines {
             bytes.push(b'\n');
-            ranges.push((bytes.len(), bytes.len() + line.len()));
             bytes.extend_from_slice(line);
         }
-        View { header, bytes, lines: ranges }
+        View { header, bytes, lines: Lines::Table { at, base, count: lines.len() } }
     }
+}
+
+/// The number written in the table entry at byte `at` (8 hex digits).
+fn offset(bytes: &[u8], at: usize) -> Option<usize> {
+    let digits = bytes.get(at..at + OFFSET_DIGITS)?;
+    digits.iter().try_fold(0usize, |n, d| Some(n * 16 + (*d as char).to_digit(16)? as usize))
 }
 
 /// The table of the header's last field `lines`, if the header (its JSON text) has one.
@@ -466,14 +490,25 @@ mod tests {
         let table_at = text.find(",\"lines\":\"").unwrap() + 10;
         let table = &text[table_at..table_at + 24];
         let with_table = |t: &str| format!("{}{t}{}", &text[..table_at], &text[table_at + 24..]).into_bytes();
-        assert!(View::decode(with_table(table)).is_ok());
-        // A line missing, one too many, a start inside a line, digits that are not hex.
-        assert!(View::decode(with_table(&table[..16])).is_err());
-        assert!(View::decode(with_table(&format!("{table}{}", &table[16..]))).is_err());
-        assert!(View::decode(with_table(&format!("{}{}", &table[..16], "00000003"))).is_err());
-        assert!(View::decode(with_table(&format!("{}{}", &table[..16], "0000zz03"))).is_err());
-        assert!(View::decode(with_table(&format!("{}{}", "00000001", &table[8..]))).is_err());
-        // Entries cut off after the header.
+        // Lines are checked as they are read: decoding and then reading every entry must fail.
+        let read_whole = |bytes: Vec<u8>| View::decode(bytes).and_then(|view| view.entries());
+        assert_eq!(read_whole(with_table(table)).unwrap().len(), 3);
+        // A line missing, one too many, a start inside a line, digits that are not hex, a first
+        // line that does not start right after the header.
+        assert!(read_whole(with_table(&table[..16])).is_err());
+        assert!(read_whole(with_table(&format!("{table}{}", &table[16..]))).is_err());
+        assert!(read_whole(with_table(&format!("{}{}", &table[..16], "00000003"))).is_err());
+        assert!(read_whole(with_table(&format!("{}{}", &table[..16], "0000zz03"))).is_err());
+        assert!(read_whole(with_table(&format!("{}{}", "00000001", &table[8..]))).is_err());
+        // A damaged line is refused where it is read: a get whose search meets it answers corrupt,
+        // never "not found".
+        let damaged = View::decode(with_table(&format!("{}{}", &table[..16], "00000003"))).unwrap();
+        assert!(damaged.entry_at(1).is_err() && damaged.entry_at(2).is_err());
+        assert!(damaged.find("a").is_err());
+        assert_eq!(damaged.entry_at(0).unwrap().name, "a");
+        assert!(damaged.next(header(9), Some(&entry("d", 9)), None).is_err(), "no next view is built on it");
+        // Entries cut off after the header; a table but no entries.
         assert!(View::decode(text[..text.find('\n').unwrap()].as_bytes().to_vec()).is_err());
+        assert!(View::decode(with_table("").to_vec()).is_err());
     }
 }
