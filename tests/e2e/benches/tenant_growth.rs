@@ -1,7 +1,9 @@
-//! Does a call's cost grow with the size of its tenant (issue 17, part 3)? One tenant grown from
-//! 10 to 100, 500 and 1,000 secrets; at each size, kept-alive p50/p99 of get, a 20-item page, the
-//! quota read, export and create, next to a hello-world component served by the same host in the
-//! same run. Prints a growth table (each call's p50 at each size and its ratio to the p50 at 10
+//! Does a call's cost grow with the size of its tenant (issue 17, part 3)? Four tenants of 10, 100,
+//! 500 and 1,000 secrets in one store; kept-alive p50/p99 of get, a 20-item page, the quota read,
+//! export and create at each size, next to a hello-world component served by the same host in the
+//! same run. Every round samples every call at every size in turn (and creates go round the sizes
+//! too), so load from elsewhere falls on all sizes alike instead of on whichever size ran while it
+//! lasted. Prints a growth table (each call's p50 at each size and its ratio to the p50 at 10
 //! secrets), then the store calls each operation makes at 10 and 1,000 secrets, counted on the
 //! domain's in-memory store (the same code as the components). Asserts nothing about speed.
 //!
@@ -18,13 +20,16 @@ use e2e::wire::Connection;
 use e2e::{structured, Options, TestApp, SECRETS};
 
 const QUOTA: &str = "/v2/admin/resourceQuota/dockerRegistrySecrets";
-const TENANT: &str = "growth";
+/// The tenant holding `size` secrets.
+fn tenant(size: usize) -> String {
+    format!("growth-{size}")
+}
 const SIZES: [usize; 4] = [10, 100, 500, 1000];
 /// Creates timed at each size (each one deleted again, untimed).
 const CREATES: usize = 40;
 
 fn rounds() -> usize {
-    std::env::var("GROWTH_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(200)
+    std::env::var("GROWTH_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(400)
 }
 
 fn name(i: usize) -> String {
@@ -80,9 +85,17 @@ struct AtSize {
     calls: Vec<(&'static str, Duration, Duration)>,
 }
 
-fn measure(addr: SocketAddr, size: usize, viewer: &str, puller: &str, admin: &str, rounds: usize) -> AtSize {
-    let bearer = |t: &str| Some(format!("Bearer {t}"));
-    let middle = name(size / 2);
+/// The tokens of one size's tenant.
+struct Tenant {
+    size: usize,
+    viewer: String,
+    puller: String,
+    admin: String,
+}
+
+fn probes(addr: SocketAddr, t: &Tenant) -> Vec<Probe> {
+    let bearer = |token: &str| Some(format!("Bearer {token}"));
+    let middle = name(t.size / 2);
     let probe = |label, path: String, auth| Probe {
         label,
         path,
@@ -90,45 +103,65 @@ fn measure(addr: SocketAddr, size: usize, viewer: &str, puller: &str, admin: &st
         connection: Connection::open(addr).expect("connect"),
         samples: Vec::new(),
     };
-    let mut probes = [
+    vec![
         probe("hello-world", HELLO.to_owned(), None),
-        probe("get", format!("{SECRETS}/{middle}"), bearer(viewer)),
-        probe("20-item page", format!("{SECRETS}?$top=20&$skip={}", (size / 2).saturating_sub(10)), bearer(viewer)),
-        probe("quota", QUOTA.to_owned(), bearer(viewer)),
-        probe("export", format!("{SECRETS}/{middle}/credentials"), bearer(puller)),
-    ];
-    // Warm-up, then interleaved rounds so that load from elsewhere falls on every call alike.
-    for probe in probes.iter_mut() {
+        probe("get", format!("{SECRETS}/{middle}"), bearer(&t.viewer)),
+        probe(
+            "20-item page",
+            format!("{SECRETS}?$top=20&$skip={}", (t.size / 2).saturating_sub(10)),
+            bearer(&t.viewer),
+        ),
+        probe("quota", QUOTA.to_owned(), bearer(&t.viewer)),
+        probe("export", format!("{SECRETS}/{middle}/credentials"), bearer(&t.puller)),
+    ]
+}
+
+fn measure(addr: SocketAddr, tenants: &[Tenant], rounds: usize) -> Vec<AtSize> {
+    let mut by_size: Vec<Vec<Probe>> = tenants.iter().map(|t| probes(addr, t)).collect();
+    // Warm-up, then interleaved rounds over every call at every size.
+    for probe in by_size.iter_mut().flatten() {
         for _ in 0..20 {
             probe.sample();
         }
         probe.samples.clear();
     }
     for _ in 0..rounds {
-        for probe in probes.iter_mut() {
+        for probe in by_size.iter_mut().flatten() {
             probe.sample();
         }
     }
-    // Creates: the tenant holds `size - 1` secrets while each is timed (the quota is 1,000), and
-    // each created one is deleted again before the next.
-    let auth = format!("Bearer {admin}");
-    let json = [("authorization", auth.as_str()), ("content-type", "application/json")];
-    let mut connection = Connection::open(addr).expect("connect");
-    let last = name(size - 1);
-    timed(&mut connection, "DELETE", &format!("{SECRETS}/{last}"), &json[..1], b"", 200);
-    let mut creates = Vec::new();
-    for i in 0..CREATES {
-        let body = structured(&format!("w-{i}"), "ghcr.io", "bot", "pw").to_string();
-        creates.push(timed(&mut connection, "POST", SECRETS, &json, body.as_bytes(), 201));
-        timed(&mut connection, "DELETE", &format!("{SECRETS}/w-{i}"), &json[..1], b"", 200);
+    // Creates: each tenant holds `size - 1` secrets while one is timed (its last one is deleted
+    // first and created again at the end), and each created one is deleted again before the next.
+    let mut writers: Vec<(Connection, String)> =
+        tenants.iter().map(|t| (Connection::open(addr).expect("connect"), format!("Bearer {}", t.admin))).collect();
+    let mut creates = vec![Vec::new(); tenants.len()];
+    for (t, (connection, auth)) in tenants.iter().zip(&mut writers) {
+        timed(connection, "DELETE", &format!("{SECRETS}/{}", name(t.size - 1)), &[("authorization", auth)], b"", 200);
     }
-    let body = structured(&last, "ghcr.io", "bot", "pw").to_string();
-    timed(&mut connection, "POST", SECRETS, &json, body.as_bytes(), 201);
-
-    let mut calls: Vec<_> =
-        probes.iter().map(|p| (p.label, percentile(&p.samples, 0.5), percentile(&p.samples, 0.99))).collect();
-    calls.push(("create", percentile(&creates, 0.5), percentile(&creates, 0.99)));
-    AtSize { size, calls }
+    for i in 0..CREATES {
+        for ((connection, auth), samples) in writers.iter_mut().zip(&mut creates) {
+            let json = [("authorization", auth.as_str()), ("content-type", "application/json")];
+            let body = structured(&format!("w-{i}"), "ghcr.io", "bot", "pw").to_string();
+            samples.push(timed(connection, "POST", SECRETS, &json, body.as_bytes(), 201));
+            timed(connection, "DELETE", &format!("{SECRETS}/w-{i}"), &json[..1], b"", 200);
+        }
+    }
+    for (t, (connection, auth)) in tenants.iter().zip(&mut writers) {
+        let json = [("authorization", auth.as_str()), ("content-type", "application/json")];
+        let body = structured(&name(t.size - 1), "ghcr.io", "bot", "pw").to_string();
+        timed(connection, "POST", SECRETS, &json, body.as_bytes(), 201);
+    }
+    tenants
+        .iter()
+        .zip(by_size)
+        .zip(creates)
+        .map(|((t, probes), creates)| {
+            let mut calls: Vec<_> =
+                probes.iter().map(|p| (p.label, percentile(&p.samples, 0.5), percentile(&p.samples, 0.99))).collect();
+            calls.push(("create", percentile(&creates, 0.5), percentile(&creates, 0.99)));
+            AtSize { size: t.size, calls }
+        })
+        .collect()
 }
 
 /// Store calls (reads, writes) per operation on the domain's in-memory store, with `held` secrets.
@@ -204,36 +237,42 @@ fn main() {
     let tokens = Tokens::default();
     let app = TestApp::start_from(manifest_with_hello(), Options::default(), tokens.clone(), BTreeMap::new());
     let addr = app.app.addr();
-    let admin = tokens.token(TENANT, &["regsecrets.admin"]);
-    let viewer = tokens.token(TENANT, &["regsecrets.viewer"]);
-    let puller = tokens.token(TENANT, &["regsecrets.puller"]);
     let operator = tokens.token("platform", &["regsecrets.operator"]);
-    let raised = app
-        .call("PUT", &format!("/v2/operator/tenants/{TENANT}/quota"))
-        .bearer(&operator)
-        .json(&serde_json::json!({"limit": 1000}))
-        .send();
-    assert_eq!(raised.status, 200, "{}", raised.body);
-
-    let auth = format!("Bearer {admin}");
-    let json = [("authorization", auth.as_str()), ("content-type", "application/json")];
-    let mut grower = Connection::open(addr).expect("connect");
-    let mut held = 0;
-    let mut table = Vec::new();
+    let mut tenants = Vec::new();
     for size in SIZES {
-        while held < size {
-            let body = structured(&name(held), "ghcr.io", "bot", "pw").to_string();
+        let t = tenant(size);
+        let raised = app
+            .call("PUT", &format!("/v2/operator/tenants/{t}/quota"))
+            .bearer(&operator)
+            .json(&serde_json::json!({"limit": 1000}))
+            .send();
+        assert_eq!(raised.status, 200, "{}", raised.body);
+        let admin = tokens.token(&t, &["regsecrets.admin"]);
+        let auth = format!("Bearer {admin}");
+        let json = [("authorization", auth.as_str()), ("content-type", "application/json")];
+        let mut grower = Connection::open(addr).expect("connect");
+        for i in 0..size {
+            let body = structured(&name(i), "ghcr.io", "bot", "pw").to_string();
             timed(&mut grower, "POST", SECRETS, &json, body.as_bytes(), 201);
-            held += 1;
         }
-        table.push(measure(addr, size, &viewer, &puller, &admin, rounds));
-        eprintln!("measured at {size} secrets ({:.0?} in)", started.elapsed());
+        eprintln!("tenant {t} holds {size} secrets ({:.0?} in)", started.elapsed());
+        tenants.push(Tenant {
+            size,
+            viewer: tokens.token(&t, &["regsecrets.viewer"]),
+            puller: tokens.token(&t, &["regsecrets.puller"]),
+            admin,
+        });
     }
+    let table = measure(addr, &tenants, rounds);
+    eprintln!("measured ({:.0?} in)", started.elapsed());
 
     let base = &table[0];
-    println!("\n## Growth of one tenant: kept-alive p50 (ms), and its ratio to the p50 at {} secrets", base.size);
     println!(
-        "{rounds} rounds per read and {CREATES} creates per size (a create is timed with size - 1 secrets held)\n"
+        "\n## Growth with a tenant's size: kept-alive p50 (ms), and its ratio to the p50 at {} secrets",
+        base.size
+    );
+    println!(
+        "{rounds} rounds per read and {CREATES} creates per size, interleaved across the sizes (a create is timed with size - 1 secrets held)\n"
     );
     let mut header = "| call |".to_owned();
     let mut rule = "|---|".to_owned();
