@@ -508,7 +508,7 @@ mod tests {
         assert_eq!(damaged.entry_at(0).unwrap().name, "a");
         assert!(damaged.next(header(9), Some(&entry("d", 9)), None).is_err(), "no next view is built on it");
         // Entries cut off after the header; a table but no entries.
-        assert!(View::decode(text[..text.find('\n').unwrap()].as_bytes().to_vec()).is_err());
+        assert!(View::decode(text.as_bytes()[..text.find('\n').unwrap()].to_vec()).is_err());
         assert!(View::decode(with_table("").to_vec()).is_err());
     }
 }
