@@ -203,6 +203,15 @@ fn with_expiry<S: KeyValue, C: Clock>(
     Ok(())
 }
 
+/// Where a read that meets a secret that mints has it minted: the `verify` component, as the caller.
+fn mint_source<'a>(outbound: &'a Outbound<'a>, request: &'a Request, id: &'a RequestId) -> Source<'a> {
+    Source::Component {
+        component: outbound.mint_component,
+        authorization: header(request, "authorization").unwrap_or_default(),
+        request_id: id.as_str(),
+    }
+}
+
 /// The two calls that answer credentials to pullers: the export of one secret, and the lookup
 /// of those that cover an image at pull time.
 pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
@@ -211,12 +220,7 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
             trail.caller(who);
             who.require(Need::ReadCredentials)?;
             let id = RequestId::of(request.headers());
-            let outbound = ctx.outbound()?;
-            let source = Source::Component {
-                component: outbound.mint_component,
-                authorization: header(request, "authorization").unwrap_or_default(),
-                request_id: id.as_str(),
-            };
+            let source = mint_source(ctx.outbound()?, request, &id);
             let manifest = export::export(&ctx.env, who, ctx.keyring()?, &name, &source)?;
             Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
         }),
@@ -234,12 +238,7 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
                 None => None,
             };
             let id = RequestId::of(request.headers());
-            let outbound = ctx.outbound()?;
-            let source = Source::Component {
-                component: outbound.mint_component,
-                authorization: header(request, "authorization").unwrap_or_default(),
-                request_id: id.as_str(),
-            };
+            let source = mint_source(ctx.outbound()?, request, &id);
             let now = ctx.env.clock.now_ms();
             let keyring = ctx.keyring()?;
             let resolved =
