@@ -291,8 +291,10 @@ is 503 `ProviderUnavailable` with `Retry-After`.",
 `.dockerconfigjson` keys (host globs per part, equal ports, path prefix; every match, the most specific first; \
 Docker Hub's key for Docker Hub images when nothing else matched). Give exactly one of `image`, `registry` or \
 `all=true`. `match` is the kubelet's pattern for the key, to key a provider's `auth` by; `cacheSeconds` is how \
-long the answer may be kept. 404 `NoMatchingCredentials` when nothing covers it. Audited as `secret.resolve`; \
-`Cache-Control: no-store`.",
+long the answer may be kept. 404 `NoMatchingCredentials` when nothing covers it. A secret that mints (`awsEcr`, \
+`google`, `azure`) answers its current minted credential, as the export does: 422 `ProviderRefused` when the \
+provider refuses its identity, 503 `ProviderUnavailable` when the provider cannot be reached. Audited as \
+`secret.resolve`; `Cache-Control: no-store`.",
             scopes: &[PULLER],
             parameters: vec![
                 query(
@@ -328,7 +330,7 @@ whatever its path.",
                         "auth": "Ym90OnMzY3JldA=="}]}),
                 links: &[],
             },
-            errors: &[400, 401, 403, 404, 500],
+            errors: &[400, 401, 403, 404, 422, 500, 503],
         },
         "getWorkloadIdentity" => Description {
             tag: PULL_TAG,

@@ -271,6 +271,11 @@ fn provoke(fixture: &Fixture, route: &Route, status: u16) -> Outcome {
             minting(fixture, &store, REFUSED);
             call.path = route.path.replace("{name}", REFUSED);
         }
+        422 if op == "resolveCredentials" => {
+            // Every secret is looked at, and this one's provider refuses its identity.
+            minting(fixture, &store, REFUSED);
+            call.query = "all=true".into();
+        }
         503 if op == "exportCredentials" => {
             minting(fixture, &store, DOWN);
             call.path = route.path.replace("{name}", DOWN);

@@ -19,8 +19,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{repo_root, unique_tenant, TestApp};
-use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use e2e::registry::{Reply, Server};
+use e2e::tokens::Tokens;
+use e2e::{repo_root, unique_tenant, Options, TestApp};
+use serde_json::{json, Value};
 
 const SAP_DOCUMENT: &str = "shared/peers/sap-aicore-docker-registry-secrets.yaml";
 const SAP_CHECKS: &str =
@@ -116,10 +121,33 @@ fn sap_document() -> Option<PathBuf> {
     repo_root().ancestors().skip(1).map(|dir| dir.join(SAP_DOCUMENT)).find(|p| p.exists())
 }
 
+/// Every provider that mints (AWS, Google, Azure) as one loopback endpoint that refuses every
+/// identity with a 400 in AWS's error shape, as each provider refuses an unknown key: fuzzed secrets
+/// of the minting kinds then meet a refusal (422) on export, not an unreachable provider (503, which
+/// schemathesis counts as a server error). The minting tests cover real refusals and outages.
+fn refusing_providers() -> Server {
+    Server::start(
+        None,
+        Arc::new(|_| {
+            Reply::json(
+                400,
+                &json!({"__type": "UnrecognizedClientException", "error": "invalid_client",
+                        "message": "The security token included in the request is invalid."}),
+            )
+        }),
+    )
+}
+
 #[test]
 fn schemathesis_finds_nothing_with_sap_document_and_with_ours() {
     let Some(python) = schemathesis() else { return };
-    let app = TestApp::shared();
+    let providers = refusing_providers();
+    let at = format!("http://127.0.0.1:{}", providers.port());
+    let variables: BTreeMap<String, String> = ["aws_endpoint_url", "google_token_url", "azure_authority_url"]
+        .into_iter()
+        .map(|name| (name.to_owned(), at.clone()))
+        .collect();
+    let app = TestApp::start_with(Options::default(), Tokens::default(), variables);
     let base = app.app.base_url();
     let tenant_token = |label: &str| {
         let tenant = unique_tenant(label);
