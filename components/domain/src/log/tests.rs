@@ -555,8 +555,11 @@ fn no_orphan_minted_credential(sim: &Sim) {
 }
 
 /// An export of the minting secret `ecr` (mints and caches) and a write that replaces or deletes
-/// it; one of the two is paused for 2.5 leases at its store call number `at`.
-fn minter_against(write: Kind, paused_is_minter: bool, at: usize) -> bool {
+/// it. The minter is paused for one lease at its store call number `minter_at`, the writer for 2.5
+/// leases at its number `writer_at` (either may be left alone): with both, the minter can read the
+/// old view, then cache while the writer is paused inside its clean-up. Says whether each pause
+/// point was reached.
+fn minter_against(write: Kind, minter_at: Option<usize>, writer_at: Option<usize>) -> (bool, bool) {
     let run = Run::new();
     let env = Env { store: &run.sim.store, clock: &crate::clock::SystemClock, policy: policy() };
     secrets::create(&env, &admin(), &ring(), ecr_body("ecr")).unwrap();
@@ -577,12 +580,14 @@ fn minter_against(write: Kind, paused_is_minter: bool, at: usize) -> bool {
         }
     });
     run.ops.push(Planned { kind: write, name: "ecr".into(), handle });
-    let paused = if paused_is_minter { minter } else { writer };
-    let mut reached = false;
+    let mut reached = [false, false];
     run.drive(100_000, |sim, id, actor| {
-        if id == paused && !reached && actor.calls + 1 == at && matches!(actor.step, Step::Call(..)) {
-            reached = true;
-            sim.hold(id, sim.now() + LEASE * 5 / 2);
+        let pauses = [(minter, minter_at, LEASE), (writer, writer_at, LEASE * 5 / 2)];
+        for (n, (who, at, pause)) in pauses.into_iter().enumerate() {
+            if id == who && !reached[n] && Some(actor.calls + 1) == at && matches!(actor.step, Step::Call(..)) {
+                reached[n] = true;
+                sim.hold(id, sim.now() + pause);
+            }
         }
     });
     let (sim, outcomes) = run.finish();
@@ -590,18 +595,26 @@ fn minter_against(write: Kind, paused_is_minter: bool, at: usize) -> bool {
     assert!(matches!(exported, Ok(()) | Err(Error::SecretNotFound)), "{exported:?}");
     assert!(outcomes.iter().all(|(_, _, o)| matches!(o, Some(Ok(_)))), "{outcomes:?}");
     no_orphan_minted_credential(&sim);
-    reached
+    (reached[0], reached[1])
 }
 
 #[test]
 fn a_minter_paused_at_any_store_call_leaves_no_cached_credential_of_a_deleted_record() {
     for write in [Kind::Modify, Kind::Delete] {
-        for paused_is_minter in [true, false] {
-            let mut at = 1;
-            while minter_against(write.clone(), paused_is_minter, at) {
-                at += 1;
+        let mut minter_calls = 1;
+        while minter_against(write.clone(), Some(minter_calls), None).0 {
+            minter_calls += 1;
+        }
+        let mut writer_calls = 1;
+        while minter_against(write.clone(), None, Some(writer_calls)).1 {
+            writer_calls += 1;
+        }
+        assert!(minter_calls > 5 && writer_calls > 5, "{write:?}: only {minter_calls} and {writer_calls} store calls");
+        // Both paused, at every pair of store calls.
+        for m in 1..minter_calls {
+            for w in 1..writer_calls {
+                minter_against(write.clone(), Some(m), Some(w));
             }
-            assert!(at > 5, "{write:?}, minter paused {paused_is_minter}: only {} store calls", at - 1);
         }
     }
 }
