@@ -171,6 +171,33 @@ impl Sender for RegistryClient {
     }
 }
 
+/// POSTs `body` (JSON) to the `verify` component at `path` (service chaining, in process), as the
+/// caller (`authorization`) and under the caller's request id. `what` names the request in errors.
+fn post_to_verify(
+    authorization: &str,
+    request_id: &str,
+    path: &str,
+    body: &[u8],
+    what: &'static str,
+) -> Result<IncomingResponse, Error> {
+    let headers: Vec<(String, Vec<u8>)> = vec![
+        ("authorization".into(), authorization.as_bytes().to_vec()),
+        (domain::http::REQUEST_ID.into(), request_id.as_bytes().to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+    ];
+    let not_built = || Error::from(Internal::Platform(what));
+    let fields = Fields::from_list(&headers).map_err(|_| not_built())?;
+    let request = OutgoingRequest::new(fields);
+    let built = request.set_method(&Method::Post).is_ok()
+        && request.set_scheme(Some(&Scheme::Http)).is_ok()
+        && request.set_authority(Some("verify.spin.internal")).is_ok()
+        && request.set_path_with_query(Some(path)).is_ok();
+    if !built {
+        return Err(not_built());
+    }
+    send(request, body, None).map_err(|_| Internal::Platform("the verify component is unreachable").into())
+}
+
 /// The `verify` component, as create and patch reach it (service chaining, in process).
 pub struct ChainedVerify;
 
@@ -180,22 +207,13 @@ const MAX_CHECKED_BYTES: usize = 256 * 1024;
 impl VerifyComponent for ChainedVerify {
     fn check(&self, authorization: &str, request_id: &str, config: &DockerConfig) -> Result<Checked, Error> {
         let failed = |what: &'static str| Error::from(Internal::Platform(what));
-        let headers: Vec<(String, Vec<u8>)> = vec![
-            ("authorization".into(), authorization.as_bytes().to_vec()),
-            (domain::http::REQUEST_ID.into(), request_id.as_bytes().to_vec()),
-            ("content-type".into(), b"application/json".to_vec()),
-        ];
-        let fields = Fields::from_list(&headers).map_err(|_| failed("could not build the verification request"))?;
-        let request = OutgoingRequest::new(fields);
-        let built = request.set_method(&Method::Post).is_ok()
-            && request.set_scheme(Some(&Scheme::Http)).is_ok()
-            && request.set_authority(Some("verify.spin.internal")).is_ok()
-            && request.set_path_with_query(Some(CREDENTIAL_CHECK_PATH)).is_ok();
-        if !built {
-            return Err(failed("could not build the verification request"));
-        }
-        let response = send(request, &config.to_dockerconfigjson(), None)
-            .map_err(|_| failed("the verify component is unreachable"))?;
+        let response = post_to_verify(
+            authorization,
+            request_id,
+            CREDENTIAL_CHECK_PATH,
+            &config.to_dockerconfigjson(),
+            "could not build the verification request",
+        )?;
         if response.status() != 200 {
             return Err(failed("the verify component refused the check"));
         }
@@ -216,22 +234,8 @@ const MAX_MINTED_BYTES: usize = 64 * 1024;
 impl MintComponent for ChainedMint {
     fn mint(&self, authorization: &str, request_id: &str, name: &str) -> Result<Minted, Error> {
         let failed = |what: &'static str| Error::from(Internal::Platform(what));
-        let headers: Vec<(String, Vec<u8>)> = vec![
-            ("authorization".into(), authorization.as_bytes().to_vec()),
-            (domain::http::REQUEST_ID.into(), request_id.as_bytes().to_vec()),
-            ("content-type".into(), b"application/json".to_vec()),
-        ];
-        let fields = Fields::from_list(&headers).map_err(|_| failed("could not build the mint request"))?;
-        let request = OutgoingRequest::new(fields);
-        let built = request.set_method(&Method::Post).is_ok()
-            && request.set_scheme(Some(&Scheme::Http)).is_ok()
-            && request.set_authority(Some("verify.spin.internal")).is_ok()
-            && request.set_path_with_query(Some(MINT_PATH)).is_ok();
-        if !built {
-            return Err(failed("could not build the mint request"));
-        }
         let body = serde_json::to_vec(&MintRequest { name: name.to_owned() }).map_err(|_| failed("mint request"))?;
-        let response = send(request, &body, None).map_err(|_| failed("the verify component is unreachable"))?;
+        let response = post_to_verify(authorization, request_id, MINT_PATH, &body, "could not build the mint request")?;
         let status = response.status();
         let retry_after = response
             .headers()
