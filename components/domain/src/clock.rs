@@ -4,6 +4,7 @@
 //! has stalled, how long a request has waited) is measured on the monotonic clock, so a step of
 //! the wall clock, backwards or forwards, changes no decision.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,32 @@ pub trait Clock {
     /// Milliseconds on a clock that never goes backwards (since an arbitrary origin): for durations.
     fn monotonic_ms(&self) -> u64;
     fn sleep(&self, duration: Duration);
+}
+
+/// A clock set by hand, for tests that step time themselves: both readings are the time last set,
+/// and sleeping lets no time pass.
+pub struct ManualClock(Cell<u64>);
+
+impl ManualClock {
+    pub fn at(ms: u64) -> ManualClock {
+        ManualClock(Cell::new(ms))
+    }
+
+    pub fn set(&self, ms: u64) {
+        self.0.set(ms);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        self.0.get()
+    }
+
+    fn sleep(&self, _: Duration) {}
 }
 
 /// The real clock: `std` maps to WASI's wall and monotonic clocks inside a component.

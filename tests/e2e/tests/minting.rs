@@ -4,11 +4,10 @@
 //! templates (`{{ aws_endpoint_url }}`, …) set by the variables below, as under Spin, with no edit
 //! of spin.toml.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use domain::clock::Clock;
+use domain::clock::{Clock, ManualClock};
 use domain::crypto::Keyring;
 use domain::index::IndexEntry;
 use domain::mint::{self, ProviderEndpoints, Providers, Source};
@@ -115,23 +114,11 @@ fn ecr_is_minted_by_moto_once_for_a_burst_and_refused_as_aws_refuses() {
     }
 }
 
-struct TestClock(Cell<u64>);
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> u64 {
-        self.0.get()
-    }
-    fn monotonic_ms(&self) -> u64 {
-        self.0.get()
-    }
-    fn sleep(&self, _: std::time::Duration) {}
-}
-
 #[test]
 fn ecr_is_minted_again_once_the_cached_credential_nears_its_expiry() {
     let Some(moto) = Moto::start() else { return };
     let endpoints = ProviderEndpoints::parse(&moto.url(), "", "", PlainHttpRegistries::default()).unwrap();
-    let clock = TestClock(Cell::new(domain::clock::SystemClock.now_ms()));
+    let clock = ManualClock::at(domain::clock::SystemClock.now_ms());
     let providers = Providers { sender: &UreqSender, clock: &clock, endpoints: &endpoints };
     let request = domain::dockerconfig::SecretRequest::from_json(
         json!({"name": "ecr", "aws": {"accessKeyId": moto.puller.0, "secretAccessKey": moto.puller.1, "region": "eu-west-1"}}),
@@ -164,10 +151,10 @@ fn ecr_is_minted_again_once_the_cached_credential_nears_its_expiry() {
     let first = read();
     assert_eq!(first.username, "AWS");
     assert!(first.expires_at > clock.now_ms() + 11 * 3600 * 1000, "ECR tokens last 12 hours");
-    clock.0.set(first.fresh_until - 1);
+    clock.set(first.fresh_until - 1);
     assert_eq!(read(), first);
     assert_eq!(moto.requests(), before + 1, "cached until the margin before expiry");
-    clock.0.set(first.fresh_until);
+    clock.set(first.fresh_until);
     read();
     assert_eq!(moto.requests(), before + 2, "minted again within the margin");
 }

@@ -3,7 +3,7 @@
 //! half, Microsoft and the registry check the form fields. Then the cache: a second read mints
 //! nothing, expiry re-mints, failures cache nothing, another version is never served.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use base64::Engine as _;
 use jwt_simple::prelude::*;
@@ -11,22 +11,10 @@ use serde_json::json;
 
 use super::sigv4::Signer;
 use super::*;
-use crate::clock::Clock;
+use crate::clock::{Clock, ManualClock};
 use crate::dockerconfig::{Credentials, SecretRequest};
 use crate::provider::Kind;
 use crate::store::MemoryStore;
-
-struct At(Cell<u64>);
-
-impl Clock for At {
-    fn now_ms(&self) -> u64 {
-        self.0.get()
-    }
-    fn monotonic_ms(&self) -> u64 {
-        self.0.get()
-    }
-    fn sleep(&self, _: std::time::Duration) {}
-}
 
 /// 2026-01-01T00:00:00Z
 const NOW: u64 = 1_767_225_600_000;
@@ -120,14 +108,14 @@ fn fake_aws(keys: &[(&str, &str)], allowed: &[&str]) -> impl Fn(&Outgoing) -> Re
     }
 }
 
-fn providers<'a>(sender: &'a dyn Sender, clock: &'a At, endpoints: &'a ProviderEndpoints) -> Providers<'a> {
+fn providers<'a>(sender: &'a dyn Sender, clock: &'a ManualClock, endpoints: &'a ProviderEndpoints) -> Providers<'a> {
     Providers { sender, clock, endpoints }
 }
 
 #[test]
 fn ecr_mints_a_signed_get_authorization_token() {
     let aws = script(fake_aws(&[(KEY_ID, SECRET)], &[KEY_ID]));
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::default();
     let minted = providers(&aws, &clock, &endpoints).mint(&aws_identity()).unwrap();
     assert_eq!(minted.username, "AWS");
@@ -146,7 +134,7 @@ fn ecr_mints_a_signed_get_authorization_token() {
 
 #[test]
 fn aws_refusals_say_what_to_fix_without_the_secret() {
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::default();
     for (keys, allowed, expected) in [
         (vec![("AKIAOTHERKEYEXAMPLE1", SECRET)], vec![], "`aws.accessKeyId`"),
@@ -164,7 +152,7 @@ fn aws_refusals_say_what_to_fix_without_the_secret() {
 
 #[test]
 fn an_aws_outage_is_a_503_with_retry_after() {
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::default();
     for answer in [
         Err(FetchError::Timeout),
@@ -197,7 +185,7 @@ fn a_role_is_assumed_first_and_its_session_signs_the_ecr_call() {
         assert_eq!(request.header("x-amz-security-token"), Some("session-token"));
         ecr(request)
     });
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::parse("http://127.0.0.1:5000", "", "", PlainHttpRegistries::default()).unwrap();
     let minted = providers(&sender, &clock, &endpoints).mint(&identity).unwrap();
     assert_eq!(minted.password, ECR_PASSWORD);
@@ -248,7 +236,7 @@ fn google_mints_with_a_signed_assertion_against_the_keys_token_uri() {
     let key = RS256KeyPair::generate(2048).unwrap();
     let url = "https://oauth2.googleapis.com/token";
     let google = script(fake_google(key.public_key(), url));
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::default();
     let minted = providers(&google, &clock, &endpoints).mint(&google_identity(&key, url)).unwrap();
     assert_eq!((minted.username.as_str(), minted.password.as_str()), ("oauth2accesstoken", "ya29.minted"));
@@ -269,7 +257,7 @@ fn google_mints_with_a_signed_assertion_against_the_keys_token_uri() {
 #[test]
 fn the_operators_google_token_url_wins_over_the_keys_and_a_private_token_uri_is_never_fetched() {
     let key = RS256KeyPair::generate(2048).unwrap();
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let google = script(fake_google(key.public_key(), "http://127.0.0.1:4000/token"));
     let endpoints = ProviderEndpoints::parse("", "http://127.0.0.1:4000", "", PlainHttpRegistries::default()).unwrap();
     let identity = google_identity(&key, "https://oauth2.googleapis.com/token");
@@ -329,7 +317,7 @@ fn fake_azure(secret: &'static str) -> impl Fn(&Outgoing) -> Result<Fetched, Fet
 #[test]
 fn azure_exchanges_the_service_principals_token_at_the_registry() {
     let azure = script(fake_azure("client~secret"));
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::default();
     let minted = providers(&azure, &clock, &endpoints).mint(&azure_identity()).unwrap();
     assert_eq!(minted.username, "00000000-0000-0000-0000-000000000000");
@@ -378,7 +366,7 @@ fn a_burst_mints_once_and_a_stale_credential_is_minted_again() {
     let store = MemoryStore::new();
     let tenant = TenantId::parse("acme").unwrap();
     let aws = script(fake_aws(&[(KEY_ID, SECRET)], &[KEY_ID]));
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::default();
     let providers = providers(&aws, &clock, &endpoints);
     let source = Source::Providers(&providers);
@@ -395,7 +383,7 @@ fn a_burst_mints_once_and_a_stale_credential_is_minted_again() {
     let raw = store.dump().into_values().flatten().collect::<Vec<u8>>();
     assert!(!String::from_utf8_lossy(&raw).contains(ECR_PASSWORD));
 
-    clock.0.set(first.fresh_until);
+    clock.set(first.fresh_until);
     current(&store, &keyring(), &tenant, &entry(7), &identity, &source, clock.now_ms()).unwrap();
     assert_eq!(aws.sent.borrow().len(), 2, "re-minted within the margin before expiry");
 
@@ -408,7 +396,7 @@ fn a_burst_mints_once_and_a_stale_credential_is_minted_again() {
 fn nothing_is_cached_from_a_failure() {
     let store = MemoryStore::new();
     let tenant = TenantId::parse("acme").unwrap();
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::default();
     let down = script(|_: &Outgoing| Err(FetchError::Timeout));
     let providers = providers(&down, &clock, &endpoints);
@@ -472,7 +460,7 @@ fn the_endpoint_variables_are_origins_with_the_providers_defaults() {
         Err(Error::Internal(crate::error::Internal::Config("aws_endpoint_url")))
     ));
 
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let nothing = script(|_: &Outgoing| Err(FetchError::Unreachable));
     let providers = providers(&nothing, &clock, &sovereign);
     assert_eq!(
@@ -485,7 +473,7 @@ fn the_endpoint_variables_are_origins_with_the_providers_defaults() {
 
 #[test]
 fn iam_refusals_in_the_query_protocols_xml_are_read_too_and_a_past_expiry_is_not_trusted() {
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::default();
     let xml = |code: &str| {
         let body = format!(
@@ -531,7 +519,7 @@ fn a_modify_or_delete_removes_the_replaced_records_cached_credential_and_a_stati
     use crate::log::WritePolicy;
     use crate::secrets::{self, Env};
     let store = MemoryStore::new();
-    let clock = At(Cell::new(NOW));
+    let clock = ManualClock::at(NOW);
     let env = Env { store: &store, clock: &clock, policy: WritePolicy::default() };
     let who = Principal {
         tenant: TenantId::parse("acme").unwrap(),

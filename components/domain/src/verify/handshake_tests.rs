@@ -1,9 +1,9 @@
 //! The handshake against a scripted registry: every path of the state machine, and what it sends.
 
 use std::cell::RefCell;
-use std::time::Duration;
 
 use super::*;
+use crate::clock::ManualClock;
 use crate::dockerconfig::DockerConfig;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -27,17 +27,6 @@ impl<F: Fn(&str, Option<&str>) -> Result<Fetched, FetchError>> Fetcher for Regis
 
 fn registry<F: Fn(&str, Option<&str>) -> Result<Fetched, FetchError>>(answer: F) -> Registry<F> {
     Registry { answer, sent: RefCell::new(Vec::new()) }
-}
-
-struct StillClock(u64);
-impl Clock for StillClock {
-    fn now_ms(&self) -> u64 {
-        self.0
-    }
-    fn monotonic_ms(&self) -> u64 {
-        self.0
-    }
-    fn sleep(&self, _: Duration) {}
 }
 
 fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<Fetched, FetchError> {
@@ -76,7 +65,7 @@ fn run_at<F: Fn(&str, Option<&str>) -> Result<Fetched, FetchError>>(
     now: u64,
 ) -> Finding {
     let plain_http = PlainHttpRegistries::default();
-    let clock = StillClock(now);
+    let clock = ManualClock::at(now);
     let session = Session { fetcher: fake, clock: &clock, plain_http: &plain_http, deadline_ms: 1_000 };
     let repository = repository.map(|r| Repository::parse(r).unwrap());
     session.check(&Url::parse("https://registry.example/").unwrap(), &credentials(PASSWORD), repository.as_ref())
@@ -139,7 +128,7 @@ fn basic_auth_with_a_wrong_password_is_unauthorized() {
         basic_registry(url, if wrong { Some("x") } else { auth })
     });
     let plain_http = PlainHttpRegistries::default();
-    let session = Session { fetcher: &fake, clock: &StillClock(0), plain_http: &plain_http, deadline_ms: 1 };
+    let session = Session { fetcher: &fake, clock: &ManualClock::at(0), plain_http: &plain_http, deadline_ms: 1 };
     let finding =
         session.check(&Url::parse("https://registry.example/").unwrap(), &credentials("wrong-password"), None);
     assert_eq!(verdict(finding), (Verdict::Unauthorized, Some(401)));
