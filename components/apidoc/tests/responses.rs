@@ -118,6 +118,9 @@ impl KeyValue for Down {
     fn increment(&self, _: &Key, _: i64) -> StoreResult<i64> {
         Err(domain::error::Internal::Store("down".into()))
     }
+    fn keys(&self) -> StoreResult<Vec<String>> {
+        Err(domain::error::Internal::Store("down".into()))
+    }
 }
 
 /// No registry answers: every check ends `unreachable`, without touching the network.

@@ -62,6 +62,9 @@ mod tests {
         fn increment(&self, _: &Key, _: i64) -> StoreResult<i64> {
             unreachable!("readiness never increments")
         }
+        fn keys(&self) -> StoreResult<Vec<String>> {
+            unreachable!("readiness never lists keys")
+        }
     }
 
     #[test]

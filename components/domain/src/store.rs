@@ -25,6 +25,9 @@ pub trait KeyValue {
     fn exists(&self, key: &Key) -> StoreResult<bool>;
     /// Atomically adds `delta` and returns the new value; an absent key counts as 0.
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64>;
+    /// Every key of the store (all tenants'): a scan of the whole store on every Spin backend, so
+    /// only the write log's sweep calls it, and rarely (see `log::sweep`).
+    fn keys(&self) -> StoreResult<Vec<String>>;
 
     /// A counter's value without creating it (`None`: absent). Backends encode counters
     /// differently: Spin's SQLite (and the stores built on its generic increment) as 8 bytes
@@ -89,19 +92,22 @@ pub fn token_cache_slot(slot: u8) -> Key {
 /// | `P:r:<id>`       | one secret's sealed credentials, or the workload-identity trust; `id` names the slot that wrote it | the slot's writer, before it proposes |
 /// | `P:s:<k>:0`      | slot `k`'s intent, written by the writer that took the slot     | that writer, once          |
 /// | `P:s:<k>:n`      | counter: ballots of writers that take slot `k` over             | `increment` only           |
-/// | `P:s:<k>:<b>`    | ballot `b`'s block for slot `k`                                 | the holder of ballot `b`   |
+/// | `P:s:<k>:<b>:p`  | ballot `b`'s promise (phase 1) for slot `k`                     | the holder of ballot `b`, once |
+/// | `P:s:<k>:<b>:a`  | ballot `b`'s accepted value (phase 2) for slot `k`              | the holder of ballot `b`, once |
 /// | `P:mint:<id>`    | the registry credential minted from record `id` (a minting secret's identity), sealed, with its expiry | readers that minted; deleted after `P:r:<id>` by whoever deletes that record (`mint::cache`) |
 ///
 /// Secret names never appear in keys (a 253-byte name would not fit): secrets are found through
 /// the view. Every key but the records (with a minting record's cached credential) and the last views
-/// exists only while a write is in flight.
+/// exists only while a write is in flight. Each register is written with one value only, so that a
+/// write that takes effect late (or twice) can never revert a later one; [`TenantKeys::parse`] reads
+/// a key back for the log's sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantKeys {
     prefix: String,
 }
 
-/// How many of the latest views are kept: readers find the state within this many slots of the
-/// log's head, and a slot's keys are removed only once the log is this far past it.
+/// How many of the latest views are kept (the production value of the log's `Shape::window`):
+/// readers find the state within this many slots of the log's head.
 pub const WINDOW: u64 = 16;
 
 impl TenantKeys {
@@ -125,9 +131,19 @@ impl TenantKeys {
         Key::from_parts(&[&self.prefix, "r", &id.to_string()])
     }
 
-    /// Ballot `ballot` of slot `slot`; ballot 0 is the intent of the writer that took the slot.
-    pub fn block(&self, slot: u64, ballot: u64) -> Key {
-        Key::from_parts(&[&self.prefix, "s", &slot.to_string(), &ballot.to_string()])
+    /// Slot `slot`'s intent: the operation of the writer that took the slot, accepted at ballot 0.
+    pub fn intent(&self, slot: u64) -> Key {
+        Key::from_parts(&[&self.prefix, "s", &slot.to_string(), "0"])
+    }
+
+    /// Ballot `ballot`'s promise (phase 1) for slot `slot` (`ballot` ≥ 1).
+    pub fn promise(&self, slot: u64, ballot: u64) -> Key {
+        Key::from_parts(&[&self.prefix, "s", &slot.to_string(), &ballot.to_string(), "p"])
+    }
+
+    /// Ballot `ballot`'s accepted value (phase 2) for slot `slot` (`ballot` ≥ 1).
+    pub fn accepted(&self, slot: u64, ballot: u64) -> Key {
+        Key::from_parts(&[&self.prefix, "s", &slot.to_string(), &ballot.to_string(), "a"])
     }
 
     /// The counter that hands out ballots for taking slot `slot` over.
@@ -145,6 +161,63 @@ impl TenantKeys {
     /// A claim on checking version `version` in lease window `window` (counter; see `verify::inflight`).
     pub fn check_claim(&self, version: u64, window: u64) -> Key {
         Key::from_parts(&[&self.prefix, "check", &version.to_string(), &window.to_string()])
+    }
+
+    /// Reads back one of this tenant's keys, as listed by [`KeyValue::keys`] (`None`: another
+    /// tenant's, or not one of ours), with the key itself to delete it by.
+    pub fn parse(&self, key: &str) -> Option<(TenantKey, Key)> {
+        let family = self.family(key)?;
+        Some((family, Key(key.to_owned())))
+    }
+
+    fn family(&self, key: &str) -> Option<TenantKey> {
+        let rest = key.strip_prefix(self.prefix.as_str())?.strip_prefix(':')?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let num = |s: &str| s.parse::<u64>().ok();
+        Some(match parts.as_slice() {
+            ["seq"] => TenantKey::Seq,
+            ["v", k] => TenantKey::View(num(k)?),
+            ["r", k] => TenantKey::Record(num(k)?),
+            ["mint", k] => TenantKey::Mint(num(k)?),
+            ["s", k, _] | ["s", k, _, _] => TenantKey::Register(num(k)?),
+            ["check", version, _] => TenantKey::CheckClaim(num(version)?),
+            _ => TenantKey::Other,
+        })
+    }
+}
+
+/// One of a tenant's keys, by family and the slot (or version) it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantKey {
+    Seq,
+    View(u64),
+    Record(u64),
+    Mint(u64),
+    /// Any of slot `k`'s registers (intent, ballot counter, promises, accepted values).
+    Register(u64),
+    CheckClaim(u64),
+    Other,
+}
+
+/// A shared reference to a store is a store (so that wrappers such as [`Retrying`] can borrow one).
+impl<S: KeyValue + ?Sized> KeyValue for &S {
+    fn get(&self, key: &Key) -> StoreResult<Option<Vec<u8>>> {
+        (**self).get(key)
+    }
+    fn set(&self, key: &Key, value: &[u8]) -> StoreResult<()> {
+        (**self).set(key, value)
+    }
+    fn delete(&self, key: &Key) -> StoreResult<()> {
+        (**self).delete(key)
+    }
+    fn exists(&self, key: &Key) -> StoreResult<bool> {
+        (**self).exists(key)
+    }
+    fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+        (**self).increment(key, delta)
+    }
+    fn keys(&self) -> StoreResult<Vec<String>> {
+        (**self).keys()
     }
 }
 
@@ -194,6 +267,9 @@ impl<S: KeyValue> KeyValue for Retrying<S> {
     }
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
         self.retry(|s| s.increment(key, delta))
+    }
+    fn keys(&self) -> StoreResult<Vec<String>> {
+        self.retry(|s| s.keys())
     }
 }
 
@@ -270,6 +346,12 @@ impl KeyValue for MemoryStore {
         data.insert(key.0.clone(), (current + delta).to_le_bytes().to_vec());
         Ok(current + delta)
     }
+
+    fn keys(&self) -> StoreResult<Vec<String>> {
+        let data = self.data.lock().unwrap();
+        self.ops.read(data.len().max(1) as u64);
+        Ok(data.keys().cloned().collect())
+    }
 }
 
 #[cfg(test)]
@@ -298,7 +380,9 @@ mod tests {
             keys.seq(),
             keys.view(u64::MAX),
             keys.record(u64::MAX),
-            keys.block(u64::MAX, u64::MAX),
+            keys.intent(u64::MAX),
+            keys.promise(u64::MAX, u64::MAX),
+            keys.accepted(u64::MAX, u64::MAX),
             keys.ballots(u64::MAX),
             keys.check_claim(u64::MAX, u64::MAX),
         ] {
@@ -339,6 +423,10 @@ mod tests {
         fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
             self.fail()?;
             self.inner.increment(key, delta)
+        }
+        fn keys(&self) -> StoreResult<Vec<String>> {
+            self.fail()?;
+            self.inner.keys()
         }
     }
 

@@ -49,4 +49,19 @@ impl KeyValue for SpinStore {
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
         atomics::increment(self.bucket()?, key.as_str(), delta).map_err(fault)
     }
+
+    /// Every key, page by page (Spin answers them all in one page on every backend: a scan).
+    fn keys(&self) -> StoreResult<Vec<String>> {
+        let bucket = self.bucket()?;
+        let mut keys = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = bucket.list_keys(cursor.as_deref()).map_err(fault)?;
+            keys.extend(page.keys);
+            match page.cursor {
+                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+                _ => return Ok(keys),
+            }
+        }
+    }
 }
