@@ -133,8 +133,10 @@ message says what to fix.",
             description: "Try again after `Retry-After` seconds. `TenantBusy`: the tenant's write log was too \
 busy to join in time, or a write's slot was taken over while its writer stalled; nothing was written. \
 `StoreUnavailable`: the key-value store failed. `WriteOutcomeUnknown`: a write was proposed but its \
-outcome could not be confirmed in time; it takes effect whole or not at all. After either of the last \
-two, read before retrying a write. `NotReady` (the readiness probe): the store did not answer. \
+outcome could not be learned (the store failed under it, or its writer was paused for longer than the \
+log remembers outcomes); it takes effect whole or not at all. After either of the last two, read \
+before retrying a write. `LogFormatUnknown`: a rolling upgrade is under way and this node cannot yet \
+read the tenant's newest state; nothing was written. `NotReady` (the readiness probe): the store did not answer. \
 `ProviderUnavailable`, for a secret that mints: its provider could not be reached, timed out or failed; \
 nothing was minted or cached.",
             headers: &["Retry-After"],

@@ -141,6 +141,10 @@ pub enum Error {
     /// unreachable, or the log fell far behind): it is applied or refused as a whole, by whoever
     /// writes next; read before retrying.
     WriteOutcomeUnknown,
+    /// The tenant's write log holds a view or an operation in a log format this build does not
+    /// know (a rolling upgrade is under way): nothing was written; retry once every node runs the
+    /// new release.
+    LogFormatUnknown,
     /// The key-value store failed; the string is its error *kind* (logged, never answered).
     StoreUnavailable(String),
     /// The readiness probe: the store did not answer its read. The kind is logged.
@@ -179,6 +183,7 @@ impl Error {
             Error::Internal(_) => 500,
             Error::TenantBusy { .. }
             | Error::WriteOutcomeUnknown
+            | Error::LogFormatUnknown
             | Error::StoreUnavailable(_)
             | Error::NotReady(_)
             | Error::ProviderUnavailable { .. } => 503,
@@ -213,6 +218,7 @@ impl Error {
             Error::Internal(_) => "InternalError",
             Error::TenantBusy { .. } => "TenantBusy",
             Error::WriteOutcomeUnknown => "WriteOutcomeUnknown",
+            Error::LogFormatUnknown => "LogFormatUnknown",
             Error::StoreUnavailable(_) => "StoreUnavailable",
             Error::NotReady(_) => "NotReady",
             Error::ProviderRefused(_) => "ProviderRefused",
@@ -269,6 +275,9 @@ impl Error {
                 "Other writes of this tenant's secrets are in progress; nothing was changed, retry in {retry_after_secs} s"
             ),
             Error::WriteOutcomeUnknown => "The write was accepted but its outcome could not be confirmed in time; it takes effect whole or not at all: read the secret before retrying".into(),
+            Error::LogFormatUnknown => {
+                "The service is being upgraded and this node cannot yet read the tenant's newest state; nothing was changed, retry shortly".into()
+            }
             Error::StoreUnavailable(_) => {
                 "The storage behind the service is unavailable; a write takes effect whole or not at all: read before retrying".into()
             }
@@ -309,11 +318,16 @@ impl Error {
                 Some(*retry_after_secs)
             }
             Error::WriteOutcomeUnknown | Error::StoreUnavailable(_) => Some(1),
+            Error::LogFormatUnknown => Some(LOG_FORMAT_RETRY_AFTER_SECS),
             Error::NotReady(_) => Some(NOT_READY_RETRY_AFTER_SECS),
             _ => None,
         }
     }
 }
+
+/// How soon a client may retry after `LogFormatUnknown` (a rolling upgrade replaces a node in
+/// seconds to minutes).
+pub const LOG_FORMAT_RETRY_AFTER_SECS: u64 = 5;
 
 /// How soon an orchestrator's readiness probe may ask again after `NotReady`.
 pub const NOT_READY_RETRY_AFTER_SECS: u64 = 5;

@@ -9,18 +9,20 @@
 //!
 //! | operation | calls in order | writes |
 //! |-----------|----------------|--------|
-//! | create    | read (a refusal stops here); `increment P:seq` (= k); `set P:r:<k>`; `set P:s:<k>:0`; `get P:s:<k>:n`; `get P:seq`; `delete P:v:<k-W>`; `set P:v:<k>`; `delete P:s:<k>:0`; `delete P:s:<k-1>:0` | 7 |
+//! | create    | read (a refusal stops here); `increment P:seq` (= k); `set P:r:<k>`; `set P:s:<k>:0`; `get P:s:<k>:n`; `get P:seq` (the fence); `delete P:s:<k-1>:0`; `get P:s:<k-1>:n`; `delete P:v:<k-1-W>`; `set P:v:<k>`; `delete P:s:<k>:0` | 7 |
 //! | modify    | the same, and `delete P:r:<old>` after `set P:v:<k>`; for a minting kind then `delete P:mint:<old>` | 8 (9) |
 //! | delete    | the same as create without `set P:r:<k>`, and `delete P:r:<old>`; for a minting kind then `delete P:mint:<old>` | 7 (8) |
 //! | list, get, quota | read; for each minting secret `get P:mint:<record>` (its expiry) | 0 |
 //! | export    | read; `get P:r:<record>`; for a minting kind `get P:mint:<record>`, and on a miss the mint, `set P:mint:<record>`, `get P:r:<record>` (`mint::cache`) | 0 (1) |
 //!
-//! Reads: 4 per write, 2 per read. A write after one that left garbage (a modify, a delete, a
-//! refusal at its slot) deletes that garbage again (one `delete` each, two for a minting secret's
-//! record: `P:r:` then `P:mint:`), in case its writer died.
+//! Reads: 5 per write, 2 per read. Before its view, a write deletes what the view before it left
+//! as garbage (a modify's or delete's old record, a refusal's record: one `delete` each, two for a
+//! minting secret's record, `P:r:` then `P:mint:`) and the previous slot's registers, in case their
+//! writer died; after its view, its own. Once every 1,024 slots of a tenant, a write also sweeps
+//! (one `get_keys` of the whole store, see `log::sweep`).
 //!
 //! A write that finds another in flight before it waits for the view before its slot (one `get`
-//! per poll) and reads `get P:v:<k>` once more at its fence; one that finds a slot stalled for a
+//! per poll) and checks `exists P:v:<k>` once more at its fence; one that finds a slot stalled for a
 //! lease takes it over (see `log`).
 
 use serde::{Deserialize, Serialize};

@@ -26,7 +26,7 @@ use crate::error::{Error, Internal};
 use crate::index::IndexEntry;
 
 /// How many of the latest slots a view remembers the outcome of (for a writer that was paused
-/// while others applied its slot, see `log`).
+/// while others applied its slot, see `log`): the production value of the log's `Shape::outcomes`.
 pub const OUTCOMES: u64 = 64;
 
 /// The default quota limit, and what the operator may set at most.
@@ -68,6 +68,10 @@ impl Refusal {
 pub struct Header {
     /// The slot whose application produced this view (0: the empty state before any write).
     pub slot: u64,
+    /// The log format this view is written in (absent: 1); a build that does not know it never
+    /// writes a view after it (see `log`, "Formats").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<u32>,
     /// The operator-set quota limit; absent: [`DEFAULT_LIMIT`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
@@ -204,6 +208,11 @@ impl View {
 
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// The log format this view is written in.
+    pub fn format(&self) -> u32 {
+        self.header.format.unwrap_or(1)
     }
 
     pub fn slot(&self) -> u64 {

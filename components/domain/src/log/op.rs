@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::index::{IfMatch, IndexEntry};
 use crate::provider::Kind;
 pub use crate::view::Refusal;
-use crate::view::{Header, View, OUTCOMES};
+use crate::view::{Header, View};
 
 /// Who asks, as far as the managed-secret rules care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,12 +113,16 @@ pub struct Applied {
     pub outcome: Result<(), Refusal>,
 }
 
-/// The next view after `slot`, whose decided value is `op` (`None`: the slot was voided).
-pub fn apply(view: &View, slot: u64, op: Option<&Op>) -> Result<Applied, Error> {
+/// The next view after `slot`, whose decided value is `op` (`None`: the slot was voided) of log
+/// format `format`; the view remembers the outcomes of the last `outcomes` slots. The view is in
+/// the higher of its predecessor's format and the operation's.
+pub fn apply(view: &View, slot: u64, op: Option<&Op>, format: u32, outcomes: u64) -> Result<Applied, Error> {
     let prev = view.header();
-    let from = slot.saturating_sub(OUTCOMES - 1).max(1);
+    let from = slot.saturating_sub(outcomes.max(1) - 1).max(1);
+    let format = format.max(view.format());
     let mut header = Header {
         slot,
+        format: (format > 1).then_some(format),
         limit: prev.limit,
         refused: prev.refused.iter().filter(|(s, _)| *s >= from).cloned().collect(),
         from,
@@ -230,7 +234,7 @@ mod tests {
         let mut view = View::empty();
         let mut outcomes = Vec::new();
         for (i, op) in ops.iter().enumerate() {
-            let applied = apply(&view, i as u64 + 1, op.as_ref()).unwrap();
+            let applied = apply(&view, i as u64 + 1, op.as_ref(), 1, crate::view::OUTCOMES).unwrap();
             view = applied.view;
             outcomes.push(applied.outcome);
         }

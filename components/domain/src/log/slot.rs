@@ -1,36 +1,53 @@
 //! Deciding one slot of the log: the writer that took the slot proposes its operation; a writer
 //! that finds the slot stalled proposes to void it. Exactly one of the two is decided, whatever
-//! the pauses and deaths, with `get`, `set` and `increment` alone: Paxos over shared registers
-//! (Gafni and Lamport's Disk Paxos with a single disk), one register per ballot.
+//! the pauses, deaths and late store writes, with `get`, `set` and `increment` alone: Paxos over
+//! shared registers (Gafni and Lamport's Disk Paxos with a single disk), registers per ballot.
 //!
-//! ## The registers of slot `k`
-//! - `P:s:<k>:0`: ballot 0, the taker's: written once, with its operation as accepted at ballot 0.
+//! ## The registers of slot `k` (each written at most once, with one value)
+//! - `P:s:<k>:0`: the intent: ballot 0's accepted value, the taker's operation. Written once.
 //! - `P:s:<k>:n`: a counter handing out ballots 1, 2, … to writers that take the slot over.
-//! - `P:s:<k>:<b>`: ballot `b`'s block `{b, accepted}`, written only by the holder of ballot `b`.
+//! - `P:s:<k>:<b>:p`: ballot `b`'s promise (phase 1), written only by the holder of ballot `b`.
+//! - `P:s:<k>:<b>:a`: ballot `b`'s accepted value `(b, value)` (phase 2), written only by the
+//!   holder of ballot `b`, after its promise.
+//!
+//! A ballot *exists* once its promise or its accepted value is present. The two phases have keys of
+//! their own so that a write that takes effect late (a store call that failed on the client but
+//! reached the store afterwards, or the store wrapper's retry of it) can never revert a later one:
+//! every register only ever goes from absent to its one value (or back to absent, once the slot is
+//! applied and its registers are collected).
 //!
 //! ## Ballot `b` ([`ballot`]), as Disk Paxos
-//! 1. Write `{b, none}`; read the counter (≥ `b`) and every other block up to it. A block of a
-//!    higher ballot: give up (another writer is ahead). Else take the value accepted at the
-//!    highest ballot among the blocks read, or our own proposal if none.
-//! 2. Write `{b, accepted (b, value)}`; read the counter and the blocks above `b`. Any: give up.
+//! 1. Write `b`'s promise; read the counter (≥ `b`) and every other ballot up to it. Another ballot
+//!    above `b` exists: give up. Else take the value accepted at the highest ballot among those
+//!    read, or our own proposal if none.
+//! 2. Write `b`'s accepted value; read the counter and the ballots above `b`. Any exists: give up.
 //!    None: `value` is decided.
 //!
-//! Why at most one value is decided: of two ballots `b < c`, each writes its block before it reads
-//! the other's, so if `b` completed phase 2 without seeing `c`'s block, `c`'s phase-1 write came
-//! after `b`'s phase-2 read, hence after `b`'s phase-2 write, and `c`'s phase-1 read sees `b`'s
-//! accepted value: `c` (and by induction every later ballot) proposes the value `b` decided. A
-//! ballot handed out but not yet written is no exception: its first write comes after our read.
+//! Why at most one value is decided: of two ballots `b < c`, each writes before it reads the other,
+//! so if `b` completed phase 2 without seeing `c`, every write of `c`'s registers took effect after
+//! `b`'s phase-2 read, hence after `b`'s accepted value, and `c`'s phase-1 read (after its own
+//! promise) sees `b`'s accepted value: `c` proposes the value accepted at the highest ballot it saw,
+//! which by induction on the ballots between `b` and `c` is `b`'s. A ballot handed out but not yet
+//! written is no exception: its first write comes after our read. An accepted value that lands late
+//! (its holder saw the call fail and gave up) is at a lower ballot than any ballot that went on
+//! without it, so it never outranks a value those ballots accepted; a promise that lands late
+//! carries no value at all.
 //!
 //! ## The taker's fast path ([`propose_own`])
-//! Ballot 0 needs no phase 1 (no ballot is lower). Write block 0, read the counter: 0 means no
-//! takeover has started, and any that starts later reads block 0 in its phase 1 and adopts it, so
-//! the operation is decided in two store calls. A counter above 0 with none of those blocks
+//! Ballot 0 needs no phase 1 (no ballot is lower). Write the intent, read the counter: 0 means no
+//! takeover has started, and any that starts later reads the intent in its phase 1 and adopts it,
+//! so the operation is decided in two store calls. A counter above 0 with none of those ballots
 //! written yet is the same; with one written, the taker runs a full ballot to learn the outcome.
 //!
 //! ## What these reads assume
 //! That no register of the slot was deleted before they were made. The log deletes a slot's
 //! registers only after the slot is applied, and every caller checks afterwards that it was not
 //! (`log::applied`) before acting on what it learned here.
+//!
+//! ## Formats
+//! An accepted value carries the log format of its operation (`log::Shape`); a value of a format
+//! this build does not know is never adopted: [`ballot`] and [`propose_own`] answer
+//! [`Error::LogFormatUnknown`] (503, retry) instead.
 
 use serde::{Deserialize, Serialize};
 
@@ -55,23 +72,67 @@ impl Proposal {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Block {
-    b: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    accepted: Option<(u64, Proposal)>,
+/// A value as decided: the proposal and the log format of its operation (1 for a void).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    pub proposal: Proposal,
+    pub format: u32,
 }
 
-fn read_block<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64, ballot: u64) -> Result<Option<Block>, Error> {
-    match store.get(&keys.block(slot, ballot))? {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|_| Internal::CorruptRecord.into()),
+impl Value {
+    pub fn void() -> Value {
+        Value { proposal: Proposal::Void, format: 1 }
     }
 }
 
-fn write_block<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64, block: &Block) -> Result<(), Error> {
-    let bytes = serde_json::to_vec(block).map_err(|_| Internal::CorruptRecord)?;
-    Ok(store.set(&keys.block(slot, block.b), &bytes)?)
+/// An accepted value as stored: `{"b": ballot, "format": f, "value": proposal}`.
+#[derive(Serialize)]
+struct AcceptedOut<'a> {
+    b: u64,
+    format: u32,
+    value: &'a Proposal,
+}
+
+fn encode(ballot: u64, value: &Value) -> Result<Vec<u8>, Error> {
+    let out = AcceptedOut { b: ballot, format: value.format, value: &value.proposal };
+    serde_json::to_vec(&out).map_err(|_| Internal::CorruptRecord.into())
+}
+
+/// Decodes an accepted value: its format first, so that an operation this build does not know is
+/// told apart from a damaged register.
+fn decode(bytes: &[u8], known_format: u32) -> Result<Value, Error> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(default = "one")]
+        format: u32,
+        value: serde_json::Value,
+    }
+    fn one() -> u32 {
+        1
+    }
+    let head: Head = serde_json::from_slice(bytes).map_err(|_| Internal::CorruptRecord)?;
+    if head.format > known_format {
+        return Err(Error::LogFormatUnknown);
+    }
+    let proposal = serde_json::from_value(head.value).map_err(|_| Internal::CorruptRecord)?;
+    Ok(Value { proposal, format: head.format })
+}
+
+/// The value ballot `b` accepted, if it has (ballot 0's is the intent).
+fn accepted_value<S: KeyValue>(
+    store: &S,
+    keys: &TenantKeys,
+    slot: u64,
+    b: u64,
+    known: u32,
+) -> Result<Option<Value>, Error> {
+    let key = if b == 0 { keys.intent(slot) } else { keys.accepted(slot, b) };
+    store.get(&key)?.map(|bytes| decode(&bytes, known)).transpose()
+}
+
+/// Whether ballot `b` exists (its promise or its accepted value is present).
+fn exists<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64, b: u64) -> Result<bool, Error> {
+    Ok(store.exists(&keys.promise(slot, b))? || store.exists(&keys.accepted(slot, b))?)
 }
 
 /// The number of ballots handed out for the slot (0: nobody has tried to take it over).
@@ -79,54 +140,58 @@ pub fn ballots<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64) -> Result<u
     Ok(store.counter(&keys.ballots(slot))?.unwrap_or(0))
 }
 
-/// Whether any block above `ballot` (up to `upto`) is written.
+/// Whether any ballot above `ballot` (up to `upto`) exists.
 fn any_above<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64, ballot: u64, upto: u64) -> Result<bool, Error> {
     for other in ballot + 1..=upto {
-        if read_block(store, keys, slot, other)?.is_some() {
+        if exists(store, keys, slot, other)? {
             return Ok(true);
         }
     }
     Ok(false)
 }
 
-/// The taker of `slot` proposes `op` at ballot 0. `Some(Intent)`: decided. `None`: a takeover is
-/// under way; learn the outcome with [`ballot`].
-pub fn propose_own<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64, op: &Op) -> Result<Option<Proposal>, Error> {
-    let proposal = Proposal::Intent(op.clone());
-    write_block(store, keys, slot, &Block { b: 0, accepted: Some((0, proposal.clone())) })?;
+/// The taker of `slot` proposes `own` (its operation) at ballot 0. `Some`: decided. `None`: a
+/// takeover is under way; learn the outcome with [`ballot`]. Also answers how many ballots had been
+/// handed out when it looked (0: none, so no takeover registers to clear).
+pub fn propose_own<S: KeyValue>(
+    store: &S,
+    keys: &TenantKeys,
+    slot: u64,
+    own: &Value,
+) -> Result<(Option<Value>, u64), Error> {
+    store.set(&keys.intent(slot), &encode(0, own)?)?;
     let handed_out = ballots(store, keys, slot)?;
     if handed_out == 0 || !any_above(store, keys, slot, 0, handed_out)? {
-        return Ok(Some(proposal));
+        return Ok((Some(own.clone()), handed_out));
     }
-    Ok(None)
+    Ok((None, handed_out))
 }
 
 /// Runs one ballot for `slot`, proposing `own` unless a value may already be decided.
 /// `Some(value)`: `value` is decided. `None`: a higher ballot is under way; try again later.
-/// Returns the ballot too, so that the caller can remove its block once the slot is applied.
+/// Returns the ballot too, so that the caller can remove its registers once the slot is applied.
 pub fn ballot<S: KeyValue>(
     store: &S,
     keys: &TenantKeys,
     slot: u64,
-    own: Proposal,
-) -> Result<(u64, Option<Proposal>), Error> {
+    own: Value,
+    known_format: u32,
+) -> Result<(u64, Option<Value>), Error> {
     let b = u64::try_from(store.increment(&keys.ballots(slot), 1)?).map_err(|_| Internal::CorruptRecord)?;
-    write_block(store, keys, slot, &Block { b, accepted: None })?;
+    store.set(&keys.promise(slot, b), b"p")?;
     let handed_out = ballots(store, keys, slot)?;
-    let mut best: Option<(u64, Proposal)> = None;
-    for other in (0..=handed_out).filter(|o| *o != b) {
-        let Some(block) = read_block(store, keys, slot, other)? else { continue };
-        if block.b > b {
-            return Ok((b, None));
-        }
-        if let Some((at, value)) = block.accepted {
-            if best.as_ref().is_none_or(|(best_at, _)| at > *best_at) {
-                best = Some((at, value));
-            }
+    if any_above(store, keys, slot, b, handed_out)? {
+        return Ok((b, None));
+    }
+    let mut best: Option<Value> = None;
+    for other in (0..b).rev() {
+        best = accepted_value(store, keys, slot, other, known_format)?;
+        if best.is_some() {
+            break; // the highest ballot below ours that accepted a value
         }
     }
-    let value = best.map_or(own, |(_, value)| value);
-    write_block(store, keys, slot, &Block { b, accepted: Some((b, value.clone())) })?;
+    let value = best.unwrap_or(own);
+    store.set(&keys.accepted(slot, b), &encode(b, &value)?)?;
     let handed_out = ballots(store, keys, slot)?;
     if any_above(store, keys, slot, b, handed_out)? {
         return Ok((b, None));
@@ -134,15 +199,20 @@ pub fn ballot<S: KeyValue>(
     Ok((b, Some(value)))
 }
 
-/// Removes the slot's registers once it is applied: ballot 0 always; the counter and the
-/// takeover blocks when `ballots` were handed out; and `own`, the ballots this writer ran (which
-/// may be above `ballots` if the counter was removed and handed them out again).
-pub fn clear<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64, ballots: u64, own: &[u64]) -> Result<(), Error> {
-    store.delete(&keys.block(slot, 0))?;
-    for b in (1..=ballots).chain(own.iter().copied().filter(|b| *b > ballots)) {
-        store.delete(&keys.block(slot, b))?;
+/// Removes the slot's registers once it is applied: the intent, and when ballots were handed out
+/// (the counter says how many) or this writer ran some (`own`, which may be above the counter if
+/// it was removed and handed them out again), their promises, accepted values and the counter.
+/// `counted`: whether to read the counter (a caller that saw it at 0 and ran no ballot skips it).
+pub fn clear<S: KeyValue>(store: &S, keys: &TenantKeys, slot: u64, own: &[u64], counted: bool) -> Result<(), Error> {
+    store.delete(&keys.intent(slot))?;
+    let handed_out = if counted { ballots(store, keys, slot)? } else { 0 };
+    let mut any = false;
+    for b in (1..=handed_out).chain(own.iter().copied().filter(|b| *b > handed_out)) {
+        store.delete(&keys.promise(slot, b))?;
+        store.delete(&keys.accepted(slot, b))?;
+        any = true;
     }
-    if ballots > 0 || !own.is_empty() {
+    if any {
         store.delete(&keys.ballots(slot))?;
     }
     Ok(())
@@ -163,35 +233,65 @@ mod tests {
         Op::Delete { name: "x".into(), actor: Actor { operator: false, admin: true }, if_match: None }
     }
 
+    fn intent() -> Value {
+        Value { proposal: Proposal::Intent(op()), format: 1 }
+    }
+
     #[test]
     fn an_untouched_slot_decides_its_takers_operation_in_two_calls() {
         let store = MemoryStore::new();
-        assert_eq!(propose_own(&store, &keys(), 7, &op()).unwrap(), Some(Proposal::Intent(op())));
+        assert_eq!(propose_own(&store, &keys(), 7, &intent()).unwrap(), (Some(intent()), 0));
         assert_eq!(store.ops.snapshot(), (1, 1));
     }
 
     #[test]
     fn a_takeover_adopts_a_written_intent_and_voids_an_empty_slot() {
         let store = MemoryStore::new();
-        propose_own(&store, &keys(), 1, &op()).unwrap();
-        assert_eq!(ballot(&store, &keys(), 1, Proposal::Void).unwrap().1, Some(Proposal::Intent(op())));
-        assert_eq!(ballot(&store, &keys(), 2, Proposal::Void).unwrap().1, Some(Proposal::Void));
+        propose_own(&store, &keys(), 1, &intent()).unwrap();
+        assert_eq!(ballot(&store, &keys(), 1, Value::void(), 1).unwrap().1, Some(intent()));
+        assert_eq!(ballot(&store, &keys(), 2, Value::void(), 1).unwrap().1, Some(Value::void()));
         // The taker of slot 2 comes back: its own proposal can no longer win.
-        assert_eq!(propose_own(&store, &keys(), 2, &op()).unwrap(), None);
-        assert_eq!(ballot(&store, &keys(), 2, Proposal::Intent(op())).unwrap().1, Some(Proposal::Void));
+        assert_eq!(propose_own(&store, &keys(), 2, &intent()).unwrap().0, None);
+        assert_eq!(ballot(&store, &keys(), 2, intent(), 1).unwrap().1, Some(Value::void()));
     }
 
     #[test]
     fn a_lower_ballot_that_meets_a_higher_one_gives_up() {
         let store = MemoryStore::new();
-        // Ballot 1 is handed out, then ballot 2 writes its phase-1 block before ballot 1 reads.
+        // Ballot 1 is handed out, then ballot 2 writes its promise before ballot 1 reads.
         store.increment(&keys().ballots(3), 1).unwrap();
         store.increment(&keys().ballots(3), 1).unwrap();
-        write_block(&store, &keys(), 3, &Block { b: 2, accepted: None }).unwrap();
+        store.set(&keys().promise(3, 2), b"p").unwrap();
         // Ballot 3 (the next) sees ballot 2 below it and goes ahead; an owner now must learn.
-        assert_eq!(ballot(&store, &keys(), 3, Proposal::Void).unwrap(), (3, Some(Proposal::Void)));
-        assert_eq!(propose_own(&store, &keys(), 3, &op()).unwrap(), None);
-        clear(&store, &keys(), 3, 3, &[]).unwrap();
+        assert_eq!(ballot(&store, &keys(), 3, Value::void(), 1).unwrap(), (3, Some(Value::void())));
+        assert_eq!(propose_own(&store, &keys(), 3, &intent()).unwrap().0, None);
+        clear(&store, &keys(), 3, &[], true).unwrap();
         assert!(store.dump().is_empty(), "{:?}", store.dump().keys());
+    }
+
+    /// The schedule of `shared/log-schedules` ("store behaviour"): ballot 1 decides the intent;
+    /// its phase-1 write, delayed, lands after its phase 2. With one register per ballot it
+    /// reverted the accepted value, and ballot 2 voided a decided slot. Now a promise lands on a
+    /// key of its own and the accepted value stays.
+    #[test]
+    fn a_late_promise_cannot_revert_an_accepted_value() {
+        let store = MemoryStore::new();
+        propose_own(&store, &keys(), 4, &intent()).unwrap();
+        // A takeover that ran ballot 1 through: decided the intent.
+        assert_eq!(ballot(&store, &keys(), 4, Value::void(), 1).unwrap(), (1, Some(intent())));
+        // Its first promise write, delayed on the wire, lands now.
+        store.set(&keys().promise(4, 1), b"p").unwrap();
+        // Someone deletes the intent early would be a bug elsewhere; here ballot 2 must find
+        // ballot 1's value even without the intent.
+        store.delete(&keys().intent(4)).unwrap();
+        assert_eq!(ballot(&store, &keys(), 4, Value::void(), 1).unwrap(), (2, Some(intent())));
+    }
+
+    #[test]
+    fn a_value_of_an_unknown_format_is_never_adopted() {
+        let store = MemoryStore::new();
+        propose_own(&store, &keys(), 5, &Value { format: 2, ..intent() }).unwrap();
+        assert_eq!(ballot(&store, &keys(), 5, Value::void(), 1).unwrap_err(), Error::LogFormatUnknown);
+        assert_eq!(ballot(&store, &keys(), 5, Value::void(), 2).unwrap().1, Some(Value { format: 2, ..intent() }));
     }
 }
