@@ -2,15 +2,18 @@
 //! thread of its own, but only one runs at a time, and only between two of its store calls or
 //! sleeps. The test decides who goes next, on a virtual clock: so any interleaving of store calls
 //! can be replayed exactly, with pauses of any length, deaths (an actor that is never resumed),
-//! and steps of the wall clock.
+//! steps of the wall clock, and store calls that fail on the actor's side while their effect
+//! reaches the store later (or never): [`Sim::fail_next`].
 
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::store::{Key, KeyValue, MemoryStore, StoreResult};
+use crate::error::Internal;
+use crate::store::{Key, KeyValue, MemoryStore, StoreResult, BACKEND_ERROR};
 
 /// What an actor is about to do when it waits for its turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +41,16 @@ pub struct Actor {
     pub step: Step,
     /// Store calls made so far (the one in `step` not counted).
     pub calls: usize,
+    /// The slot its write took (its first `increment` of `seq` that answered).
+    pub slot: Option<u64>,
+}
+
+/// A write that failed on the actor's side, still on its way to the store.
+#[derive(Debug, Clone)]
+enum Effect {
+    Set(Key, Vec<u8>),
+    Delete(Key),
+    Increment(Key, i64),
 }
 
 struct State {
@@ -47,6 +60,14 @@ struct State {
     actors: Vec<Actor>,
     turn: Option<usize>,
     releasing: bool,
+    /// Actors whose next store call fails, and when its effect lands (`None`: never).
+    failing: BTreeMap<usize, Option<u64>>,
+    /// Effects of failed calls, with the virtual time they land at.
+    delayed: Vec<(u64, Effect)>,
+    /// How many failed calls' effects landed.
+    landed: usize,
+    /// Every view written, by whom: (actor, slot, bytes).
+    views: Vec<(usize, u64, Vec<u8>)>,
 }
 
 pub struct Sim {
@@ -64,7 +85,17 @@ const CALL_MS: u64 = 1;
 impl Sim {
     pub fn new() -> Arc<Sim> {
         Arc::new(Sim {
-            state: Mutex::new(State { now: 0, wall_offset: 0, actors: Vec::new(), turn: None, releasing: false }),
+            state: Mutex::new(State {
+                now: 0,
+                wall_offset: 0,
+                actors: Vec::new(),
+                turn: None,
+                releasing: false,
+                failing: BTreeMap::new(),
+                delayed: Vec::new(),
+                landed: 0,
+                views: Vec::new(),
+            }),
             wake: Condvar::new(),
             store: MemoryStore::new(),
         })
@@ -91,7 +122,13 @@ impl Sim {
         let id = {
             let mut state = self.state.lock().unwrap();
             let now = state.now;
-            state.actors.push(Actor { status: Status::Waiting, ready_at: now, step: Step::Start, calls: 0 });
+            state.actors.push(Actor {
+                status: Status::Waiting,
+                ready_at: now,
+                step: Step::Start,
+                calls: 0,
+                slot: None,
+            });
             state.actors.len() - 1
         };
         let sim = self.clone();
@@ -126,6 +163,8 @@ impl Sim {
         let mut state = self.state.lock().unwrap();
         assert_eq!(state.actors[id].status, Status::Waiting, "actor {id} is not waiting");
         state.now = state.now.max(state.actors[id].ready_at);
+        let now = state.now;
+        self.land(&mut state, now);
         state.turn = Some(id);
         self.wake.notify_all();
         while state.turn.is_some() {
@@ -138,6 +177,43 @@ impl Sim {
         let mut state = self.state.lock().unwrap();
         let actor = &mut state.actors[id];
         actor.ready_at = actor.ready_at.max(until);
+    }
+
+    /// Makes actor `id`'s next store call fail on its side (a backend error, as a dropped
+    /// connection or a client time-out gives); its effect, if it writes, reaches the store at
+    /// virtual time `lands_at` (`None`: never). Reads just fail.
+    pub fn fail_next(&self, id: usize, lands_at: Option<u64>) {
+        self.state.lock().unwrap().failing.insert(id, lands_at);
+    }
+
+    /// Lands every effect still on its way (the end of a schedule: "later" has come).
+    pub fn land_all(&self) {
+        let mut state = self.state.lock().unwrap();
+        self.land(&mut state, u64::MAX);
+    }
+
+    /// Every view written by an actor's own call: (actor, slot, bytes).
+    pub fn views_written(&self) -> Vec<(usize, u64, Vec<u8>)> {
+        self.state.lock().unwrap().views.clone()
+    }
+
+    /// How many failed calls' effects have landed so far.
+    pub fn landed(&self) -> usize {
+        self.state.lock().unwrap().landed
+    }
+
+    fn land(&self, state: &mut State, until: u64) {
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut state.delayed).into_iter().partition(|(at, _)| *at <= until);
+        state.delayed = later;
+        for (_, effect) in due {
+            state.landed += 1;
+            let _ = match effect {
+                Effect::Set(key, value) => self.store.set(&key, &value),
+                Effect::Delete(key) => self.store.delete(&key),
+                Effect::Increment(key, delta) => self.store.increment(&key, delta).map(|_| ()),
+            };
+        }
     }
 
     pub fn kill(&self, id: usize) {
@@ -173,7 +249,7 @@ impl Sim {
         loop {
             if state.releasing && state.actors[id].status == Status::Dead {
                 drop(state);
-                std::panic::panic_any(Released);
+                std::panic::resume_unwind(Box::new(Released));
             }
             if state.turn == Some(id) {
                 let actor = &mut state.actors[id];
@@ -195,32 +271,56 @@ pub struct SimStore {
 }
 
 impl SimStore {
-    fn turn(&self, op: &'static str, key: &Key) {
+    /// Waits for the actor's turn; then, if this call is to fail, queues its effect (if any) and
+    /// answers the failure.
+    fn turn(&self, op: &'static str, key: &Key, effect: Option<Effect>) -> StoreResult<()> {
         let part = key.as_str().split_once(':').map_or(key.as_str(), |(_, rest)| rest).to_owned();
         self.sim.yield_turn(self.id, CALL_MS, Step::Call(op, part));
+        let mut state = self.sim.state.lock().unwrap();
+        let Some(lands) = state.failing.remove(&self.id) else { return Ok(()) };
+        if let (Some(at), Some(effect)) = (lands, effect) {
+            state.delayed.push((at, effect));
+        }
+        Err(Internal::Store(BACKEND_ERROR.into()))
     }
 }
 
 impl KeyValue for SimStore {
     fn get(&self, key: &Key) -> StoreResult<Option<Vec<u8>>> {
-        self.turn("get", key);
+        self.turn("get", key, None)?;
         self.sim.store.get(key)
     }
     fn set(&self, key: &Key, value: &[u8]) -> StoreResult<()> {
-        self.turn("set", key);
+        self.turn("set", key, Some(Effect::Set(key.clone(), value.to_vec())))?;
+        if let Some(slot) = key.as_str().split_once(":v:").and_then(|(_, k)| k.parse().ok()) {
+            self.sim.state.lock().unwrap().views.push((self.id, slot, value.to_vec()));
+        }
         self.sim.store.set(key, value)
     }
     fn delete(&self, key: &Key) -> StoreResult<()> {
-        self.turn("delete", key);
+        self.turn("delete", key, Some(Effect::Delete(key.clone())))?;
         self.sim.store.delete(key)
     }
     fn exists(&self, key: &Key) -> StoreResult<bool> {
-        self.turn("exists", key);
+        self.turn("exists", key, None)?;
         self.sim.store.exists(key)
     }
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
-        self.turn("increment", key);
-        self.sim.store.increment(key, delta)
+        self.turn("increment", key, Some(Effect::Increment(key.clone(), delta)))?;
+        let value = self.sim.store.increment(key, delta)?;
+        if key.as_str().ends_with(":seq") {
+            let mut state = self.sim.state.lock().unwrap();
+            let actor = &mut state.actors[self.id];
+            actor.slot = actor.slot.or(Some(value as u64));
+        }
+        Ok(value)
+    }
+    fn keys(&self) -> StoreResult<Vec<String>> {
+        self.sim.yield_turn(self.id, CALL_MS, Step::Call("keys", "*".into()));
+        if self.sim.state.lock().unwrap().failing.remove(&self.id).is_some() {
+            return Err(Internal::Store(BACKEND_ERROR.into()));
+        }
+        self.sim.store.keys()
     }
 }
 
