@@ -1,14 +1,16 @@
-//! A node that pauses and wakes up loses no acknowledged write (issue 17, part 4).
+//! A node that pauses and wakes up loses no acknowledged write (issue 17, part 4; issue 24, part 6).
 //!
 //! Two host processes on one `redis-server`: node A a child process in a process group of its own,
 //! node B in this process, lease 1 s. A storm of creates on one tenant from both, bounded in count
 //! and time, and node A frozen (SIGSTOP of its process group, as a VM freeze or a long stall) for
-//! 2.5 leases several times in the middle of it, then thawed (SIGCONT): its writers wake up between
-//! any two store calls, after B has taken their slots over. The same storm with node A SIGKILLed
-//! (and a fresh node A started) instead. Afterwards, once both nodes are quiet: every create answered
-//! 201 is listed and exports, the list equals the quota used, no orphan record or slot register is
-//! left (`assert_invariants`), and nothing is listed that was not answered 201 unless its request got
-//! no answer or an answer that says its outcome is unknown; a 503 `TenantBusy` never applied.
+//! 4.5 leases several times in the middle of it, then thawed (SIGCONT): its writers wake up between
+//! any two store calls, after B has taken their slots over and moved the log on by more slots than a
+//! view remembers outcomes of (64; what real Spin met, issue 24). The same storm with node A
+//! SIGKILLed (and a fresh node A started) instead. Afterwards, once both nodes are quiet: every
+//! create answered 201 is listed and exports, every listed secret exports, the list equals the quota
+//! used, no orphan record or slot register is left (`assert_invariants`), and nothing is listed that
+//! was not answered 201 unless its request got no answer or an answer that says its outcome is
+//! unknown; a 503 `TenantBusy` never applied. It prints what became of each kind of answer.
 //!
 //! Liveness is printed, not timed: whether B wrote while A was frozen is asserted only as "at all".
 
@@ -23,8 +25,11 @@ use e2e::{unique_tenant, Backend, Options, TestApp, SECRETS};
 use serde_json::json;
 
 const LEASE: Duration = Duration::from_millis(1000);
-/// How long node A is frozen (or dead) each time: 2.5 leases.
-const OUTAGE: Duration = Duration::from_millis(2500);
+/// How long node A is frozen (or dead) each time: 4.5 leases, so that node B moves the log on by
+/// more than a view's outcome memory while A's writers are frozen mid-write.
+const OUTAGE: Duration = Duration::from_millis(4500);
+/// The outcome memory of a view (`domain::view::OUTCOMES`): a freeze must outlast this many slots.
+const OUTCOMES: u64 = domain::view::OUTCOMES;
 /// Freezes of node A; kills are fewer, as each restart of node A takes seconds to tens of seconds.
 const FREEZES: usize = 4;
 const KILLS: usize = 2;
@@ -34,12 +39,13 @@ const BETWEEN: Duration = Duration::from_secs(2);
 /// The storm: so many clients, each pausing between creates, until the last outage is over (a
 /// restart of node A takes seconds on a loaded machine), and at most so many creates and so long.
 const CLIENTS: usize = 8;
-const PACE: Duration = Duration::from_millis(250);
+const PACE: Duration = Duration::from_millis(100);
 const STORM: Duration = Duration::from_secs(120);
-const MAX_CREATES: usize = 640;
-/// A writer answers within 12 leases of its start whatever happens (`log::outcome_wait`); the
-/// clients of node B and half of node A's wait longer than that, the other half of A's give up
-/// during a freeze (their writes go on in the node after the thaw).
+/// Within the quota's maximum (1,000), with the two writes after the storm.
+const MAX_CREATES: usize = 990;
+/// A writer answers within 30 leases of its start whatever happens (`log::outcome_wait`), far
+/// sooner once its node thaws; the clients of node B and half of node A's wait 20 s, the other half
+/// of A's give up during a freeze (their writes go on in the node after the thaw).
 const PATIENT: Duration = Duration::from_secs(20);
 const IMPATIENT: Duration = Duration::from_millis(1500);
 
@@ -144,6 +150,7 @@ fn storm(outage: Outage) {
         };
         for _ in 0..outages {
             let from = Instant::now();
+            let slots_before = slots_taken(&b, &tenant);
             match outage {
                 Outage::Freeze => a.lock().unwrap().freeze(),
                 Outage::Kill => a.lock().unwrap().kill(),
@@ -157,13 +164,16 @@ fn storm(outage: Outage) {
                     *a.lock().unwrap() = fresh;
                 }
             }
-            windows.push((from, Instant::now()));
+            windows.push((from, Instant::now(), slots_taken(&b, &tenant) - slots_before));
             std::thread::sleep(BETWEEN);
         }
         over.store(true, Ordering::Relaxed);
         clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
     });
     let last_thaw = windows.last().unwrap().1;
+    let passed: Vec<u64> = windows.iter().map(|w| w.2).collect();
+    eprintln!("{outage:?}: slots the log moved on while node A was out: {passed:?} (a view remembers {OUTCOMES})");
+    assert!(passed.iter().any(|p| *p > OUTCOMES), "no outage outlasted the outcome memory: {passed:?}");
 
     // Quiet: every request node A was serving when it froze answers within 12 leases of its start
     // (a monotonic clock runs on through a freeze), then the log stops moving.
@@ -194,7 +204,7 @@ fn storm(outage: Outage) {
     let during_outage = outcomes
         .iter()
         .filter(|o| !o.on_a && matches!(o.answer, Some((201, _))))
-        .filter(|o| windows.iter().any(|(from, to)| o.ended > *from + LEASE && o.ended < *to))
+        .filter(|o| windows.iter().any(|(from, to, _)| o.ended > *from + LEASE && o.ended < *to))
         .count();
     for (node, on_a) in [("A", true), ("B", false)] {
         eprintln!(
@@ -243,6 +253,22 @@ fn storm(outage: Outage) {
         listed.len() - written.len(),
         maybe.len()
     );
+    // What became of each kind of answer: listed (applied) or not.
+    let kinds: [(&str, &dyn Fn(&Answer) -> bool); 4] = [
+        ("201", &status(201)),
+        ("503 TenantBusy", &busy),
+        ("503 WriteOutcomeUnknown", &|a: &Answer| matches!(a, Some((503, c)) if c == "WriteOutcomeUnknown")),
+        ("unanswered", &|a: &Answer| a.is_none()),
+    ];
+    for (kind, is) in kinds {
+        let of: Vec<&Outcome> = outcomes.iter().filter(|o| is(&o.answer)).collect();
+        let applied = of.iter().filter(|o| listed.contains(&o.name)).count();
+        eprintln!(
+            "{outage:?}: {kind}: {} writes, {applied} applied (listed and exporting), {} not",
+            of.len(),
+            of.len() - applied
+        );
+    }
 }
 
 #[test]
@@ -316,6 +342,9 @@ mod paused_ballot {
                 pause(self);
             }
             Ok(value)
+        }
+        fn keys(&self) -> StoreResult<Vec<String>> {
+            self.inner.keys()
         }
     }
 
