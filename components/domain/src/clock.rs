@@ -42,6 +42,31 @@ impl Clock for ManualClock {
     fn sleep(&self, _: Duration) {}
 }
 
+/// A clock for tests whose sleeps pass at once: both readings are the time so far, and sleeping
+/// moves it on by the duration, so a wait of a lease costs no real time.
+#[derive(Default)]
+pub struct FastClock(Cell<u64>);
+
+impl FastClock {
+    pub fn at(ms: u64) -> FastClock {
+        FastClock(Cell::new(ms))
+    }
+}
+
+impl Clock for FastClock {
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        self.0.get()
+    }
+
+    fn sleep(&self, duration: Duration) {
+        self.0.set(self.0.get() + duration.as_millis() as u64);
+    }
+}
+
 /// The real clock: `std` maps to WASI's wall and monotonic clocks inside a component.
 pub struct SystemClock;
 

@@ -287,30 +287,14 @@ fn redis_a_node_killed_mid_storm_loses_no_acknowledged_create() {
 /// tenant's store budget each time. Found reading `log::take_over` and `slot::ballot`; fails on
 /// 185eb80 (see the report).
 mod paused_ballot {
-    use std::cell::{Cell, RefCell};
+    use std::cell::RefCell;
     use std::time::Duration;
 
-    use domain::clock::Clock;
+    use domain::clock::FastClock;
     use domain::log::op::{Actor, Op};
     use domain::log::{read, write, Env, WritePolicy};
     use domain::name::TenantId;
     use domain::store::{Key, KeyValue, MemoryStore, StoreResult, TenantKeys};
-
-    /// A clock whose sleeps pass at once: leases go by without waiting.
-    #[derive(Default)]
-    struct FastClock(Cell<u64>);
-
-    impl Clock for FastClock {
-        fn now_ms(&self) -> u64 {
-            self.0.get()
-        }
-        fn monotonic_ms(&self) -> u64 {
-            self.0.get()
-        }
-        fn sleep(&self, duration: Duration) {
-            self.0.set(self.0.get() + duration.as_millis() as u64);
-        }
-    }
 
     type Pause<'a> = Box<dyn FnOnce(&Hooked) + 'a>;
 

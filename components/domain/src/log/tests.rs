@@ -10,13 +10,13 @@
 //!
 //! The exhaustive bounded search and the random explorer are in `explore.rs`.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::sim::{Actor, Sim, SimClock, SimStore, Status, Step};
 use super::*;
+use crate::clock::FastClock;
 use crate::crypto::Keyring;
 use crate::dockerconfig::SecretRequest;
 use crate::identity::{Principal, Scope, Scopes};
@@ -61,22 +61,6 @@ fn body(name: &str, password: &str) -> SecretRequest {
     SecretRequest::from_json(body, true).unwrap()
 }
 
-/// A clock for the writes a test makes outside the schedule: sleeping moves it on at once, so a
-/// write that must wait a lease for a dead writer's slot costs no real time.
-pub(super) struct Skipping(Cell<u64>);
-
-impl Clock for Skipping {
-    fn now_ms(&self) -> u64 {
-        self.0.get()
-    }
-    fn monotonic_ms(&self) -> u64 {
-        self.0.get()
-    }
-    fn sleep(&self, duration: Duration) {
-        self.0.set(self.0.get() + duration.as_millis() as u64);
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     Create,
@@ -116,7 +100,7 @@ impl Run {
     /// A schedule on a store holding `existing` secrets (created first, outside the schedule).
     pub fn seeded(shape: Shape, existing: &[&str]) -> Run {
         let run = Run { sim: Sim::new(), ops: Vec::new(), policy: policy_of(shape), seeded: Vec::new() };
-        let clock = Skipping(Cell::new(0));
+        let clock = FastClock::at(0);
         let env = Env { store: &run.sim.store, clock: &clock, policy: run.policy };
         for name in existing {
             secrets::create(&env, &admin(), &ring(), body(name, "pw")).unwrap();
@@ -204,7 +188,7 @@ pub(super) struct Finished {
 impl Finished {
     /// Creates `name` after the schedule, as the next request would (a quiet write).
     fn create_after(&mut self, name: &str) {
-        let clock = Skipping(Cell::new(self.sim.now() + 1));
+        let clock = FastClock::at(self.sim.now() + 1);
         let env = Env { store: &self.sim.store, clock: &clock, policy: self.policy };
         secrets::create(&env, &admin(), &ring(), body(name, "pw")).expect("a quiet write goes through");
         self.after.push(name.to_owned());
@@ -249,7 +233,7 @@ pub(super) fn check(f: &Finished) -> Checked {
     let sim = &f.sim;
     let store = &sim.store;
     sim.land_all();
-    let clock = Skipping(Cell::new(sim.now() + 1));
+    let clock = FastClock::at(sim.now() + 1);
     let env = Env { store, clock: &clock, policy: f.policy };
     secrets::create(&env, &admin(), &ring(), body("zz-after", "pw")).expect("the next write goes through");
     let view = read(&env, &keys()).unwrap().view;
