@@ -131,7 +131,8 @@ message says what to fix.",
             status: 503,
             name: "ServiceUnavailable",
             description: "Try again after `Retry-After` seconds. `TenantBusy`: the tenant's write log was too \
-busy to join in time, or a write's slot was taken over while its writer stalled; nothing was written. \
+busy to join in time, or a write's slot was taken over while its writer stalled; nothing was written; \
+or a read found the secret replaced under it by the tenant's writes in every one of its rounds. \
 `StoreUnavailable`: the key-value store failed. `WriteOutcomeUnknown`: a write was proposed but its \
 outcome could not be confirmed in time; it takes effect whole or not at all. After either of the last \
 two, read before retrying a write. `NotReady` (the readiness probe): the store did not answer. \

@@ -133,7 +133,8 @@ pub enum Error {
     Internal(Internal),
     // 503
     /// The write could not start in time (the tenant's log is too busy to read), or its slot was
-    /// taken over while its writer was away: nothing was written; retry later.
+    /// taken over while its writer was away: nothing was written; retry later. Also a read whose
+    /// secret was replaced under it in every round (`crate::reread`).
     TenantBusy {
         retry_after_secs: u64,
     },

@@ -258,6 +258,11 @@ impl MintComponent for ChainedMint {
                 message,
                 retry_after_secs: retry_after.unwrap_or(domain::mint::RETRY_AFTER_SECS),
             }),
+            // The secret changed under the verify component's read as well: the reader's own retry
+            // (`domain::reread`) reads again, or passes the 503 on.
+            (503, Some("TenantBusy")) => {
+                Err(Error::TenantBusy { retry_after_secs: retry_after.unwrap_or(domain::reread::RETRY_AFTER_SECS) })
+            }
             (404, _) => Err(Error::SecretNotFound),
             (401, _) => Err(Error::Unauthenticated(domain::error::AuthFailure::Misconfigured)),
             (403, _) => Err(Error::Forbidden),

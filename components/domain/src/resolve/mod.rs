@@ -5,9 +5,9 @@
 //!
 //! Store calls: the tenant's view (`get P:seq`, `get P:v:<S>`), then `get P:r:<record>` of each secret that can cover the image or
 //! registry by its metadata (the hosts of its keys, in the view: a secret of other registries is
-//! never decrypted), or of every secret for `all=true` (through [`load_entries`] and
-//! [`open_entry`]); a secret replaced between the two reads is read again (at most three rounds),
-//! so an answer never mixes a secret's old and new credentials. A secret that mints answers its
+//! never decrypted), or of every secret for `all=true` (through [`open_entry`]); a secret replaced
+//! between the two reads is read again with the view ([`crate::reread`]: a few rounds, then 503
+//! `TenantBusy`), so an answer never mixes a secret's old and new credentials. A secret that mints answers its
 //! current minted credential (`mint::current`: `get P:mint:<record>`, and on a miss the mint
 //! through `source`), keyed by the registries of its identity.
 
@@ -20,13 +20,15 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal};
 use crate::index::IndexEntry;
 use crate::mint::{self, Source};
 use crate::provider::Identity;
-use crate::secrets::{load_entries, open_entry};
+use crate::reread;
+use crate::secrets::{current, open_entry, Env};
 use crate::store::KeyValue;
 
 pub use reference::ImageRef;
@@ -143,28 +145,29 @@ fn may_cover(entry: &IndexEntry, registry: Option<&str>) -> bool {
 }
 
 /// Every key of every secret that may cover the registry, with the pattern it is matched by.
-fn candidates<S: KeyValue>(
-    store: &S,
+fn candidates<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
     registry: Option<&str>,
     source: &Source,
-    now_ms: u64,
 ) -> Result<Vec<ResolvedCredential>, Error> {
-    'again: for _ in 0..3 {
-        let mut entries: Vec<IndexEntry> = load_entries(store, &who.tenant)?;
+    reread::settled(env.clock, || {
+        let mut entries: Vec<IndexEntry> = current(env, &who.tenant)?.view.entries()?;
         // The tie-break among equal patterns: the secret's name.
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let mut all = Vec::new();
         for entry in entries.iter().filter(|entry| may_cover(entry, registry)) {
-            let Some(plain) = open_entry(store, keyring, &who.tenant, entry)? else { continue 'again };
+            let Some(plain) = open_entry(env.store, keyring, &who.tenant, entry)? else { return Ok(None) };
             // The stored form was validated when written; only what is answered is read back (the
             // full parser would make this component a third larger).
             let stored: Stored = if entry.kind.is_static() {
                 serde_json::from_slice(&plain).map_err(|_| Internal::CorruptRecord)?
             } else {
                 let identity = Identity::from_document(&plain)?;
-                let minted = mint::current(store, keyring, &who.tenant, entry, &identity, source, now_ms)?;
+                let now_ms = env.clock.now_ms();
+                let minted = mint::current(env.store, keyring, &who.tenant, entry, &identity, source, now_ms);
+                let Some(minted) = reread::gone_is_a_lost_round(minted)? else { return Ok(None) };
                 let auth = || StoredAuth { username: minted.username.clone(), password: minted.password.clone() };
                 Stored { auths: minted.registries.iter().map(|r| (r.clone(), auth())).collect() }
             };
@@ -179,36 +182,33 @@ fn candidates<S: KeyValue>(
                 });
             }
         }
-        return Ok(all);
-    }
-    Err(Internal::Platform("secrets changed under three consecutive reads").into())
+        Ok(Some(all))
+    })
 }
 
 /// The caller's tenant's credentials the selector covers; `NoMatchingCredentials` (404) when none.
 /// Secrets that mint are minted through `source` when nothing fresh is cached.
-pub fn resolve<S: KeyValue>(
-    store: &S,
+pub fn resolve<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
     selector: &Selector,
     source: &Source,
-    now_ms: u64,
 ) -> Result<Resolved, Error> {
-    resolve_among(store, who, keyring, selector, None, source, now_ms)
+    resolve_among(env, who, keyring, selector, None, source)
 }
 
 /// [`resolve`] among the named secrets only (those bound to a verified workload, `crate::workload`).
-pub fn resolve_among<S: KeyValue>(
-    store: &S,
+pub fn resolve_among<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
     selector: &Selector,
     only: Option<&BTreeSet<String>>,
     source: &Source,
-    now_ms: u64,
 ) -> Result<Resolved, Error> {
     who.require(Need::ReadCredentials)?;
-    let mut all = candidates(store, who, keyring, selector.registry(), source, now_ms)?;
+    let mut all = candidates(env, who, keyring, selector.registry(), source)?;
     if let Some(names) = only {
         all.retain(|c| names.contains(&c.secret));
     }

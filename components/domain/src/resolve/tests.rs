@@ -22,7 +22,8 @@ impl crate::mint::MintComponent for NoMinting {
 /// [`super::resolve`] over static secrets (nothing to mint).
 fn resolve<S: KeyValue>(store: &S, who: &Principal, keyring: &Keyring, selector: &Selector) -> Result<Resolved, Error> {
     let source = crate::mint::Source::Component { component: &NoMinting, authorization: "", request_id: "" };
-    super::resolve(store, who, keyring, selector, &source, 0)
+    let env = Env { store, clock: &crate::clock::ManualClock::at(0), policy: Default::default() };
+    super::resolve(&env, who, keyring, selector, &source)
 }
 
 #[test]
