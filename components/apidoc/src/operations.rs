@@ -288,10 +288,12 @@ is 503 `ProviderUnavailable` with `Retry-After`.",
             description:
                 "For kubelet credential providers and Docker credential helpers (`regsecrets-credential-provider`, \
 `docker-credential-regsecrets`): the tenant's credentials that cover an image, matched as the kubelet matches \
-`.dockerconfigjson` keys (host globs per part, equal ports, path prefix; every match, the most specific first; \
-Docker Hub's key for Docker Hub images when nothing else matched). Give exactly one of `image`, `registry` or \
-`all=true`. `match` is the kubelet's pattern for the key, to key a provider's `auth` by; `cacheSeconds` is how \
-long the answer may be kept. 404 `NoMatchingCredentials` when nothing covers it. A secret that mints (`awsEcr`, \
+`.dockerconfigjson` keys (host globs per part, equal ports, path prefix; Docker Hub's key for Docker Hub images \
+when nothing else matched). Give exactly one of `image`, `registry` or `all=true`. Every match is answered, \
+ranked: the most specific pattern first; among equal patterns a secret whose last verification succeeded, then \
+one never verified, then one whose verification failed; then the most recently modified; then by name. A helper \
+or provider uses the first; each match's `rank` says why it comes before the next. `match` is the kubelet's \
+pattern for the key, to key a provider's `auth` by; `cacheSeconds` is how long the answer may be kept. 404 `NoMatchingCredentials` when nothing covers it. A secret that mints (`awsEcr`, \
 `google`, `azure`) answers its current minted credential, as the export does: 422 `ProviderRefused` when the \
 provider refuses its identity, 503 `ProviderUnavailable` when the provider cannot be reached. Audited as \
 `secret.resolve`; `Cache-Control: no-store`.",
@@ -321,13 +323,18 @@ whatever its path.",
             body: None,
             success: Success {
                 status: 200,
-                description: "The covering credentials, the most specific first.",
+                description: "The covering credentials, ranked.",
                 schema: schemas::RESOLVED,
                 headers: &["Cache-Control"],
                 example: json!({"image": "registry.example.com:5000/team/app:v1", "cacheSeconds": 300,
                     "credentials": [{"secret": "team-pull", "server": "registry.example.com:5000/team",
                         "match": "registry.example.com:5000/team", "username": "bot", "password": "s3cret",
-                        "auth": "Ym90OnMzY3JldA=="}]}),
+                        "auth": "Ym90OnMzY3JldA==", "rank": {"verification": "verified",
+                        "modifiedAt": "2026-12-01T09:00:00Z", "reason": "moreSpecificMatch"}},
+                        {"secret": "registry-wide", "server": "registry.example.com:5000",
+                        "match": "registry.example.com:5000", "username": "ci", "password": "0ther",
+                        "auth": "Y2k6MHRoZXI=", "rank": {"verification": "unchecked",
+                        "modifiedAt": "2026-11-20T17:30:00Z"}}]}),
                 links: &[],
             },
             errors: &[400, 401, 403, 404, 422, 500, 503],

@@ -1,7 +1,10 @@
 //! Credentials at pull time: `GET /v2/pull/credentials?image=<ref>` answers the caller's tenant's
 //! credentials that cover an image, matched as the kubelet matches `.dockerconfigjson` keys
 //! ([`keyring`]), so a kubelet credential provider or a Docker credential helper can ask at the
-//! moment of the pull instead of a copied pull secret.
+//! moment of the pull instead of a copied pull secret. When several credentials match, the answer
+//! ranks them ([`rank`]: the most specific pattern, then the last verification, then the most
+//! recently modified), and each says why it comes before the next; a helper or a provider answers
+//! the first.
 //!
 //! Store calls: the tenant's view (`get P:seq`, `get P:v:<S>`), then `get P:r:<record>` of each secret that can cover the image or
 //! registry by its metadata (the hosts of its keys, in the view: a secret of other registries is
@@ -12,6 +15,7 @@
 //! through `source`), keyed by the registries of its identity.
 
 pub mod keyring;
+pub mod rank;
 pub mod reference;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Clock;
+use crate::clock::{rfc3339, Clock};
 use crate::crypto::Keyring;
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal};
@@ -97,9 +101,28 @@ pub struct ResolvedCredential {
     pub password: String,
     /// Base64 of `username:password`.
     pub auth: String,
+    /// Where it stands among the matches, and why.
+    pub rank: Rank,
 }
 
-/// The answer: the credentials that apply, the most specific first, and how long to keep them.
+/// What decided a credential's place in the answer: after its pattern (`match`), its secret's last
+/// verification and when the secret was last modified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Rank {
+    /// The secret's last verification: `verified`, `unchecked` (never verified since its
+    /// credentials were set) or `failed`.
+    pub verification: rank::Standing,
+    /// When the secret was last modified (RFC 3339).
+    pub modified_at: String,
+    /// Why this credential comes before the next one of the answer; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<rank::Reason>,
+}
+
+/// The answer: the credentials that apply, ranked (the most specific pattern first; among equal
+/// patterns a verified secret first, then the most recently modified), and how long to keep them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -144,17 +167,18 @@ fn may_cover(entry: &IndexEntry, registry: Option<&str>) -> bool {
     registry.is_none_or(|registry| entry.registries.iter().any(|host| keyring::matches(host, registry)))
 }
 
-/// Every key of every secret that may cover the registry, with the pattern it is matched by.
+/// Every key of every secret that may cover the registry, with the pattern it is matched by, and
+/// its secret's `modified` (for the order, [`rank`]).
 fn candidates<S: KeyValue, C: Clock>(
     env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
     registry: Option<&str>,
     source: &Source,
-) -> Result<Vec<ResolvedCredential>, Error> {
+) -> Result<Vec<(ResolvedCredential, u64)>, Error> {
     reread::settled(env.clock, || {
         let mut entries: Vec<IndexEntry> = current(env, &who.tenant)?.view.entries()?;
-        // The tie-break among equal patterns: the secret's name.
+        // By name, so that candidates equal on every rule of `rank` come in the same order.
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let mut all = Vec::new();
         for entry in entries.iter().filter(|entry| may_cover(entry, registry)) {
@@ -172,14 +196,21 @@ fn candidates<S: KeyValue, C: Clock>(
                 Stored { auths: minted.registries.iter().map(|r| (r.clone(), auth())).collect() }
             };
             for (server, auth) in stored.auths {
-                all.push(ResolvedCredential {
+                let rank = Rank {
+                    verification: rank::Standing::of(entry.verification),
+                    modified_at: rfc3339(entry.modified),
+                    reason: None,
+                };
+                let credential = ResolvedCredential {
                     secret: entry.name.clone(),
                     pattern: keyring::pattern(&server),
                     server,
                     auth: STANDARD.encode(format!("{}:{}", auth.username, auth.password)),
                     username: auth.username,
                     password: auth.password,
-                });
+                    rank,
+                };
+                all.push((credential, entry.modified));
             }
         }
         Ok(Some(all))
@@ -210,9 +241,9 @@ pub fn resolve_among<S: KeyValue, C: Clock>(
     who.require(Need::ReadCredentials)?;
     let mut all = candidates(env, who, keyring, selector.registry(), source)?;
     if let Some(names) = only {
-        all.retain(|c| names.contains(&c.secret));
+        all.retain(|(c, _)| names.contains(&c.secret));
     }
-    let patterns: Vec<String> = all.iter().map(|c| c.pattern.clone()).collect();
+    let patterns: Vec<String> = all.iter().map(|(c, _)| c.pattern.clone()).collect();
     let mut chosen: Vec<usize> = match selector {
         Selector::Image(image) => keyring::lookup(&patterns, &image.repository()),
         Selector::Registry(registry) => (0..all.len())
@@ -223,13 +254,31 @@ pub fn resolve_among<S: KeyValue, C: Clock>(
             .collect(),
         Selector::All => (0..all.len()).collect(),
     };
-    if !matches!(selector, Selector::Image(_)) {
-        keyring::most_specific_first(&patterns, &mut chosen);
-    }
     if chosen.is_empty() {
         return Err(Error::NoMatchingCredentials);
     }
-    let mut all: Vec<Option<ResolvedCredential>> = all.into_iter().map(Some).collect();
+    let ranked: Vec<rank::Candidate> = all
+        .iter()
+        .map(|(c, modified)| rank::Candidate {
+            pattern: &c.pattern,
+            standing: c.rank.verification,
+            modified: *modified,
+            secret: &c.secret,
+        })
+        .collect();
+    rank::order(&ranked, &mut chosen);
+    let reasons: Vec<rank::Reason> = chosen.windows(2).map(|w| rank::reason(&ranked[w[0]], &ranked[w[1]])).collect();
+    drop(ranked);
+    let mut all: Vec<Option<ResolvedCredential>> = all.into_iter().map(|(c, _)| Some(c)).collect();
+    let credentials = chosen
+        .iter()
+        .enumerate()
+        .filter_map(|(at, &i)| {
+            let mut credential = all[i].take()?;
+            credential.rank.reason = reasons.get(at).copied();
+            Some(credential)
+        })
+        .collect();
     Ok(Resolved {
         image: match selector {
             Selector::Image(image) => Some(image.to_string()),
@@ -240,7 +289,7 @@ pub fn resolve_among<S: KeyValue, C: Clock>(
             _ => None,
         },
         cache_seconds: CACHE_SECONDS,
-        credentials: chosen.into_iter().filter_map(|i| all[i].take()).collect(),
+        credentials,
     })
 }
 
