@@ -254,6 +254,7 @@ impl MintComponent for ChainedMint {
         let message = error["error"]["message"].as_str().unwrap_or_default().to_owned();
         match (status, error["error"]["code"].as_str()) {
             (422, Some("ProviderRefused")) => Err(Error::ProviderRefused(message)),
+            (502, Some("ProviderAnswerUnusable")) => Err(Error::ProviderAnswerUnusable(message)),
             (503, Some("ProviderUnavailable")) => Err(Error::ProviderUnavailable {
                 message,
                 retry_after_secs: retry_after.unwrap_or(domain::mint::RETRY_AFTER_SECS),

@@ -192,8 +192,11 @@ fn candidates<S: KeyValue, C: Clock>(
                 let now_ms = env.clock.now_ms();
                 let minted = mint::current(env.store, keyring, &who.tenant, entry, &identity, source, now_ms);
                 let Some(minted) = reread::gone_is_a_lost_round(minted)? else { return Ok(None) };
-                let auth = || StoredAuth { username: minted.username.clone(), password: minted.password.clone() };
-                Stored { auths: minted.registries.iter().map(|r| (r.clone(), auth())).collect() }
+                let auths = minted
+                    .logins
+                    .into_iter()
+                    .map(|l| (l.registry, StoredAuth { username: l.username, password: l.password }));
+                Stored { auths: auths.collect() }
             };
             for (server, auth) in stored.auths {
                 let rank = Rank {
