@@ -266,8 +266,9 @@ by operators only (403 `DeleteManagedSecretNotAllowed`).",
 call that answers credentials; `Cache-Control: no-store`. For a secret that mints (`kind` `awsEcr`, `google` or \
 `azure`), the manifest holds the current registry credential, minted from the stored identity when none is cached \
 or the cached one nears its expiry, and the annotation `regsecrets.dev/expires-at` says when it expires: export \
-again before then. A provider refusing the identity is 422 `ProviderRefused`; a provider that cannot be reached \
-is 503 `ProviderUnavailable` with `Retry-After`.",
+again before then. A provider refusing the identity is 422 `ProviderRefused`; an answer of the provider that \
+cannot be used as a credential is 502 `ProviderAnswerUnusable` (no `Retry-After`: asking again gets the same); a \
+provider that cannot be reached, or answers 5xx or 429, is 503 `ProviderUnavailable` with `Retry-After`.",
             scopes: &[PULLER],
             parameters: Vec::new(),
             body: None,
@@ -280,7 +281,7 @@ is 503 `ProviderUnavailable` with `Retry-After`.",
                     "metadata": {"name": "ghcr-pull"}, "data": {".dockerconfigjson": "eyJhdXRocyI6e319"}}),
                 links: &[],
             },
-            errors: &[401, 403, 404, 422, 500, 503],
+            errors: &[401, 403, 404, 422, 500, 502, 503],
         },
         "resolveCredentials" => Description {
             tag: PULL_TAG,
@@ -288,12 +289,15 @@ is 503 `ProviderUnavailable` with `Retry-After`.",
             description:
                 "For kubelet credential providers and Docker credential helpers (`regsecrets-credential-provider`, \
 `docker-credential-regsecrets`): the tenant's credentials that cover an image, matched as the kubelet matches \
-`.dockerconfigjson` keys (host globs per part, equal ports, path prefix; every match, the most specific first; \
-Docker Hub's key for Docker Hub images when nothing else matched). Give exactly one of `image`, `registry` or \
-`all=true`. `match` is the kubelet's pattern for the key, to key a provider's `auth` by; `cacheSeconds` is how \
-long the answer may be kept. 404 `NoMatchingCredentials` when nothing covers it. A secret that mints (`awsEcr`, \
+`.dockerconfigjson` keys (host globs per part, equal ports, path prefix; Docker Hub's key for Docker Hub images \
+when nothing else matched). Give exactly one of `image`, `registry` or `all=true`. Every match is answered, \
+ranked: the most specific pattern first; among equal patterns a secret whose last verification succeeded, then \
+one never verified, then one whose verification failed; then the most recently modified; then by name. A helper \
+or provider uses the first; each match's `rank` says why it comes before the next. `match` is the kubelet's \
+pattern for the key, to key a provider's `auth` by; `cacheSeconds` is how long the answer may be kept. 404 `NoMatchingCredentials` when nothing covers it. A secret that mints (`awsEcr`, \
 `google`, `azure`) answers its current minted credential, as the export does: 422 `ProviderRefused` when the \
-provider refuses its identity, 503 `ProviderUnavailable` when the provider cannot be reached. Audited as \
+provider refuses its identity, 502 `ProviderAnswerUnusable` when its answer cannot be used, 503 \
+`ProviderUnavailable` when the provider cannot be reached. Audited as \
 `secret.resolve`; `Cache-Control: no-store`.",
             scopes: &[PULLER],
             parameters: vec![
@@ -321,16 +325,21 @@ whatever its path.",
             body: None,
             success: Success {
                 status: 200,
-                description: "The covering credentials, the most specific first.",
+                description: "The covering credentials, ranked.",
                 schema: schemas::RESOLVED,
                 headers: &["Cache-Control"],
                 example: json!({"image": "registry.example.com:5000/team/app:v1", "cacheSeconds": 300,
                     "credentials": [{"secret": "team-pull", "server": "registry.example.com:5000/team",
                         "match": "registry.example.com:5000/team", "username": "bot", "password": "s3cret",
-                        "auth": "Ym90OnMzY3JldA=="}]}),
+                        "auth": "Ym90OnMzY3JldA==", "rank": {"verification": "verified",
+                        "modifiedAt": "2026-12-01T09:00:00Z", "reason": "moreSpecificMatch"}},
+                        {"secret": "registry-wide", "server": "registry.example.com:5000",
+                        "match": "registry.example.com:5000", "username": "ci", "password": "0ther",
+                        "auth": "Y2k6MHRoZXI=", "rank": {"verification": "unchecked",
+                        "modifiedAt": "2026-11-20T17:30:00Z"}}]}),
                 links: &[],
             },
-            errors: &[400, 401, 403, 404, 422, 500, 503],
+            errors: &[400, 401, 403, 404, 422, 500, 502, 503],
         },
         "getWorkloadIdentity" => Description {
             tag: PULL_TAG,
@@ -386,7 +395,8 @@ audited as `workload.set`.",
 the credentials may pull it. `ok` is true only when every registry answered `ok`; the outcome is kept in the \
 metadata (`verification`). At most one check of a secret runs at a time (409 `VerificationInProgress`). \
 Managed secrets are checked by operators only. A secret that mints is checked with its current minted credential \
-(422 `ProviderRefused` when the provider refuses the identity).",
+(422 `ProviderRefused` when the provider refuses the identity, 502 `ProviderAnswerUnusable` when its answer cannot be \
+used, 503 `ProviderUnavailable` when it cannot be reached).",
             scopes: &[ADMIN, OPERATOR],
             parameters: Vec::new(),
             body: Some(Body {
@@ -405,7 +415,7 @@ Managed secrets are checked by operators only. A secret that mints is checked wi
                         "message": "The registry refused the username and password: correct them and verify again."}]}),
                 links: &[],
             },
-            errors: &[400, 401, 403, 404, 409, 413, 415, 422, 500, 503],
+            errors: &[400, 401, 403, 404, 409, 413, 415, 422, 500, 502, 503],
         },
         "getResourceQuota" => Description {
             tag: QUOTA_TAG,

@@ -128,17 +128,31 @@ message says what to fix.",
             example: Of(Error::Internal(Internal::CorruptRecord)),
         },
         ErrorResponse {
+            status: 502,
+            name: "BadGateway",
+            description: "For a secret that mints: its provider (AWS, Google, Microsoft Entra ID or the registry's \
+exchange) answered, but with nothing we can use as a registry credential (`ProviderAnswerUnusable`): no token, a token \
+that does not decode, no credential for one of the identity's registries. Not an outage, so no `Retry-After`: asking \
+again gets the same answer; nothing was minted or cached. The message names the provider and what was wrong, never \
+a value from its answer.",
+            headers: &[],
+            example: Of(Error::ProviderAnswerUnusable(
+                "AWS answered, but ecr:GetAuthorizationToken's answer holds no authorizationData; nothing was minted or cached, and asking again would get the same answer: report it to the operator".into(),
+            )),
+        },
+        ErrorResponse {
             status: 503,
             name: "ServiceUnavailable",
             description: "Try again after `Retry-After` seconds. `TenantBusy`: the tenant's write log was too \
-busy to join in time, or a write's slot was taken over while its writer stalled; nothing was written. \
+busy to join in time, or a write's slot was taken over while its writer stalled; nothing was written; \
+or a read found the secret replaced under it by the tenant's writes in every one of its rounds. \
 `StoreUnavailable`: the key-value store failed. `WriteOutcomeUnknown`: a write was proposed but its \
 outcome could not be learned (the store failed under it, or its writer was paused for longer than the \
 log remembers outcomes); it takes effect whole or not at all. After either of the last two, read \
 before retrying a write. `LogFormatUnknown`: a rolling upgrade is under way and this node cannot yet \
 read the tenant's newest state; nothing was written. `NotReady` (the readiness probe): the store did not answer. \
-`ProviderUnavailable`, for a secret that mints: its provider could not be reached, timed out or failed; \
-nothing was minted or cached.",
+`ProviderUnavailable`, for a secret that mints: its provider could not be reached, timed out, or answered \
+5xx or 429 (throttling); nothing was minted or cached.",
             headers: &["Retry-After"],
             example: Of(Error::TenantBusy { retry_after_secs: 1 }),
         },

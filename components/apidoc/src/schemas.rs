@@ -130,7 +130,7 @@ fn secret_forms(create: bool) -> Value {
             "secretAccessKey": secret("The access key's secret."),
             "sessionToken": optional("For temporary keys.", true),
             "roleArn": optional("A role to assume first: `arn:aws:iam::<account>:role/<name>`.", true),
-            "region": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+){2,}$", "example": "eu-central-1"},
+            "region": {"type": "string", "pattern": domain::provider::AWS_REGION_PATTERN, "example": "eu-central-1"},
             "registryIds": {"type": ["array", "null"], "maxItems": 10,
                 "items": {"type": "string", "pattern": "^[0-9]{12}$"},
                 "description": "Account ids of the registries; absent: the caller's account's."}

@@ -147,7 +147,8 @@ impl VerifyComponent for Rejecting {
 }
 
 /// AWS, as the `verify` component reaches it to mint: it refuses the key of secrets in
-/// `eu-west-1` (no permission) and is unreachable for every other region.
+/// `eu-west-1` (no permission), answers secrets in `eu-north-1` with no credential in its answer,
+/// and is unreachable for every other region.
 struct Aws;
 
 impl Sender for Aws {
@@ -155,6 +156,10 @@ impl Sender for Aws {
         if request.url.host_str() == Some("api.ecr.eu-west-1.amazonaws.com") {
             let body = json!({"__type": "AccessDeniedException", "message": "not authorized"});
             return Ok(Fetched { status: 400, headers: vec![], body: body.to_string().into_bytes() });
+        }
+        if request.url.host_str() == Some("api.ecr.eu-north-1.amazonaws.com") {
+            let body = json!({"authorizationData": []});
+            return Ok(Fetched { status: 200, headers: vec![], body: body.to_string().into_bytes() });
         }
         Err(FetchError::Unreachable)
     }
@@ -168,19 +173,26 @@ impl MintComponent for Minting {
     fn mint(&self, _: &str, _: &str, name: &str) -> Result<Minted, Error> {
         match name {
             REFUSED => Err(Error::ProviderRefused("AWS refused ecr:GetAuthorizationToken".into())),
+            UNUSABLE => Err(Error::ProviderAnswerUnusable("AWS answered, but with no credential".into())),
             _ => Err(Error::ProviderUnavailable { message: "AWS could not be reached".into(), retry_after_secs: 30 }),
         }
     }
 }
 
-/// Minting secrets (AWS identities) whose provider refuses them, or cannot be reached.
+/// Minting secrets (AWS identities) whose provider refuses them, answers nothing usable, or cannot
+/// be reached.
 const REFUSED: &str = "refused-one";
+const UNUSABLE: &str = "unusable-one";
 const DOWN: &str = "down-one";
 
 fn minting(fixture: &Fixture, store: &MemoryStore, name: &str) {
     let create = ROUTES.iter().find(|r| r.operation == "createSecret").unwrap();
     let mut call = Call::new(fixture, create);
-    let region = if name == REFUSED { "eu-west-1" } else { "eu-central-1" };
+    let region = match name {
+        REFUSED => "eu-west-1",
+        UNUSABLE => "eu-north-1",
+        _ => "eu-central-1",
+    };
     let body =
         json!({"name": name, "aws": {"accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "s", "region": region}});
     call.body = Body::Complete(serde_json::to_vec(&body).unwrap());
@@ -277,6 +289,14 @@ fn provoke(fixture: &Fixture, route: &Route, status: u16) -> Outcome {
         422 if op == "resolveCredentials" => {
             // Every secret is looked at, and this one's provider refuses its identity.
             minting(fixture, &store, REFUSED);
+            call.query = "all=true".into();
+        }
+        502 if op == "exportCredentials" || op == "verifySecret" => {
+            minting(fixture, &store, UNUSABLE);
+            call.path = route.path.replace("{name}", UNUSABLE);
+        }
+        502 if op == "resolveCredentials" => {
+            minting(fixture, &store, UNUSABLE);
             call.query = "all=true".into();
         }
         503 if op == "exportCredentials" => {

@@ -231,7 +231,7 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
             trail.image(selector.audit_text());
             let bound = match header(request, workload::WORKLOAD_TOKEN_HEADER) {
                 Some(token) => {
-                    let (workload, secrets) = workload::admit(ctx.env.store, who, token, unix_now())?;
+                    let (workload, secrets) = workload::admit(&ctx.env, who, token, unix_now())?;
                     trail.workload(workload.subject);
                     Some(secrets)
                 }
@@ -239,10 +239,8 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
             };
             let id = RequestId::of(request.headers());
             let source = mint_source(ctx.outbound()?, request, &id);
-            let now = ctx.env.clock.now_ms();
             let keyring = ctx.keyring()?;
-            let resolved =
-                resolve::resolve_among(ctx.env.store, who, keyring, &selector, bound.as_ref(), &source, now)?;
+            let resolved = resolve::resolve_among(&ctx.env, who, keyring, &selector, bound.as_ref(), &source)?;
             if let Some(first) = resolved.credentials.first() {
                 trail.name(&first.secret);
             }
@@ -256,7 +254,7 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
 pub fn workload<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
     serve(ctx.env.clock, request, |endpoint, trail| match endpoint {
         Endpoint::GetWorkloadIdentity => {
-            ctx.read_as(request, |who| Ok(Reply::json(200, &workload::get(ctx.env.store, who)?)))
+            ctx.read_as(request, |who| Ok(Reply::json(200, &workload::get(&ctx.env, who)?)))
         }
         Endpoint::SetWorkloadIdentity => {
             let who = ctx.principal(request)?;
@@ -267,7 +265,7 @@ pub fn workload<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -
                     "The body must be {\"issuers\": [{\"issuer\", \"audience\", \"jwks\"}], \"bindings\": [{\"issuer\", \"subject\", \"secrets\"}]}".into(),
                 )
             })?;
-            Ok(Reply::json(200, &workload::put(ctx.env.store, &who, body)?))
+            Ok(Reply::json(200, &workload::put(&ctx.env, &who, body)?))
         }
         _ => Err(wrong_component()),
     })
@@ -389,17 +387,15 @@ fn mint_for_export<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
     let keyring = ctx.keyring()?;
     let outbound = ctx.outbound()?;
     let providers = Providers { sender: outbound.providers, clock: ctx.env.clock, endpoints: outbound.endpoints };
-    for _ in 0..3 {
-        let entries = secrets::load_entries(ctx.env.store, &who.tenant)?;
-        let entry = entries.iter().find(|e| e.name == body.name).ok_or(Error::SecretNotFound)?;
-        let Some(plain) = secrets::open_entry(ctx.env.store, keyring, &who.tenant, entry)? else { continue };
+    crate::reread::settled(ctx.env.clock, || {
+        let entry = secrets::current(&ctx.env, &who.tenant)?.view.find(&body.name)?.ok_or(Error::SecretNotFound)?;
+        let Some(plain) = secrets::open_entry(ctx.env.store, keyring, &who.tenant, &entry)? else { return Ok(None) };
         let Credentials::Minting(identity) = Credentials::from_document(&plain)? else {
             return Err(Error::InvalidRequest("This secret holds static credentials; nothing to mint".into()));
         };
         let now = ctx.env.clock.now_ms();
         let minted: Minted =
-            mint::current(ctx.env.store, keyring, &who.tenant, entry, &identity, &Source::Providers(&providers), now)?;
-        return Ok(Reply::json(200, &minted).with_header(CACHE_CONTROL, "no-store"));
-    }
-    Err(Internal::Platform("secret changed under three consecutive reads").into())
+            mint::current(ctx.env.store, keyring, &who.tenant, &entry, &identity, &Source::Providers(&providers), now)?;
+        Ok(Some(Reply::json(200, &minted).with_header(CACHE_CONTROL, "no-store")))
+    })
 }

@@ -131,9 +131,16 @@ pub enum Error {
     ProviderRefused(String),
     // 500
     Internal(Internal),
+    // 502
+    /// A secret's provider answered, but with something we cannot use as a registry credential
+    /// (a shape we do not know, a token that does not decode, no credential for a registry): not
+    /// an outage, so no `Retry-After`; the message names the provider and what was wrong, never a
+    /// value from its answer. Nothing was minted or cached.
+    ProviderAnswerUnusable(String),
     // 503
     /// The write could not start in time (the tenant's log is too busy to read), or its slot was
-    /// taken over while its writer was away: nothing was written; retry later.
+    /// taken over while its writer was away: nothing was written; retry later. Also a read whose
+    /// secret was replaced under it in every round (`crate::reread`).
     TenantBusy {
         retry_after_secs: u64,
     },
@@ -149,8 +156,8 @@ pub enum Error {
     StoreUnavailable(String),
     /// The readiness probe: the store did not answer its read. The kind is logged.
     NotReady(Internal),
-    /// A provider could not be reached, timed out or failed (5xx, throttling): nothing was minted
-    /// or cached; retry later. The message names the provider.
+    /// A provider could not be reached, timed out, or answered 5xx or 429 (or throttled): nothing
+    /// was minted or cached; retry later. The message names the provider.
     ProviderUnavailable {
         message: String,
         retry_after_secs: u64,
@@ -181,6 +188,7 @@ impl Error {
             Error::UnsupportedMediaType => 415,
             Error::CredentialsRejected { .. } | Error::ProviderRefused(_) => 422,
             Error::Internal(_) => 500,
+            Error::ProviderAnswerUnusable(_) => 502,
             Error::TenantBusy { .. }
             | Error::WriteOutcomeUnknown
             | Error::LogFormatUnknown
@@ -223,6 +231,7 @@ impl Error {
             Error::NotReady(_) => "NotReady",
             Error::ProviderRefused(_) => "ProviderRefused",
             Error::ProviderUnavailable { .. } => "ProviderUnavailable",
+            Error::ProviderAnswerUnusable(_) => "ProviderAnswerUnusable",
         }
     }
 
@@ -235,7 +244,8 @@ impl Error {
             | Error::InvalidQuery(why)
             | Error::InvalidTenant(why)
             | Error::InvalidQuota(why)
-            | Error::ProviderRefused(why) => why.clone(),
+            | Error::ProviderRefused(why)
+            | Error::ProviderAnswerUnusable(why) => why.clone(),
             Error::ProviderUnavailable { message, .. } => message.clone(),
             Error::NameMismatch => {
                 "The name in the body differs from the name in the path; a secret cannot be renamed".into()

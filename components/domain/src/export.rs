@@ -7,10 +7,11 @@ use serde::Serialize;
 
 use crate::clock::{rfc3339, Clock};
 use crate::crypto::Keyring;
-use crate::error::{Error, Internal};
+use crate::error::Error;
 use crate::identity::{Need, Principal};
 use crate::mint::{self, Source};
 use crate::provider::Identity;
+use crate::reread;
 use crate::secrets::{current, open_entry, Env};
 use crate::store::KeyValue;
 
@@ -59,26 +60,26 @@ pub fn export<S: KeyValue, C: Clock>(
     who.require(Need::ReadCredentials)?;
     // A record is deleted only after a newer view stopped naming it; if that happened between
     // our two reads, the view read again names the new record.
-    for _ in 0..3 {
+    reread::settled(env.clock, || {
         let view = current(env, &who.tenant)?.view;
         let entry = view.find(name)?.ok_or(Error::SecretNotFound)?;
-        let Some(plain) = open_entry(env.store, keyring, &who.tenant, &entry)? else { continue };
+        let Some(plain) = open_entry(env.store, keyring, &who.tenant, &entry)? else { return Ok(None) };
         let mut annotations = BTreeMap::new();
         let plain = if entry.kind.is_static() {
             plain
         } else {
             let identity = Identity::from_document(&plain)?;
-            let minted = mint::current(env.store, keyring, &who.tenant, &entry, &identity, source, env.clock.now_ms())?;
+            let minted = mint::current(env.store, keyring, &who.tenant, &entry, &identity, source, env.clock.now_ms());
+            let Some(minted) = reread::gone_is_a_lost_round(minted)? else { return Ok(None) };
             annotations.insert(EXPIRES_AT_ANNOTATION.to_owned(), rfc3339(minted.expires_at));
             minted.to_docker_config()?.to_dockerconfigjson()
         };
-        return Ok(KubernetesSecret {
+        Ok(Some(KubernetesSecret {
             api_version: "v1",
             kind: "Secret",
             secret_type: "kubernetes.io/dockerconfigjson",
             metadata: KubernetesMetadata { name: entry.name.clone(), annotations },
             data: KubernetesData { dockerconfigjson: base64::engine::general_purpose::STANDARD.encode(plain) },
-        });
-    }
-    Err(Internal::Platform("secret changed under three consecutive reads").into())
+        }))
+    })
 }

@@ -22,7 +22,7 @@
 //! | 6 | `identity`, `index`, `readiness` | tokens; a secret's metadata; the store probe |
 //! | 5 | `store` | the `KeyValue` trait and the key layout |
 //! | 4 | `name`, `paging`, `crypto`, `dockerconfig`, `routes` | checked values, sealing, the route table |
-//! | 3 | `provider` | a provider identity (AWS, Google, Azure) and the secret kinds |
+//! | 3 | `provider`, `reread` | a provider identity (AWS, Google, Azure) and the secret kinds; the readers' one retry |
 //! | 2 | `error` | the one error type |
 //! | 1 | `check` | what a credential check found, as data (shared by `error`, `dockerconfig`, `index`, `verify`) |
 //! | 0 | `clock`, `jwks`, `net`, `request_id`, `strict_json` | leaves: time, keys, the network seam, the request id, strict JSON |
@@ -49,6 +49,7 @@ pub mod quota;
 pub mod readiness;
 pub mod reencrypt;
 pub mod request_id;
+pub mod reread;
 pub mod resolve;
 pub mod routes;
 pub mod secrets;

@@ -175,17 +175,38 @@ pub fn parse_host(given: &str, path: &str) -> Result<String, Error> {
     Ok(host)
 }
 
-/// AWS regions: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`.
+/// The directions AWS names its regions by.
+const AWS_DIRECTIONS: [&str; 9] =
+    ["central", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest"];
+
+/// AWS regions: `<area>[-<partition or country>]-<direction>-<number>`, as every region is named
+/// (`us-east-1`, `eu-central-2`, `ap-southeast-7`, `us-gov-west-1`, `us-isob-east-1`,
+/// `cn-northwest-1`, `eusc-de-east-1`). A string of another shape names no region AWS could ever
+/// answer for, so it is refused at create instead of failing every mint.
+pub fn is_aws_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let Some((number, rest)) = parts.split_last() else { return false };
+    let Some((direction, prefix)) = rest.split_last() else { return false };
+    let letters = |part: &str| (2..=4).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_lowercase());
+    (1..=2).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && !number.starts_with('0')
+        && AWS_DIRECTIONS.contains(direction)
+        && (1..=2).contains(&prefix.len())
+        && prefix.iter().all(|part| letters(part))
+}
+
+/// The pattern of [`is_aws_region`], for the OpenAPI document.
+pub const AWS_REGION_PATTERN: &str =
+    "^[a-z]{2,4}(-[a-z]{2,4})?-(central|north|south|east|west|northeast|northwest|southeast|southwest)-[1-9][0-9]?$";
+
 fn parse_region(region: &str) -> Result<String, Error> {
-    let ok = region.len() <= 32
-        && region.split('-').count() >= 3
-        && region
-            .split('-')
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
-    if ok {
+    if is_aws_region(region) {
         Ok(region.to_owned())
     } else {
-        Err(invalid("`aws.region` must be an AWS region such as `eu-central-1`"))
+        Err(invalid(
+            "`aws.region` must be an AWS region such as `eu-central-1` (<area>-<direction>-<number>, e.g. us-gov-west-1)",
+        ))
     }
 }
 

@@ -49,6 +49,8 @@ fn aws_fields_are_named_when_wrong() {
         (json!({"accessKeyId": "short"}), "`aws.accessKeyId` must be"),
         (json!({"secretAccessKey": ""}), "`aws.secretAccessKey` is required"),
         (json!({"region": "Europe"}), "`aws.region` must be"),
+        (json!({"region": "xkcd-vaj-kx"}), "`aws.region` must be"),
+        (json!({"region": "eu-central-01"}), "`aws.region` must be"),
         (json!({"region": 5}), "`aws.region` must be a string"),
         (json!({"roleArn": "role/x"}), "`aws.roleArn` must be"),
         (json!({"registryIds": ["12"]}), "`aws.registryIds` must hold"),
@@ -62,6 +64,41 @@ fn aws_fields_are_named_when_wrong() {
         let message = refusal(json!({"name": "ecr", "aws": body}));
         assert!(message.contains(field), "{change}: {message}");
         assert!(!message.contains("wJalrXUtnFEMI"), "{message}");
+    }
+}
+
+#[test]
+fn aws_regions_are_told_by_their_shape() {
+    for region in [
+        "us-east-1",
+        "eu-central-2",
+        "ap-southeast-7",
+        "us-gov-west-1",
+        "us-isob-east-1",
+        "eu-isoe-west-1",
+        "cn-northwest-1",
+        "eusc-de-east-1",
+        "mx-central-1",
+        "il-central-1",
+    ] {
+        assert!(is_aws_region(region), "{region}");
+    }
+    for region in [
+        "",
+        "us-east",
+        "east-1",
+        "us-east-0",
+        "us-east-100",
+        "us-middle-1",
+        "US-EAST-1",
+        "u-east-1",
+        "usgovx-east-1",
+        "us-gov-isob-east-1",
+        "aaa-bbb-ccc",
+        "us-east-1 ",
+        "us_east_1",
+    ] {
+        assert!(!is_aws_region(region), "{region:?}");
     }
 }
 

@@ -27,14 +27,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::crypto::{BindingContext, Keyring, Sealed};
 use crate::dockerconfig::{Credentials, SecretRequest};
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal, Scope};
 use crate::index::{IfMatch, IndexEntry, SecretMetadata};
 use crate::log::op::{admit_change, admit_create, managed_guard as guard, Actor, Op, Refusal};
-use crate::log::{self, Committed, WritePolicy};
+use crate::log::{self, Committed};
 use crate::name::{SecretName, TenantId};
 use crate::paging::{ListQuery, Page};
 use crate::store::{KeyValue, TenantKeys};
@@ -201,14 +201,6 @@ pub fn get<S: KeyValue, C: Clock>(env: &Env<S, C>, who: &Principal, name: &str) 
     who.require(Need::ReadMetadata)?;
     let view = current(env, &who.tenant)?.view;
     view.find(name)?.as_ref().map(SecretMetadata::from).ok_or(Error::SecretNotFound)
-}
-
-/// Every secret of a tenant as it is now (metadata only, sorted by name). Readers outside this
-/// module (export, resolve, minting) read the tenant's state only through this and [`open_entry`],
-/// so the store layout stays private to the write protocol.
-pub fn load_entries<S: KeyValue>(store: &S, tenant: &TenantId) -> Result<Vec<IndexEntry>, Error> {
-    let env = Env { store, clock: &SystemClock, policy: WritePolicy::default() };
-    current(&env, tenant)?.view.entries()
 }
 
 /// The credentials document of one entry, unsealed (the `.dockerconfigjson`, or whatever the

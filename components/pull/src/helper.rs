@@ -131,6 +131,29 @@ mod tests {
     }
 
     #[test]
+    fn among_keys_of_one_registry_get_answers_the_first_the_service_ranked() {
+        // The service ranks a verified secret before a stale one of the same pattern
+        // (`domain::resolve::rank`); the helper must not reorder them.
+        let resolved = Resolved {
+            cache_seconds: 300,
+            credentials: vec![
+                credential("z-fresh", "r.example", "r.example", "fresh"),
+                credential("a-stale", "r.example", "r.example", "stale"),
+            ],
+        };
+        assert_eq!(
+            get_answer("r.example", Some(&resolved)).unwrap(),
+            r#"{"ServerURL":"r.example","Username":"fresh","Secret":"fresh-pw"}"#
+        );
+        // The answer's `rank` (additive) is read past.
+        let answer = r#"{"cacheSeconds": 300, "credentials": [{"secret": "z-fresh", "server": "r.example",
+            "match": "r.example", "username": "fresh", "password": "fresh-pw", "auth": "x",
+            "rank": {"verification": "verified", "modifiedAt": "2026-12-01T09:00:00Z", "reason": "verified"}}]}"#;
+        let parsed: Resolved = serde_json::from_str(answer).unwrap();
+        assert_eq!(for_registry(&parsed).unwrap().username, "fresh");
+    }
+
+    #[test]
     fn list_names_servers_and_users_never_secrets() {
         let resolved = Resolved {
             cache_seconds: 300,

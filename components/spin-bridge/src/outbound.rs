@@ -254,10 +254,16 @@ impl MintComponent for ChainedMint {
         let message = error["error"]["message"].as_str().unwrap_or_default().to_owned();
         match (status, error["error"]["code"].as_str()) {
             (422, Some("ProviderRefused")) => Err(Error::ProviderRefused(message)),
+            (502, Some("ProviderAnswerUnusable")) => Err(Error::ProviderAnswerUnusable(message)),
             (503, Some("ProviderUnavailable")) => Err(Error::ProviderUnavailable {
                 message,
                 retry_after_secs: retry_after.unwrap_or(domain::mint::RETRY_AFTER_SECS),
             }),
+            // The secret changed under the verify component's read as well: the reader's own retry
+            // (`domain::reread`) reads again, or passes the 503 on.
+            (503, Some("TenantBusy")) => {
+                Err(Error::TenantBusy { retry_after_secs: retry_after.unwrap_or(domain::reread::RETRY_AFTER_SECS) })
+            }
             (404, _) => Err(Error::SecretNotFound),
             (401, _) => Err(Error::Unauthenticated(domain::error::AuthFailure::Misconfigured)),
             (403, _) => Err(Error::Forbidden),

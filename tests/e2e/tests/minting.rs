@@ -115,6 +115,42 @@ fn ecr_is_minted_by_moto_once_for_a_burst_and_refused_as_aws_refuses() {
 }
 
 #[test]
+fn ecr_with_registry_ids_exports_and_resolves_each_registrys_own_token() {
+    let Some(moto) = Moto::start() else { return };
+    let app = start(&[("aws_endpoint_url", moto.url())]);
+    let tenant = unique_tenant("ecr-ids");
+    let token = app.token(&tenant, PULL);
+    let accounts = ["111111111111", "222222222222", "333333333333", "444444444444"];
+    let (id, secret) = &moto.puller;
+    let body = json!({"name": "ecr-four", "aws": {"accessKeyId": id, "secretAccessKey": secret, "region": "us-east-1",
+        "registryIds": accounts}});
+    assert_eq!(app.create(&token, &body).status, 201);
+
+    // Four registries, each with the token moto minted for it (moto, as ECR, answers one each).
+    let reply = export(&app, &token, "ecr-four");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let config = base64::engine::general_purpose::STANDARD
+        .decode(reply.json()["data"][".dockerconfigjson"].as_str().unwrap())
+        .unwrap();
+    let auths = serde_json::from_slice::<Value>(&config).unwrap()["auths"].clone();
+    let mut passwords = std::collections::BTreeSet::new();
+    for account in accounts {
+        let registry = format!("{account}.dkr.ecr.us-east-1.amazonaws.com");
+        let entry = &auths[registry.as_str()];
+        assert_eq!(entry["username"], "AWS", "{registry}: {auths}");
+        passwords.insert(entry["password"].as_str().unwrap().to_owned());
+    }
+    assert_eq!((auths.as_object().unwrap().len(), passwords.len()), (4, 4), "one token of its own each");
+
+    // The pull-time lookup answers a registry its own token.
+    let registry = format!("{}.dkr.ecr.us-east-1.amazonaws.com", accounts[2]);
+    let resolved = app.call("GET", &format!("/v2/pull/credentials?registry={registry}")).bearer(&token).send();
+    assert_eq!(resolved.status, 200, "{}", resolved.body);
+    let answered = &resolved.json()["credentials"][0];
+    assert_eq!(answered["password"], auths[registry.as_str()]["password"], "{}", resolved.body);
+}
+
+#[test]
 fn ecr_is_minted_again_once_the_cached_credential_nears_its_expiry() {
     let Some(moto) = Moto::start() else { return };
     let endpoints = ProviderEndpoints::parse(&moto.url(), "", "", PlainHttpRegistries::default()).unwrap();
@@ -149,7 +185,7 @@ fn ecr_is_minted_again_once_the_cached_credential_nears_its_expiry() {
 
     let before = moto.requests();
     let first = read();
-    assert_eq!(first.username, "AWS");
+    assert_eq!(first.logins[0].username, "AWS");
     assert!(first.expires_at > clock.now_ms() + 11 * 3600 * 1000, "ECR tokens last 12 hours");
     clock.set(first.fresh_until - 1);
     assert_eq!(read(), first);

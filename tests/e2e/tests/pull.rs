@@ -9,6 +9,9 @@
 //!   stdin, the `CredentialProviderResponse` parsed and checked against the v1 schema, for each
 //!   `cacheKeyType`, and the credentials it answers used for a real pull.
 //!
+//! - beside a stale secret with a refused password (newer, and first by name), the helper and the
+//!   provider answer the verified one: the ranking of `resolve::rank`.
+//!
 //! `cargo test -p e2e --test pull -- --nocapture` also prints what a pull costs through the helper.
 
 use std::collections::BTreeSet;
@@ -33,8 +36,13 @@ const USER: &str = "puller-bot";
 const FIRST_PASSWORD: &str = "first-Pa55word-only-in-the-service";
 const SECOND_PASSWORD: &str = "second-Pa55word-after-rotation";
 
+/// One app for the binary, whose `verify` component trusts the test registries' CA (the ranking
+/// test verifies secrets against them).
 fn app() -> &'static TestApp {
-    TestApp::shared()
+    static APP: OnceLock<TestApp> = OnceLock::new();
+    APP.get_or_init(|| {
+        TestApp::start(e2e::Options { network_config: Some(pki().client_tls_toml("verify")), ..Default::default() })
+    })
 }
 
 fn pki() -> Arc<Pki> {
@@ -343,6 +351,74 @@ fn skopeo_pulls_through_the_helper_follows_a_rotation_and_is_refused_after_a_del
     let auth: Value =
         serde_json::from_str(&std::fs::read_to_string(client.dir.path().join("auth.json")).unwrap()).unwrap();
     assert_eq!(auth.as_object().unwrap().keys().collect::<Vec<_>>(), ["credHelpers"]);
+}
+
+#[test]
+fn beside_a_stale_secret_the_helper_and_the_provider_answer_the_working_one() {
+    let Some(registry) = registry_with_image() else { return };
+    let app = app();
+    let tenant = unique_tenant("pull-rank");
+    let admin = app.token(&tenant, ADMIN);
+    // The working secret, verified when created; then a stale one for the same registry, newer and
+    // first by name, whose password the registry refuses: neither the time nor the name may decide.
+    let fresh = app
+        .call("POST", &format!("{SECRETS}?verify=true"))
+        .bearer(&admin)
+        .json(&structured("z-fresh", &registry.host(), USER, FIRST_PASSWORD))
+        .send();
+    assert_eq!(fresh.status, 201, "{}", fresh.body);
+    std::thread::sleep(Duration::from_millis(1100)); // `modifiedAt` has whole seconds
+    let stale = structured("a-stale", &registry.host(), USER, "an-0ld-Pa55word-the-registry-refuses");
+    assert_eq!(app.create(&admin, &stale).status, 201);
+
+    let client = Client::new(&app.token(&tenant, PULLER));
+    let image = format!("{}/org/app", registry.host());
+    let ranked = |query: &str| {
+        let reply = resolve(&std::fs::read_to_string(&client.token_file).unwrap(), query);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let body = reply.json();
+        body["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["secret"].as_str().unwrap().to_owned(), c["rank"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let check = |stale_standing: &str| {
+        for query in [format!("image={image}:v1"), format!("registry={}", registry.host())] {
+            let answer = ranked(&query);
+            let names: Vec<&str> = answer.iter().map(|(name, _)| name.as_str()).collect();
+            assert_eq!(names, ["z-fresh", "a-stale"], "{query}");
+            assert_eq!(answer[0].1["verification"], "verified", "{query}");
+            assert_eq!(answer[0].1["reason"], "verified", "{query}");
+            assert_eq!(answer[1].1["verification"], stale_standing, "{query}");
+            assert!(answer[1].1.get("reason").is_none(), "{query}: the last has no reason");
+        }
+        // skopeo pulls through the helper, which answers the first.
+        let pulled = client.skopeo_pull(&registry, &format!("{image}:v1"));
+        assert!(pulled.status.success(), "pull through the helper beside a stale secret: {}", text(&pulled));
+        // The kubelet's provider answers one credential per pattern: the working one.
+        for cache_key_type in ["Image", "Registry"] {
+            let mut c = client.command(&binaries().join(PROVIDER).display().to_string(), &registry);
+            c.args(["--cache-key-type", cache_key_type]);
+            let request = json!({"apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+                "kind": "CredentialProviderRequest", "image": format!("{image}:v1")});
+            let out = run_with_stdin(c, request.to_string().as_bytes());
+            assert!(out.status.success(), "{}", text(&out));
+            let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(
+                response["auth"][registry.host()],
+                json!({"username": USER, "password": FIRST_PASSWORD}),
+                "{cache_key_type}"
+            );
+        }
+    };
+    check("unchecked");
+    // Once verified, the stale one is `failed`, and still second.
+    let verified = app.call("POST", &format!("{SECRETS}/a-stale/verification")).bearer(&admin).json(&json!({})).send();
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    assert_eq!(verified.json()["ok"], false, "{}", verified.body);
+    check("failed");
 }
 
 #[test]

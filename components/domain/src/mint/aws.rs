@@ -1,12 +1,12 @@
 //! AWS ECR: `GetAuthorizationToken` (JSON 1.1 protocol) signed with SigV4, after STS `AssumeRole`
-//! (query protocol) when the identity names a role. The token is base64 of `AWS:<password>`; it
-//! lasts 12 hours.
+//! (query protocol) when the identity names a role. The answer holds one token per registry (each
+//! base64 of `AWS:<password>`, for the registry of its `proxyEndpoint`); they last 12 hours.
 
 use base64::Engine as _;
 use url::Url;
 
 use super::sigv4::{amz_date, Signer};
-use super::{code_shown, failed, form, AwsEndpoint, Minted, Providers};
+use super::{code_shown, failed, form, throttled, unusable, AwsEndpoint, Login, Minted, Providers};
 use crate::error::Error;
 use crate::net::{Fetched, Outgoing};
 use crate::provider::AwsIdentity;
@@ -66,15 +66,17 @@ fn signed_post(
     Outgoing { method: "POST", url, headers, body }
 }
 
-/// AWS's refusal in our words; `None` when the answer is no refusal (5xx, throttling).
-fn refusal(answer: &Fetched, code: Option<&str>, action: &str) -> Option<Error> {
-    if answer.status >= 500 || answer.status == 429 {
-        return None;
+/// What AWS's answer other than 200 means: its refusal in our words, or an outage (5xx, 429, a
+/// throttling code) to retry.
+fn refusal(answer: &Fetched, code: Option<&str>, action: &str) -> Error {
+    // An outage, or a status no refusal comes with (a redirect): `failed` tells them apart.
+    if answer.status >= 500 || answer.status == 429 || answer.status < 400 {
+        return failed(PROVIDER, answer.status);
     }
     let code = code_shown(code).unwrap_or("");
     let bare = code.rsplit('#').next().unwrap_or(code);
     if bare.contains("Throttl") || bare == "RequestLimitExceeded" || bare == "ServiceUnavailable" {
-        return None;
+        return throttled(PROVIDER);
     }
     let what = match bare {
         "UnrecognizedClientException" | "InvalidClientTokenId" => {
@@ -99,7 +101,7 @@ fn refusal(answer: &Fetched, code: Option<&str>, action: &str) -> Option<Error> 
         "" => format!("AWS refused {action} (HTTP {})", answer.status),
         other => format!("AWS refused {action} ({other})"),
     };
-    Some(Error::ProviderRefused(what))
+    Error::ProviderRefused(what)
 }
 
 /// The JSON 1.1 protocol's error type (`__type` or `x-amzn-errortype`, either may carry a prefix).
@@ -142,15 +144,14 @@ fn assume_role(providers: &Providers, aws: &AwsIdentity, role_arn: &str) -> Resu
     let answer = providers.send(PROVIDER, &request)?;
     let xml = String::from_utf8_lossy(&answer.body);
     if answer.status != 200 {
-        return Err(refusal(&answer, xml_text(&xml, "Code"), "sts:AssumeRole")
-            .unwrap_or_else(|| failed(PROVIDER, answer.status)));
+        return Err(refusal(&answer, xml_text(&xml, "Code"), "sts:AssumeRole"));
     }
     let field = |tag| xml_text(&xml, tag).filter(|v| !v.is_empty()).map(str::to_owned);
     match (field("AccessKeyId"), field("SecretAccessKey"), field("SessionToken")) {
         (Some(access_key_id), Some(secret_access_key), Some(session_token)) => {
             Ok(Assumed { access_key_id, secret_access_key, session_token })
         }
-        _ => Err(failed(PROVIDER, answer.status)),
+        _ => Err(unusable(PROVIDER, "sts:AssumeRole's answer holds no complete set of temporary credentials")),
     }
 }
 
@@ -183,34 +184,57 @@ pub fn mint(providers: &Providers, aws: &AwsIdentity) -> Result<Minted, Error> {
         // AWS answers JSON here; IAM's refusals (and emulators) may come as the query protocol's XML.
         let code = json_error_code(&answer)
             .or_else(|| xml_text(&String::from_utf8_lossy(&answer.body), "Code").map(str::to_owned));
-        return Err(refusal(&answer, code.as_deref(), "ecr:GetAuthorizationToken")
-            .unwrap_or_else(|| failed(PROVIDER, answer.status)));
+        return Err(refusal(&answer, code.as_deref(), "ecr:GetAuthorizationToken"));
     }
-    read_token(providers, &answer)
+    read_token(providers, aws, &answer)
 }
 
-fn read_token(providers: &Providers, answer: &Fetched) -> Result<Minted, Error> {
-    let broken = || failed(PROVIDER, answer.status);
-    let body: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|_| broken())?;
-    let data = body.get("authorizationData").and_then(|d| d.as_array()).filter(|d| !d.is_empty()).ok_or_else(broken)?;
-    let mut password: Option<String> = None;
-    let mut registries = Vec::new();
+/// ECR's answer: one `authorizationData` item per registry, each with its own token (base64 of
+/// `AWS:<password>`), endpoint and expiry. Each becomes that registry's login; every registry the
+/// identity names (`registryIds`) must have one.
+fn read_token(providers: &Providers, aws: &AwsIdentity, answer: &Fetched) -> Result<Minted, Error> {
+    let unusable = |what: &str| unusable(PROVIDER, &format!("ecr:GetAuthorizationToken's answer {what}"));
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|_| unusable("is not JSON"))?;
+    let data = body
+        .get("authorizationData")
+        .and_then(|d| d.as_array())
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| unusable("holds no authorizationData"))?;
+    let mut logins: Vec<Login> = Vec::new();
     let mut expires_at = u64::MAX;
     for item in data {
-        let token = item.get("authorizationToken").and_then(|t| t.as_str()).ok_or_else(broken)?;
-        let decoded = base64::engine::general_purpose::STANDARD.decode(token).map_err(|_| broken())?;
-        let decoded = String::from_utf8(decoded).map_err(|_| broken())?;
-        let (user, pass) = decoded.split_once(':').ok_or_else(broken)?;
-        if user != "AWS" || password.as_deref().is_some_and(|p| p != pass) {
-            return Err(broken());
+        let token = item
+            .get("authorizationToken")
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| unusable("has an item without authorizationToken"))?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| unusable("has a token that is not base64 of text"))?;
+        let (user, password) = decoded
+            .split_once(':')
+            .filter(|(user, password)| !user.is_empty() && !password.is_empty())
+            .ok_or_else(|| unusable("has a token that is not user:password"))?;
+        let endpoint = item
+            .get("proxyEndpoint")
+            .and_then(|e| e.as_str())
+            .ok_or_else(|| unusable("has an item without proxyEndpoint"))?;
+        let registry = Url::parse(endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .ok_or_else(|| unusable("has a proxyEndpoint that is not a URL"))?;
+        if logins.iter().any(|l| l.registry == registry && (l.username != user || l.password != password)) {
+            return Err(unusable("gives one registry two different tokens"));
         }
-        password = Some(pass.to_owned());
-        let endpoint = item.get("proxyEndpoint").and_then(|e| e.as_str()).ok_or_else(broken)?;
-        let host = Url::parse(endpoint).ok().and_then(|u| u.host_str().map(str::to_owned)).ok_or_else(broken)?;
-        registries.push(host);
+        logins.push(Login { registry, username: user.to_owned(), password: password.to_owned() });
         // JSON 1.1 timestamps are seconds since the epoch, with a fraction.
-        let expires = item.get("expiresAt").and_then(|e| e.as_f64()).ok_or_else(broken)?;
+        let expires =
+            item.get("expiresAt").and_then(|e| e.as_f64()).ok_or_else(|| unusable("has an item without expiresAt"))?;
         expires_at = expires_at.min((expires * 1000.0) as u64);
+    }
+    if let Some(missing) = aws.registry_hosts().into_iter().find(|host| logins.iter().all(|l| &l.registry != host)) {
+        return Err(unusable(&format!("holds no token for {missing}, one of `aws.registryIds`")));
     }
     let now = providers.clock.now_ms();
     // An expiry that is not ahead (a skewed clock, or an emulator's fixed date) is not trusted:
@@ -218,7 +242,5 @@ fn read_token(providers: &Providers, answer: &Fetched) -> Result<Minted, Error> 
     if expires_at <= now || expires_at > now + TOKEN_LIFE_MS {
         expires_at = now + TOKEN_LIFE_MS;
     }
-    registries.sort();
-    registries.dedup();
-    Ok(Minted::new("AWS", password.ok_or_else(broken)?, registries, now, expires_at))
+    Ok(Minted::per_registry(logins, now, expires_at))
 }

@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use url::Url;
 
-use super::{failed, form, oauth_error, Minted, Providers};
+use super::{failed, form, oauth_error, unusable, Minted, Providers};
 use crate::error::Error;
 use crate::net::refusal;
 use crate::net::Outgoing;
@@ -71,13 +71,13 @@ pub fn mint(providers: &Providers, azure: &AzureIdentity) -> Result<Minted, Erro
         }
         return Err(failed(PROVIDER, answer.status));
     }
-    let broken = |status| failed(PROVIDER, status);
-    let token: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|_| broken(answer.status))?;
+    let token: serde_json::Value =
+        serde_json::from_slice(&answer.body).map_err(|_| unusable(PROVIDER, "its token answer is not JSON"))?;
     let access = token
         .get("access_token")
         .and_then(|t| t.as_str())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| broken(answer.status))?;
+        .ok_or_else(|| unusable(PROVIDER, "its token answer holds no access_token"))?;
 
     let body = form(&[
         ("grant_type", "access_token"),
@@ -95,18 +95,18 @@ pub fn mint(providers: &Providers, azure: &AzureIdentity) -> Result<Minted, Erro
         }
         return Err(failed("The registry", answer.status));
     }
-    let exchanged: serde_json::Value =
-        serde_json::from_slice(&answer.body).map_err(|_| failed("The registry", answer.status))?;
+    let exchanged: serde_json::Value = serde_json::from_slice(&answer.body)
+        .map_err(|_| unusable("The registry", "its /oauth2/exchange answer is not JSON"))?;
     let refresh = exchanged
         .get("refresh_token")
         .and_then(|t| t.as_str())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| failed("The registry", answer.status))?;
+        .ok_or_else(|| unusable("The registry", "its /oauth2/exchange answer holds no refresh_token"))?;
     let now = providers.clock.now_ms();
     // ACR's refresh tokens last three hours; the token's own `exp` says exactly.
     let expires_at = jwt_expiry_ms(refresh).unwrap_or(now + 3 * 3600 * 1000);
     if expires_at <= now {
-        return Err(failed("The registry", answer.status));
+        return Err(unusable("The registry", "the refresh token from /oauth2/exchange has already expired"));
     }
     Ok(Minted::new(USERNAME, refresh.to_owned(), vec![azure.registry.clone()], now, expires_at))
 }

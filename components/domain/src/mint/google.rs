@@ -10,7 +10,7 @@
 use jwt_simple::prelude::*;
 use url::Url;
 
-use super::{failed, form, oauth_error, Minted, Providers};
+use super::{failed, form, oauth_error, unusable, Minted, Providers};
 use crate::error::Error;
 use crate::net::refusal;
 use crate::net::Outgoing;
@@ -83,9 +83,17 @@ pub fn mint(providers: &Providers, google: &GoogleIdentity) -> Result<Minted, Er
         }
         return Err(failed(PROVIDER, answer.status));
     }
-    let broken = || failed(PROVIDER, answer.status);
-    let token: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|_| broken())?;
-    let access = token.get("access_token").and_then(|t| t.as_str()).filter(|t| !t.is_empty()).ok_or_else(broken)?;
-    let expires_in = token.get("expires_in").and_then(|e| e.as_u64()).filter(|e| *e > 0).ok_or_else(broken)?;
+    let unusable = |what: &str| unusable(PROVIDER, &format!("its token answer {what}"));
+    let token: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|_| unusable("is not JSON"))?;
+    let access = token
+        .get("access_token")
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unusable("holds no access_token"))?;
+    let expires_in = token
+        .get("expires_in")
+        .and_then(|e| e.as_u64())
+        .filter(|e| *e > 0)
+        .ok_or_else(|| unusable("holds no positive expires_in"))?;
     Ok(Minted::new(USERNAME, access.to_owned(), google.registries.clone(), now, now + expires_in * 1000))
 }

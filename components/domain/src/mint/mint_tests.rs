@@ -112,15 +112,125 @@ fn providers<'a>(sender: &'a dyn Sender, clock: &'a ManualClock, endpoints: &'a 
     Providers { sender, clock, endpoints }
 }
 
+/// (registry, username, password) of each login.
+fn logins(minted: &Minted) -> Vec<(&str, &str, &str)> {
+    minted.logins.iter().map(|l| (l.registry.as_str(), l.username.as_str(), l.password.as_str())).collect()
+}
+
+const ACCOUNTS: [&str; 4] = ["111111111111", "222222222222", "333333333333", "444444444444"];
+
+fn aws_identity_of(registry_ids: &[&str]) -> Identity {
+    identity(json!({"name": "ecr", "aws": {"accessKeyId": KEY_ID, "secretAccessKey": SECRET, "region": "eu-central-1",
+        "registryIds": registry_ids}}))
+}
+
+/// ECR as it answers `registryIds`: one item per registry asked for, each with a token of its own
+/// (as AWS and moto do); `leave_out` registries are missing from the answer.
+fn fake_ecr_per_registry(leave_out: &'static [&'static str]) -> impl Fn(&Outgoing) -> Result<Fetched, FetchError> {
+    move |request: &Outgoing| {
+        let asked: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        let items: Vec<serde_json::Value> = asked["registryIds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap())
+            .filter(|id| !leave_out.contains(id))
+            .map(|id| {
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{id}-token"));
+                json!({"authorizationToken": token, "expiresAt": (NOW / 1000 + 12 * 3600) as f64,
+                    "proxyEndpoint": format!("https://{id}.dkr.ecr.eu-central-1.amazonaws.com")})
+            })
+            .collect();
+        json_answer(200, json!({ "authorizationData": items }))
+    }
+}
+
+#[test]
+fn ecr_with_registry_ids_mints_one_login_per_registry_each_with_its_own_token() {
+    let aws = script(fake_ecr_per_registry(&[]));
+    let clock = ManualClock::at(NOW);
+    let endpoints = ProviderEndpoints::default();
+    let minted = providers(&aws, &clock, &endpoints).mint(&aws_identity_of(&ACCOUNTS)).unwrap();
+    let expected: Vec<(String, String)> =
+        ACCOUNTS.iter().map(|id| (format!("{id}.dkr.ecr.eu-central-1.amazonaws.com"), format!("{id}-token"))).collect();
+    let got: Vec<(String, String)> = minted.logins.iter().map(|l| (l.registry.clone(), l.password.clone())).collect();
+    assert_eq!(got, expected);
+    assert!(minted.logins.iter().all(|l| l.username == "AWS"));
+    // The `.dockerconfigjson` holds each registry with its own password.
+    let config = minted.to_docker_config().unwrap();
+    for (registry, password) in &expected {
+        let auth = &config.auths()[registry.as_str()];
+        assert_eq!((auth.username(), auth.password()), ("AWS", password.as_str()), "{registry}");
+    }
+    let asked: serde_json::Value = serde_json::from_slice(&aws.sent.borrow()[0].body).unwrap();
+    assert_eq!(asked, json!({ "registryIds": ACCOUNTS }));
+}
+
+#[test]
+fn an_answer_we_cannot_use_is_a_502_without_retry_after_and_quotes_nothing_of_it() {
+    let clock = ManualClock::at(NOW);
+    let endpoints = ProviderEndpoints::default();
+    let item = |token: &str, endpoint: &str| {
+        json!({"authorizationToken": base64::engine::general_purpose::STANDARD.encode(token),
+            "expiresAt": (NOW / 1000 + 3600) as f64, "proxyEndpoint": endpoint})
+    };
+    let cases: Vec<(&str, Result<Fetched, FetchError>)> = vec![
+        ("not JSON", Ok(Fetched { status: 200, headers: vec![], body: b"<html>leaked-body</html>".to_vec() })),
+        ("no authorizationData", json_answer(200, json!({"authorizationData": []}))),
+        (
+            "no user:password",
+            json_answer(200, json!({"authorizationData": [item("leaked-body", "https://r.example")]})),
+        ),
+        (
+            "not base64",
+            json_answer(
+                200,
+                json!({"authorizationData": [{"authorizationToken": "%%leaked-body%%",
+            "expiresAt": 1.0, "proxyEndpoint": "https://r.example"}]}),
+            ),
+        ),
+        (
+            "no proxyEndpoint",
+            json_answer(
+                200,
+                json!({"authorizationData": [{"authorizationToken":
+            base64::engine::general_purpose::STANDARD.encode("AWS:leaked-body"), "expiresAt": 1.0}]}),
+            ),
+        ),
+        ("a redirect", Ok(Fetched { status: 302, headers: vec![], body: b"leaked-body".to_vec() })),
+    ];
+    for (why, answer) in cases {
+        let aws = script(move |_: &Outgoing| answer.clone());
+        let error = providers(&aws, &clock, &endpoints).mint(&aws_identity()).unwrap_err();
+        assert!(matches!(error, Error::ProviderAnswerUnusable(_)), "{why}: {error:?}");
+        assert_eq!((error.status(), error.code(), error.retry_after_secs()), (502, "ProviderAnswerUnusable", None));
+        assert!(error.message().starts_with("AWS answered, but"), "{why}: {}", error.message());
+        assert!(!error.message().contains("leaked-body"), "{why}: {}", error.message());
+    }
+    // A registry of `registryIds` without a token: unusable, and it says which.
+    let aws = script(fake_ecr_per_registry(&["333333333333"]));
+    let error = providers(&aws, &clock, &endpoints).mint(&aws_identity_of(&ACCOUNTS)).unwrap_err();
+    assert_eq!(error.status(), 502);
+    assert!(error.message().contains("333333333333.dkr.ecr.eu-central-1.amazonaws.com"), "{}", error.message());
+    // Google's and Microsoft's token answers without a token are the same.
+    let key = RS256KeyPair::generate(2048).unwrap();
+    let google = script(|_: &Outgoing| json_answer(200, json!({"token_type": "Bearer"})));
+    let error = providers(&google, &clock, &endpoints)
+        .mint(&google_identity(&key, "https://oauth2.googleapis.com/token"))
+        .unwrap_err();
+    assert_eq!((error.status(), error.retry_after_secs()), (502, None), "{error:?}");
+    let azure = script(|_: &Outgoing| json_answer(200, json!({"expires_in": 3599})));
+    let error = providers(&azure, &clock, &endpoints).mint(&azure_identity()).unwrap_err();
+    assert_eq!((error.status(), error.retry_after_secs()), (502, None), "{error:?}");
+}
+
 #[test]
 fn ecr_mints_a_signed_get_authorization_token() {
     let aws = script(fake_aws(&[(KEY_ID, SECRET)], &[KEY_ID]));
     let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::default();
     let minted = providers(&aws, &clock, &endpoints).mint(&aws_identity()).unwrap();
-    assert_eq!(minted.username, "AWS");
-    assert_eq!(minted.password, ECR_PASSWORD);
-    assert_eq!(minted.registries, ["123456789012.dkr.ecr.eu-central-1.amazonaws.com"]);
+    assert_eq!(logins(&minted), [("123456789012.dkr.ecr.eu-central-1.amazonaws.com", "AWS", ECR_PASSWORD)]);
     assert_eq!(minted.expires_at, NOW + 12 * 3600 * 1000 - 500);
     assert!(minted.fresh_until < minted.expires_at && minted.fresh_until > NOW);
     let sent = aws.sent.borrow();
@@ -158,6 +268,8 @@ fn an_aws_outage_is_a_503_with_retry_after() {
         Err(FetchError::Timeout),
         Err(FetchError::Unreachable),
         json_answer(500, json!({"__type": "ServerException"})),
+        json_answer(503, json!({})),
+        json_answer(429, json!({})),
         json_answer(400, json!({"__type": "ThrottlingException"})),
     ] {
         let aws = script(move |_: &Outgoing| answer.clone());
@@ -188,7 +300,7 @@ fn a_role_is_assumed_first_and_its_session_signs_the_ecr_call() {
     let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::parse("http://127.0.0.1:5000", "", "", PlainHttpRegistries::default()).unwrap();
     let minted = providers(&sender, &clock, &endpoints).mint(&identity).unwrap();
-    assert_eq!(minted.password, ECR_PASSWORD);
+    assert_eq!(minted.logins[0].password, ECR_PASSWORD);
     let sent = sender.sent.borrow();
     assert_eq!(sent.len(), 2);
     assert!(
@@ -239,8 +351,7 @@ fn google_mints_with_a_signed_assertion_against_the_keys_token_uri() {
     let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::default();
     let minted = providers(&google, &clock, &endpoints).mint(&google_identity(&key, url)).unwrap();
-    assert_eq!((minted.username.as_str(), minted.password.as_str()), ("oauth2accesstoken", "ya29.minted"));
-    assert_eq!(minted.registries, ["europe-docker.pkg.dev"]);
+    assert_eq!(logins(&minted), [("europe-docker.pkg.dev", "oauth2accesstoken", "ya29.minted")]);
     assert_eq!(minted.expires_at, NOW + 3_599_000);
 
     // Another key's signature is refused as Google refuses it.
@@ -261,7 +372,7 @@ fn the_operators_google_token_url_wins_over_the_keys_and_a_private_token_uri_is_
     let google = script(fake_google(key.public_key(), "http://127.0.0.1:4000/token"));
     let endpoints = ProviderEndpoints::parse("", "http://127.0.0.1:4000", "", PlainHttpRegistries::default()).unwrap();
     let identity = google_identity(&key, "https://oauth2.googleapis.com/token");
-    assert_eq!(providers(&google, &clock, &endpoints).mint(&identity).unwrap().password, "ya29.minted");
+    assert_eq!(providers(&google, &clock, &endpoints).mint(&identity).unwrap().logins[0].password, "ya29.minted");
 
     // Stored before the rule, or edited: a key naming the metadata service is refused, unsent.
     let Identity::Google(mut g) = identity else { panic!() };
@@ -320,8 +431,8 @@ fn azure_exchanges_the_service_principals_token_at_the_registry() {
     let clock = ManualClock::at(NOW);
     let endpoints = ProviderEndpoints::default();
     let minted = providers(&azure, &clock, &endpoints).mint(&azure_identity()).unwrap();
-    assert_eq!(minted.username, "00000000-0000-0000-0000-000000000000");
-    assert_eq!(minted.password, refresh_token(NOW / 1000 + 3 * 3600));
+    let refresh = refresh_token(NOW / 1000 + 3 * 3600);
+    assert_eq!(logins(&minted), [("myreg.azurecr.io", "00000000-0000-0000-0000-000000000000", refresh.as_str())]);
     assert_eq!(minted.expires_at, NOW + 3 * 3600 * 1000);
     assert_eq!(azure.sent.borrow().len(), 2);
 
@@ -538,7 +649,8 @@ fn a_modify_or_delete_removes_the_replaced_records_cached_credential_and_a_stati
     let endpoints = ProviderEndpoints::default();
     let providers = providers(&aws, &clock, &endpoints);
     let mint_current = || {
-        let entry = secrets::load_entries(&store, &who.tenant).unwrap().into_iter().next().unwrap();
+        let env = secrets::Env { store: &store, clock: &clock, policy: crate::log::WritePolicy::default() };
+        let entry = secrets::current(&env, &who.tenant).unwrap().view.entries().unwrap().into_iter().next().unwrap();
         current(&store, &keyring(), &who.tenant, &entry, &aws_identity(), &Source::Providers(&providers), NOW).unwrap();
         entry.record
     };

@@ -9,8 +9,11 @@
 //! ([`MintComponent`], service chaining on [`MINT_PATH`], which the gateway never routes).
 //!
 //! Failures: a refusal by the provider is [`Error::ProviderRefused`] (422) in our words; a provider
-//! that cannot be reached, times out, throttles or fails is [`Error::ProviderUnavailable`] (503 with
-//! `Retry-After`). Nothing is cached from a failure. No message here contains any part of an
+//! that cannot be reached, times out, throttles or answers 5xx or 429 is
+//! [`Error::ProviderUnavailable`] (503 with `Retry-After`: it may work later); an answer we cannot
+//! use (no credential in it, a token that does not decode, no credential for a registry asked for,
+//! a status that is none of these) is [`Error::ProviderAnswerUnusable`] (502, no `Retry-After`:
+//! asking again gets the same answer). Nothing is cached from a failure. No message here contains any part of an
 //! identity or of a minted credential, nor the provider's own text (only its error *code*, once
 //! checked to be a plain identifier).
 
@@ -41,14 +44,23 @@ pub const MINT_PATH: &str = "/internal/mint";
 /// How long to wait before retrying after a provider failed.
 pub const RETRY_AFTER_SECS: u64 = 30;
 
-/// A minted registry credential.
+/// One registry's minted login.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Login {
+    /// `host[:port]`.
+    pub registry: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// A minted registry credential: one login per registry (ECR answers a token of its own for each
+/// registry asked for; Google's and Azure's one token serves each of their registries).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Minted {
-    pub username: String,
-    pub password: String,
-    /// The registries it is for, `host[:port]`.
-    pub registries: Vec<String>,
+    /// Sorted by registry, one each.
+    pub logins: Vec<Login>,
     /// Unix milliseconds.
     pub expires_at: u64,
     /// Until when a cached copy is handed out (a margin before `expires_at`), Unix milliseconds.
@@ -58,33 +70,44 @@ pub struct Minted {
 impl std::fmt::Debug for Minted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Minted")
-            .field("registries", &self.registries)
+            .field("registries", &self.registries())
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
 }
 
 impl Minted {
-    /// A credential valid until `expires_at`, handed out from the cache until a tenth of its life
-    /// (at least five minutes, at most an hour) before then.
+    /// One login for every registry, valid until `expires_at` (see [`Minted::per_registry`]).
     pub fn new(username: &str, password: String, registries: Vec<String>, now_ms: u64, expires_at: u64) -> Minted {
-        let life = expires_at.saturating_sub(now_ms);
-        let margin = (life / 10).clamp(5 * 60_000, 60 * 60_000);
-        Minted {
-            username: username.into(),
-            password,
-            registries,
-            expires_at,
-            fresh_until: expires_at.saturating_sub(margin),
-        }
+        let logins = registries
+            .into_iter()
+            .map(|registry| Login { registry, username: username.into(), password: password.clone() })
+            .collect();
+        Minted::per_registry(logins, now_ms, expires_at)
     }
 
-    /// The credential as a Docker config: one `auths` entry per registry.
+    /// Logins valid until `expires_at`, handed out from the cache until a tenth of their life (at
+    /// least five minutes, at most an hour) before then. Sorted by registry; the first of a
+    /// registry named twice is kept.
+    pub fn per_registry(mut logins: Vec<Login>, now_ms: u64, expires_at: u64) -> Minted {
+        logins.sort_by(|a, b| a.registry.cmp(&b.registry));
+        logins.dedup_by(|later, first| later.registry == first.registry);
+        let life = expires_at.saturating_sub(now_ms);
+        let margin = (life / 10).clamp(5 * 60_000, 60 * 60_000);
+        Minted { logins, expires_at, fresh_until: expires_at.saturating_sub(margin) }
+    }
+
+    /// The registries it is for, `host[:port]`.
+    pub fn registries(&self) -> Vec<&str> {
+        self.logins.iter().map(|l| l.registry.as_str()).collect()
+    }
+
+    /// The credential as a Docker config: one `auths` entry per registry, with its own login.
     pub fn to_docker_config(&self) -> Result<DockerConfig, Error> {
         let auths: serde_json::Map<String, serde_json::Value> = self
-            .registries
+            .logins
             .iter()
-            .map(|r| (r.clone(), serde_json::json!({"username": self.username, "password": self.password})))
+            .map(|l| (l.registry.clone(), serde_json::json!({"username": l.username, "password": l.password})))
             .collect();
         let text = serde_json::json!({ "auths": auths }).to_string();
         DockerConfig::from_dockerconfigjson(&text)
@@ -248,10 +271,32 @@ fn unavailable(provider: &str, error: FetchError) -> Error {
     }
 }
 
-/// A provider's answer that is neither a credential nor a refusal (5xx, 429, garbage).
+/// A provider's answer that is neither a credential nor a refusal: an outage (5xx, 429) to retry
+/// later, or any other status, which asking again will not change.
 fn failed(provider: &str, status: u16) -> Error {
+    if status >= 500 || status == 429 {
+        Error::ProviderUnavailable {
+            message: format!("{provider} answered HTTP {status}; nothing was minted or cached, retry later"),
+            retry_after_secs: RETRY_AFTER_SECS,
+        }
+    } else {
+        unusable(provider, &format!("with HTTP {status}, which is neither a credential nor a refusal"))
+    }
+}
+
+/// A provider's answer we cannot use; `what` says what was wrong with it in our words, never with
+/// a value from the answer.
+fn unusable(provider: &str, what: &str) -> Error {
+    Error::ProviderAnswerUnusable(format!(
+        "{provider} answered, but {what}; nothing was minted or cached, and asking again would get the same answer: report it to the operator"
+    ))
+}
+
+/// Outages only: throttling answered with a status that is no 429 (AWS answers 400 with a
+/// throttling code).
+fn throttled(provider: &str) -> Error {
     Error::ProviderUnavailable {
-        message: format!("{provider} answered HTTP {status}; nothing was minted or cached, retry later"),
+        message: format!("{provider} is throttling requests; nothing was minted or cached, retry later"),
         retry_after_secs: RETRY_AFTER_SECS,
     }
 }

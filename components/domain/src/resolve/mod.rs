@@ -1,17 +1,21 @@
 //! Credentials at pull time: `GET /v2/pull/credentials?image=<ref>` answers the caller's tenant's
 //! credentials that cover an image, matched as the kubelet matches `.dockerconfigjson` keys
 //! ([`keyring`]), so a kubelet credential provider or a Docker credential helper can ask at the
-//! moment of the pull instead of a copied pull secret.
+//! moment of the pull instead of a copied pull secret. When several credentials match, the answer
+//! ranks them ([`rank`]: the most specific pattern, then the last verification, then the most
+//! recently modified), and each says why it comes before the next; a helper or a provider answers
+//! the first.
 //!
 //! Store calls: the tenant's view (`get P:seq`, `get P:v:<S>`), then `get P:r:<record>` of each secret that can cover the image or
 //! registry by its metadata (the hosts of its keys, in the view: a secret of other registries is
-//! never decrypted), or of every secret for `all=true` (through [`load_entries`] and
-//! [`open_entry`]); a secret replaced between the two reads is read again (at most three rounds),
-//! so an answer never mixes a secret's old and new credentials. A secret that mints answers its
+//! never decrypted), or of every secret for `all=true` (through [`open_entry`]); a secret replaced
+//! between the two reads is read again with the view ([`crate::reread`]: a few rounds, then 503
+//! `TenantBusy`), so an answer never mixes a secret's old and new credentials. A secret that mints answers its
 //! current minted credential (`mint::current`: `get P:mint:<record>`, and on a miss the mint
 //! through `source`), keyed by the registries of its identity.
 
 pub mod keyring;
+pub mod rank;
 pub mod reference;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,13 +24,15 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::{rfc3339, Clock};
 use crate::crypto::Keyring;
 use crate::error::{Error, Internal};
 use crate::identity::{Need, Principal};
 use crate::index::IndexEntry;
 use crate::mint::{self, Source};
 use crate::provider::Identity;
-use crate::secrets::{load_entries, open_entry};
+use crate::reread;
+use crate::secrets::{current, open_entry, Env};
 use crate::store::KeyValue;
 
 pub use reference::ImageRef;
@@ -95,9 +101,28 @@ pub struct ResolvedCredential {
     pub password: String,
     /// Base64 of `username:password`.
     pub auth: String,
+    /// Where it stands among the matches, and why.
+    pub rank: Rank,
 }
 
-/// The answer: the credentials that apply, the most specific first, and how long to keep them.
+/// What decided a credential's place in the answer: after its pattern (`match`), its secret's last
+/// verification and when the secret was last modified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Rank {
+    /// The secret's last verification: `verified`, `unchecked` (never verified since its
+    /// credentials were set) or `failed`.
+    pub verification: rank::Standing,
+    /// When the secret was last modified (RFC 3339).
+    pub modified_at: String,
+    /// Why this credential comes before the next one of the answer; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<rank::Reason>,
+}
+
+/// The answer: the credentials that apply, ranked (the most specific pattern first; among equal
+/// patterns a verified secret first, then the most recently modified), and how long to keep them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -142,77 +167,86 @@ fn may_cover(entry: &IndexEntry, registry: Option<&str>) -> bool {
     registry.is_none_or(|registry| entry.registries.iter().any(|host| keyring::matches(host, registry)))
 }
 
-/// Every key of every secret that may cover the registry, with the pattern it is matched by.
-fn candidates<S: KeyValue>(
-    store: &S,
+/// Every key of every secret that may cover the registry, with the pattern it is matched by, and
+/// its secret's `modified` (for the order, [`rank`]).
+fn candidates<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
     registry: Option<&str>,
     source: &Source,
-    now_ms: u64,
-) -> Result<Vec<ResolvedCredential>, Error> {
-    'again: for _ in 0..3 {
-        let mut entries: Vec<IndexEntry> = load_entries(store, &who.tenant)?;
-        // The tie-break among equal patterns: the secret's name.
+) -> Result<Vec<(ResolvedCredential, u64)>, Error> {
+    reread::settled(env.clock, || {
+        let mut entries: Vec<IndexEntry> = current(env, &who.tenant)?.view.entries()?;
+        // By name, so that candidates equal on every rule of `rank` come in the same order.
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let mut all = Vec::new();
         for entry in entries.iter().filter(|entry| may_cover(entry, registry)) {
-            let Some(plain) = open_entry(store, keyring, &who.tenant, entry)? else { continue 'again };
+            let Some(plain) = open_entry(env.store, keyring, &who.tenant, entry)? else { return Ok(None) };
             // The stored form was validated when written; only what is answered is read back (the
             // full parser would make this component a third larger).
             let stored: Stored = if entry.kind.is_static() {
                 serde_json::from_slice(&plain).map_err(|_| Internal::CorruptRecord)?
             } else {
                 let identity = Identity::from_document(&plain)?;
-                let minted = mint::current(store, keyring, &who.tenant, entry, &identity, source, now_ms)?;
-                let auth = || StoredAuth { username: minted.username.clone(), password: minted.password.clone() };
-                Stored { auths: minted.registries.iter().map(|r| (r.clone(), auth())).collect() }
+                let now_ms = env.clock.now_ms();
+                let minted = mint::current(env.store, keyring, &who.tenant, entry, &identity, source, now_ms);
+                let Some(minted) = reread::gone_is_a_lost_round(minted)? else { return Ok(None) };
+                let auths = minted
+                    .logins
+                    .into_iter()
+                    .map(|l| (l.registry, StoredAuth { username: l.username, password: l.password }));
+                Stored { auths: auths.collect() }
             };
             for (server, auth) in stored.auths {
-                all.push(ResolvedCredential {
+                let rank = Rank {
+                    verification: rank::Standing::of(entry.verification),
+                    modified_at: rfc3339(entry.modified),
+                    reason: None,
+                };
+                let credential = ResolvedCredential {
                     secret: entry.name.clone(),
                     pattern: keyring::pattern(&server),
                     server,
                     auth: STANDARD.encode(format!("{}:{}", auth.username, auth.password)),
                     username: auth.username,
                     password: auth.password,
-                });
+                    rank,
+                };
+                all.push((credential, entry.modified));
             }
         }
-        return Ok(all);
-    }
-    Err(Internal::Platform("secrets changed under three consecutive reads").into())
+        Ok(Some(all))
+    })
 }
 
 /// The caller's tenant's credentials the selector covers; `NoMatchingCredentials` (404) when none.
 /// Secrets that mint are minted through `source` when nothing fresh is cached.
-pub fn resolve<S: KeyValue>(
-    store: &S,
+pub fn resolve<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
     selector: &Selector,
     source: &Source,
-    now_ms: u64,
 ) -> Result<Resolved, Error> {
-    resolve_among(store, who, keyring, selector, None, source, now_ms)
+    resolve_among(env, who, keyring, selector, None, source)
 }
 
 /// [`resolve`] among the named secrets only (those bound to a verified workload, `crate::workload`).
-pub fn resolve_among<S: KeyValue>(
-    store: &S,
+pub fn resolve_among<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
     who: &Principal,
     keyring: &Keyring,
     selector: &Selector,
     only: Option<&BTreeSet<String>>,
     source: &Source,
-    now_ms: u64,
 ) -> Result<Resolved, Error> {
     who.require(Need::ReadCredentials)?;
-    let mut all = candidates(store, who, keyring, selector.registry(), source, now_ms)?;
+    let mut all = candidates(env, who, keyring, selector.registry(), source)?;
     if let Some(names) = only {
-        all.retain(|c| names.contains(&c.secret));
+        all.retain(|(c, _)| names.contains(&c.secret));
     }
-    let patterns: Vec<String> = all.iter().map(|c| c.pattern.clone()).collect();
+    let patterns: Vec<String> = all.iter().map(|(c, _)| c.pattern.clone()).collect();
     let mut chosen: Vec<usize> = match selector {
         Selector::Image(image) => keyring::lookup(&patterns, &image.repository()),
         Selector::Registry(registry) => (0..all.len())
@@ -223,13 +257,31 @@ pub fn resolve_among<S: KeyValue>(
             .collect(),
         Selector::All => (0..all.len()).collect(),
     };
-    if !matches!(selector, Selector::Image(_)) {
-        keyring::most_specific_first(&patterns, &mut chosen);
-    }
     if chosen.is_empty() {
         return Err(Error::NoMatchingCredentials);
     }
-    let mut all: Vec<Option<ResolvedCredential>> = all.into_iter().map(Some).collect();
+    let ranked: Vec<rank::Candidate> = all
+        .iter()
+        .map(|(c, modified)| rank::Candidate {
+            pattern: &c.pattern,
+            standing: c.rank.verification,
+            modified: *modified,
+            secret: &c.secret,
+        })
+        .collect();
+    rank::order(&ranked, &mut chosen);
+    let reasons: Vec<rank::Reason> = chosen.windows(2).map(|w| rank::reason(&ranked[w[0]], &ranked[w[1]])).collect();
+    drop(ranked);
+    let mut all: Vec<Option<ResolvedCredential>> = all.into_iter().map(|(c, _)| Some(c)).collect();
+    let credentials = chosen
+        .iter()
+        .enumerate()
+        .filter_map(|(at, &i)| {
+            let mut credential = all[i].take()?;
+            credential.rank.reason = reasons.get(at).copied();
+            Some(credential)
+        })
+        .collect();
     Ok(Resolved {
         image: match selector {
             Selector::Image(image) => Some(image.to_string()),
@@ -240,7 +292,7 @@ pub fn resolve_among<S: KeyValue>(
             _ => None,
         },
         cache_seconds: CACHE_SECONDS,
-        credentials: chosen.into_iter().filter_map(|i| all[i].take()).collect(),
+        credentials,
     })
 }
 

@@ -22,7 +22,8 @@ impl crate::mint::MintComponent for NoMinting {
 /// [`super::resolve`] over static secrets (nothing to mint).
 fn resolve<S: KeyValue>(store: &S, who: &Principal, keyring: &Keyring, selector: &Selector) -> Result<Resolved, Error> {
     let source = crate::mint::Source::Component { component: &NoMinting, authorization: "", request_id: "" };
-    super::resolve(store, who, keyring, selector, &source, 0)
+    let env = Env { store, clock: &crate::clock::ManualClock::at(0), policy: Default::default() };
+    super::resolve(&env, who, keyring, selector, &source)
 }
 
 #[test]
@@ -408,4 +409,54 @@ fn only_secrets_whose_hosts_can_cover_the_registry_are_read_and_decrypted() {
     assert_eq!(reads(image("nginx")), (3, Ok(1)));
     assert_eq!(reads(image("gitlab.com/app")), (2, Err(Error::NoMatchingCredentials)));
     assert_eq!(reads(Selector::All), (6, Ok(5)));
+}
+
+/// Writes a secret at `now_ms` with a verification outcome, as create with `?verify=true` keeps it.
+fn create_at(store: &MemoryStore, name: &str, key: &str, now_ms: u64, verified: Option<bool>) {
+    let env = crate::secrets::Env { store, clock: &crate::clock::ManualClock::at(now_ms), policy: Default::default() };
+    let body = serde_json::json!({"name": name, "data": {".dockerconfigjson": config(&[(key, name, "pw")])}});
+    let mut request = crate::dockerconfig::SecretRequest::from_json(body, true).unwrap();
+    request.verification = verified.map(|ok| crate::check::LastCheck { at: now_ms, ok });
+    crate::secrets::create(&env, &principal("acme", "regsecrets.admin"), &keyring(), request).unwrap();
+}
+
+#[test]
+fn several_secrets_for_one_registry_come_ranked_with_the_reason() {
+    let store = MemoryStore::new();
+    // Named so that the name alone would give another order.
+    create_at(&store, "a-stale", "registry.example.com", 1_000, Some(false));
+    create_at(&store, "b-newest-unchecked", "registry.example.com", 4_000, None);
+    create_at(&store, "c-fresh", "registry.example.com", 2_000, Some(true));
+    create_at(&store, "d-older-unchecked", "https://registry.example.com", 3_000, None);
+    create_at(&store, "e-team", "registry.example.com/team", 500, Some(false));
+    let order = |selector: Selector| {
+        let answer = resolve(&store, &puller("acme"), &keyring(), &selector).unwrap();
+        answer.credentials.into_iter().map(|c| (c.secret, c.rank.reason)).collect::<Vec<_>>()
+    };
+    let by_image = order(image("registry.example.com/team/app"));
+    let expected = [
+        ("e-team", Some(rank::Reason::MoreSpecificMatch)),
+        ("c-fresh", Some(rank::Reason::Verified)),
+        ("b-newest-unchecked", Some(rank::Reason::ModifiedLater)),
+        ("d-older-unchecked", Some(rank::Reason::NotFailed)),
+        ("a-stale", None),
+    ];
+    let expected: Vec<(String, Option<rank::Reason>)> = expected.iter().map(|(n, r)| ((*n).to_owned(), *r)).collect();
+    assert_eq!(by_image, expected);
+    // The registry-wide question (a Docker credential helper's) ranks the same way.
+    assert_eq!(order(Selector::Registry("registry.example.com".into())), expected);
+    // Outside the team path the team key does not match, and the fresh one comes first.
+    assert_eq!(order(image("registry.example.com/other/app"))[0].0, "c-fresh");
+
+    // What the API answers: the standing, the time, and the reason, in camelCase.
+    let answer = resolve(&store, &puller("acme"), &keyring(), &image("registry.example.com/team/app")).unwrap();
+    let json = serde_json::to_value(&answer).unwrap();
+    assert_eq!(
+        json["credentials"][1]["rank"],
+        serde_json::json!({"verification": "verified", "modifiedAt": "1970-01-01T00:00:02Z", "reason": "verified"})
+    );
+    assert_eq!(
+        json["credentials"][4]["rank"],
+        serde_json::json!({"verification": "failed", "modifiedAt": "1970-01-01T00:00:01Z"})
+    );
 }

@@ -5,7 +5,7 @@
 //!
 //! | step | calls | why it is safe |
 //! |------|-------|----------------|
-//! | read | the tenant's view (`get P:seq`, `get P:v:<S>`); `get P:r:<record>` (again if a modify raced it); for a minting kind `get P:mint:<record>` and, on a miss, the mint, `set P:mint:<record>` and `get P:r:<record>` (see `mint::cache`) | a read of the log: linearizable |
+//! | read | the tenant's view (`get P:seq`, `get P:v:<S>`); `get P:r:<record>` (the view and the record again if a modify raced it, `crate::reread`); for a minting kind `get P:mint:<record>` and, on a miss, the mint, `set P:mint:<record>` and `get P:r:<record>` (see `mint::cache`) | a read of the log: linearizable |
 //! | claim | `increment P:check:<v>:<w>`, `increment P:check:<v>:<w+1>`; leftovers: `exists`/`delete` | see [`super::inflight`] |
 //! | check | network only; nothing of the log is held (a write's slot would stall the tenant: a check may take longer than a lease) | |
 //! | release | `delete P:check:<v>:<w>`, `delete P:check:<v>:<w+1>` | |
@@ -26,13 +26,14 @@ use super::{inflight, Checker, Repository};
 use crate::clock::{rfc3339, Clock};
 use crate::crypto::Keyring;
 use crate::dockerconfig::DockerConfig;
-use crate::error::{Error, Internal};
+use crate::error::Error;
 use crate::identity::{Need, Principal};
 use crate::index::IndexEntry;
 use crate::log::op::Op;
 use crate::mint::{self, Source};
 use crate::name::SecretName;
 use crate::provider::Identity;
+use crate::reread;
 use crate::secrets::{commit, current, managed_guard, open_entry, Env};
 use crate::store::{KeyValue, TenantKeys};
 
@@ -81,19 +82,19 @@ fn read_current<S: KeyValue, C: Clock>(
     name: &SecretName,
 ) -> Result<(IndexEntry, DockerConfig), Error> {
     // A record is deleted only once a newer view stopped naming it: read the view again then.
-    for _ in 0..3 {
+    reread::settled(env.clock, || {
         let entry = current(env, &who.tenant)?.view.find(name.as_str())?.ok_or(Error::SecretNotFound)?;
         managed_guard(who, &entry, Error::Forbidden)?;
-        let Some(plain) = open_entry(env.store, keyring, &who.tenant, &entry)? else { continue };
+        let Some(plain) = open_entry(env.store, keyring, &who.tenant, &entry)? else { return Ok(None) };
         if entry.kind.is_static() {
-            return Ok((entry, DockerConfig::from_stored(&plain)?));
+            return Ok(Some((entry, DockerConfig::from_stored(&plain)?)));
         }
         let identity = Identity::from_document(&plain)?;
         let now_ms = env.clock.now_ms();
-        let minted = mint::current(env.store, keyring, &who.tenant, &entry, &identity, source, now_ms)?;
-        return Ok((entry, minted.to_docker_config()?));
-    }
-    Err(Internal::Platform("secret changed under three consecutive reads").into())
+        let minted = mint::current(env.store, keyring, &who.tenant, &entry, &identity, source, now_ms);
+        let Some(minted) = reread::gone_is_a_lost_round(minted)? else { return Ok(None) };
+        Ok(Some((entry, minted.to_docker_config()?)))
+    })
 }
 
 /// The check of credentials a create or patch is about to store: nothing is read or written.

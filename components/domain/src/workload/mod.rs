@@ -20,13 +20,13 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::clock::SystemClock;
+use crate::clock::Clock;
 use crate::error::{Error, Internal};
 use crate::identity::{verify_token, Need, Principal};
 use crate::jwks::Jwks;
 use crate::log::op::Op;
-use crate::log::WritePolicy;
 use crate::name::{SecretName, TenantId};
+use crate::reread;
 use crate::secrets::{commit, current, Env};
 use crate::store::{KeyValue, TenantKeys};
 
@@ -148,34 +148,34 @@ impl WorkloadTrust {
 }
 
 /// The tenant's trust; empty when none was ever saved. A record replaced between the view's read
-/// and its own is read again.
-pub fn load<S: KeyValue>(store: &S, tenant: &TenantId) -> Result<WorkloadTrust, Error> {
-    let env = Env { store, clock: &SystemClock, policy: WritePolicy::default() };
-    for _ in 0..3 {
-        let Some(record) = current(&env, tenant)?.view.header().trust else { return Ok(WorkloadTrust::default()) };
-        if let Some(bytes) = store.get(&TenantKeys::new(tenant).record(record))? {
-            return serde_json::from_slice(&bytes).map_err(|_| Internal::CorruptRecord.into());
-        }
-    }
-    Err(Internal::Platform("trust changed under three consecutive reads").into())
+/// and its own is read again with the view ([`crate::reread`]).
+pub fn load<S: KeyValue, C: Clock>(env: &Env<S, C>, tenant: &TenantId) -> Result<WorkloadTrust, Error> {
+    reread::settled(env.clock, || {
+        let Some(record) = current(env, tenant)?.view.header().trust else { return Ok(Some(WorkloadTrust::default())) };
+        let Some(bytes) = env.store.get(&TenantKeys::new(tenant).record(record))? else { return Ok(None) };
+        serde_json::from_slice(&bytes).map(Some).map_err(|_| Internal::CorruptRecord.into())
+    })
 }
 
 /// Replaces the tenant's trust through the write log.
-pub fn save<S: KeyValue>(store: &S, tenant: &TenantId, trust: &WorkloadTrust) -> Result<(), Error> {
-    let env = Env { store, clock: &SystemClock, policy: WritePolicy::default() };
+pub fn save<S: KeyValue, C: Clock>(env: &Env<S, C>, tenant: &TenantId, trust: &WorkloadTrust) -> Result<(), Error> {
     let bytes = serde_json::to_vec(trust).expect("the trust serializes");
-    commit(&env, tenant, Op::SetTrust, Some(bytes), |_| Ok(())).map(drop)
+    commit(env, tenant, Op::SetTrust, Some(bytes), |_| Ok(())).map(drop)
 }
 
-pub fn get<S: KeyValue>(store: &S, who: &Principal) -> Result<WorkloadTrust, Error> {
+pub fn get<S: KeyValue, C: Clock>(env: &Env<S, C>, who: &Principal) -> Result<WorkloadTrust, Error> {
     who.require(Need::ReadMetadata)?;
-    load(store, &who.tenant)
+    load(env, &who.tenant)
 }
 
-pub fn put<S: KeyValue>(store: &S, who: &Principal, trust: WorkloadTrust) -> Result<WorkloadTrust, Error> {
+pub fn put<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    who: &Principal,
+    trust: WorkloadTrust,
+) -> Result<WorkloadTrust, Error> {
     who.require(Need::WriteSecrets)?;
     trust.validate()?;
-    save(store, &who.tenant, &trust)?;
+    save(env, &who.tenant, &trust)?;
     Ok(trust)
 }
 
@@ -245,13 +245,13 @@ pub fn bound_secrets(trust: &WorkloadTrust, workload: &Workload) -> Result<BTree
 }
 
 /// The names of the secrets a workload's token may resolve, for the tenant of `who`.
-pub fn admit<S: KeyValue>(
-    store: &S,
+pub fn admit<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
     who: &Principal,
     token: &str,
     now_unix_secs: u64,
 ) -> Result<(Workload, BTreeSet<String>), Error> {
-    let trust = load(store, &who.tenant)?;
+    let trust = load(env, &who.tenant)?;
     let workload = verify(&trust, token, now_unix_secs)?;
     let secrets = bound_secrets(&trust, &workload)?;
     Ok((workload, secrets))

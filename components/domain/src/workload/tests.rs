@@ -175,6 +175,8 @@ fn a_trust_is_validated_before_it_is_saved_and_read_back_as_saved() {
         client: None,
     };
     let store = MemoryStore::new();
+    let store =
+        crate::secrets::Env { store: &store, clock: &crate::clock::ManualClock::at(0), policy: Default::default() };
     assert_eq!(get(&store, &admin).unwrap(), WorkloadTrust::default());
     let good = trust(&cluster, vec![binding("system:serviceaccount:shop:*", &["payments-registry"])]);
     assert_eq!(put(&store, &admin, good.clone()).unwrap(), good);
@@ -233,17 +235,17 @@ fn the_lookup_answers_only_the_bound_secrets() {
         crate::secrets::create(&env, &admin, &keyring, request).unwrap();
     }
     save(
-        &store,
+        &env,
         &admin.tenant,
         &trust(&cluster, vec![binding("system:serviceaccount:shop:checkout", &["payments-registry"])]),
     )
     .unwrap();
     let selector = crate::resolve::Selector::parse(Some("image=registry.example.com/shop/checkout:v3")).unwrap();
-    let everyone = crate::resolve::resolve(&store, &admin, &keyring, &selector, &crate::mint::STATIC_ONLY, 0).unwrap();
+    let everyone = crate::resolve::resolve(&env, &admin, &keyring, &selector, &crate::mint::STATIC_ONLY).unwrap();
     assert_eq!(everyone.credentials.len(), 2);
-    let (_, bound) = admit(&store, &admin, &cluster.token("shop", "checkout", AUDIENCE, NOW + 600), NOW).unwrap();
+    let (_, bound) = admit(&env, &admin, &cluster.token("shop", "checkout", AUDIENCE, NOW + 600), NOW).unwrap();
     let narrowed =
-        crate::resolve::resolve_among(&store, &admin, &keyring, &selector, Some(&bound), &crate::mint::STATIC_ONLY, 0)
+        crate::resolve::resolve_among(&env, &admin, &keyring, &selector, Some(&bound), &crate::mint::STATIC_ONLY)
             .unwrap();
     assert_eq!(narrowed.credentials.iter().map(|c| c.username.as_str()).collect::<Vec<_>>(), ["payments"]);
 }
