@@ -136,7 +136,9 @@ busy to join in time, or a write's slot was taken over while its writer stalled;
 outcome could not be confirmed in time; it takes effect whole or not at all. After either of the last \
 two, read before retrying a write. `NotReady` (the readiness probe): the store did not answer. \
 `ProviderUnavailable`, for a secret that mints: its provider could not be reached, timed out or failed; \
-nothing was minted or cached.",
+nothing was minted or cached. `IdentityProviderUnavailable`: the token needs signing keys of its issuer \
+that the service does not have, and the issuer's provider could not be reached for them; the token may be \
+good.",
             headers: &["Retry-After"],
             example: Of(Error::TenantBusy { retry_after_secs: 1 }),
         },

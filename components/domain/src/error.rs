@@ -151,6 +151,12 @@ pub enum Error {
         message: String,
         retry_after_secs: u64,
     },
+    /// A token needs signing keys of its issuer that we do not have, and the issuer's keys could
+    /// not be fetched (`identity::discovery`): the token may be good; retry later. `why` is logged.
+    IdentityProviderUnavailable {
+        retry_after_secs: u64,
+        why: String,
+    },
 }
 
 impl Error {
@@ -181,7 +187,8 @@ impl Error {
             | Error::WriteOutcomeUnknown
             | Error::StoreUnavailable(_)
             | Error::NotReady(_)
-            | Error::ProviderUnavailable { .. } => 503,
+            | Error::ProviderUnavailable { .. }
+            | Error::IdentityProviderUnavailable { .. } => 503,
         }
     }
 
@@ -217,6 +224,7 @@ impl Error {
             Error::NotReady(_) => "NotReady",
             Error::ProviderRefused(_) => "ProviderRefused",
             Error::ProviderUnavailable { .. } => "ProviderUnavailable",
+            Error::IdentityProviderUnavailable { .. } => "IdentityProviderUnavailable",
         }
     }
 
@@ -273,6 +281,9 @@ impl Error {
                 "The storage behind the service is unavailable; a write takes effect whole or not at all: read before retrying".into()
             }
             Error::NotReady(_) => "The store did not answer; this node cannot serve requests now".into(),
+            Error::IdentityProviderUnavailable { .. } => {
+                "The token's issuer could not be reached for its signing keys; retry later".into()
+            }
         }
     }
 
@@ -296,6 +307,7 @@ impl Error {
             Error::StoreUnavailable(kind) => Some(format!("key-value store error: {kind}")),
             Error::WorkloadNotPermitted(why) => Some(format!("workload identity refused: {why:?}")),
             Error::NotReady(fault) => Some(format!("not ready: {fault}")),
+            Error::IdentityProviderUnavailable { why, .. } => Some(format!("issuer keys unavailable: {why}")),
             _ => None,
         }
     }
@@ -305,9 +317,9 @@ impl Error {
     /// Seconds a client should wait before retrying, for the answers that say so (`Retry-After`).
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Error::TenantBusy { retry_after_secs } | Error::ProviderUnavailable { retry_after_secs, .. } => {
-                Some(*retry_after_secs)
-            }
+            Error::TenantBusy { retry_after_secs }
+            | Error::ProviderUnavailable { retry_after_secs, .. }
+            | Error::IdentityProviderUnavailable { retry_after_secs, .. } => Some(*retry_after_secs),
             Error::WriteOutcomeUnknown | Error::StoreUnavailable(_) => Some(1),
             Error::NotReady(_) => Some(NOT_READY_RETRY_AFTER_SECS),
             _ => None,
