@@ -246,7 +246,8 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
             trail.image(selector.audit_text());
             let bound = match header(request, workload::WORKLOAD_TOKEN_HEADER) {
                 Some(token) => {
-                    let (workload, secrets) = workload::admit(ctx.env.store, who, token, unix_now())?;
+                    let (workload, secrets) =
+                        workload::admit(ctx.env.store, who, token, ctx.discovery().as_ref(), unix_now())?;
                     trail.workload(workload.subject);
                     Some(secrets)
                 }
@@ -279,7 +280,7 @@ pub fn workload<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -
             who.require(Need::WriteSecrets)?;
             let body: WorkloadTrust = serde_json::from_value(json_body(request, JSON)?).map_err(|_| {
                 Error::InvalidRequest(
-                    "The body must be {\"issuers\": [{\"issuer\", \"audience\", \"jwks\"}], \"bindings\": [{\"issuer\", \"subject\", \"secrets\"}]}".into(),
+                    "The body must be {\"issuers\": [{\"issuer\", \"audience\", \"jwks\"?}], \"bindings\": [{\"issuer\", \"subject\", \"secrets\"}]}".into(),
                 )
             })?;
             Ok(Reply::json(200, &workload::put(ctx.env.store, who, body)?))

@@ -324,15 +324,28 @@ fn verify(
             (verify_token(token, jwks, &issuer.issuer, &issuer.audience, now_unix_secs).map_err(refused)?, None)
         }
         KeySource::Discovered { .. } => {
-            let (algorithm, kid) = token_header(token).map_err(refused)?;
-            let discovery = discovery.ok_or(refused(AuthFailure::Misconfigured))?;
-            let found = discovery::key_for(discovery, issuer, kid.as_str(), algorithm)?;
-            let claims = verify_signature_and_times(&found.key, token, &issuer.issuer, &issuer.audience, now_unix_secs)
-                .map_err(refused)?;
-            (claims, Some(found.fresh_until))
+            let (claims, fresh_until) = verify_discovered(token, issuer, discovery, now_unix_secs)?;
+            (claims, Some(fresh_until))
         }
     };
     claims_to_verified(claims, &tenant_claim, keys_fresh_until).map_err(refused)
+}
+
+/// Verifies a token of an issuer whose keys are discovered: the checks of [`verify_token`], with
+/// the key found through `discovery` (the service's own callers' issuers, and workload identity's
+/// clusters given by issuer URL). Also answers until when that key set is fresh.
+pub(crate) fn verify_discovered(
+    token: &str,
+    issuer: &Issuer,
+    discovery: Option<&Discovery<'_>>,
+    now_unix_secs: u64,
+) -> Result<(JWTClaims<Map<String, Value>>, u64), Error> {
+    let (algorithm, kid) = token_header(token).map_err(Error::Unauthenticated)?;
+    let discovery = discovery.ok_or(Error::Unauthenticated(AuthFailure::Misconfigured))?;
+    let found = discovery::key_for(discovery, issuer, kid.as_str(), algorithm)?;
+    let claims = verify_signature_and_times(&found.key, token, &issuer.issuer, &issuer.audience, now_unix_secs)
+        .map_err(Error::Unauthenticated)?;
+    Ok((claims, found.fresh_until))
 }
 
 /// The issuer whose rules a token is checked by: the only one configured, else the one its
