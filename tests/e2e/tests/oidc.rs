@@ -113,3 +113,117 @@ fn keys_follow_a_real_providers_rotation_and_outage() {
     api_calls_succeed(&app, &second, "provider-still-down");
     assert!(app.logs().contains("issuer keys unavailable"), "the outage is logged");
 }
+
+/// A cluster's service-account issuer served by the test over https (as the Kubernetes API server
+/// serves `/.well-known/openid-configuration` and `/openid/v1/jwks`), with ES256 keys it rotates.
+struct Cluster {
+    server: Option<e2e::registry::Server>,
+    keys: std::sync::Arc<std::sync::Mutex<Vec<ES256KeyPair>>>,
+    issuer: String,
+}
+
+impl Cluster {
+    fn start(pki: &e2e::registry::Pki) -> Cluster {
+        use e2e::registry::Reply;
+        let keys = std::sync::Arc::new(std::sync::Mutex::new(vec![ES256KeyPair::generate().with_key_id("sa-1")]));
+        let port = std::sync::Arc::new(std::sync::Mutex::new(0u16));
+        let (published, own_port) = (keys.clone(), port.clone());
+        let server = e2e::registry::Server::start(
+            Some(pki.server_config()),
+            std::sync::Arc::new(move |request| {
+                let issuer = format!("https://127.0.0.1:{}", own_port.lock().unwrap());
+                match request.path() {
+                    "/.well-known/openid-configuration" => Reply::json(
+                        200,
+                        &serde_json::json!({"issuer": issuer, "jwks_uri": format!("{issuer}/openid/v1/jwks")}),
+                    ),
+                    "/openid/v1/jwks" => {
+                        let keys: Vec<serde_json::Value> = published.lock().unwrap().iter().map(jwk).collect();
+                        Reply::json(200, &serde_json::json!({ "keys": keys }))
+                    }
+                    _ => Reply::json(404, &serde_json::json!({})),
+                }
+            }),
+        );
+        *port.lock().unwrap() = server.port();
+        let issuer = format!("https://127.0.0.1:{}", server.port());
+        Cluster { server: Some(server), keys, issuer }
+    }
+
+    /// The newest key signs; the older ones stay published.
+    fn rotate(&self, kid: &str) {
+        self.keys.lock().unwrap().push(ES256KeyPair::generate().with_key_id(kid));
+    }
+
+    /// A projected service-account token for shop/checkout, signed by the newest key.
+    fn pod_token(&self) -> String {
+        let custom = serde_json::json!({"kubernetes.io": {"namespace": "shop",
+            "serviceaccount": {"name": "checkout", "uid": "6f1c2a8e-0000-4000-8000-000000000001"}}});
+        let claims = Claims::with_custom_claims(
+            custom.as_object().unwrap().clone(),
+            jwt_simple::prelude::Duration::from_secs(600),
+        )
+        .with_issuer(&self.issuer)
+        .with_audience("regsecrets")
+        .with_subject("system:serviceaccount:shop:checkout");
+        self.keys.lock().unwrap().last().unwrap().sign(claims).unwrap()
+    }
+}
+
+fn jwk(key: &ES256KeyPair) -> serde_json::Value {
+    let point = key.public_key().public_key().to_bytes_uncompressed();
+    let b64 = |bytes: &[u8]| domain::jwks::encode_member(bytes);
+    serde_json::json!({"kty": "EC", "crv": "P-256", "kid": key.key_id().clone().unwrap(), "use": "sig", "alg": "ES256",
+        "x": b64(&point[1..33]), "y": b64(&point[33..])})
+}
+
+#[test]
+fn pod_token_pulls_follow_a_clusters_key_rotation_when_trusted_by_issuer_url() {
+    let pki = e2e::registry::Pki::new("cluster issuer");
+    let mut cluster = Cluster::start(&pki);
+    let options = Options { network_config: Some(pki.client_tls_toml("credentials")), ..Options::default() };
+    let extra = BTreeMap::from([("auth_keys_origin_1".to_owned(), cluster.issuer.clone())]);
+    let app = TestApp::start_with(options, Tokens::default(), extra);
+    let tenant = e2e::unique_tenant("cluster-rotation");
+    let admin = app.token(&tenant, &["regsecrets.admin"]);
+    for (name, user) in [("payments", "pay-bot"), ("everything", "wide-bot")] {
+        assert_eq!(app.create(&admin, &structured(name, "registry.example.com", user, "pw")).status, 201);
+    }
+    let trust = serde_json::json!({
+        "issuers": [{"issuer": cluster.issuer, "audience": "regsecrets"}],
+        "bindings": [{"issuer": cluster.issuer, "subject": "system:serviceaccount:shop:checkout", "secrets": ["payments"]}],
+    });
+    let put = app.call("PUT", "/v2/admin/workloadIdentity").bearer(&admin).json(&trust).send();
+    assert_eq!(put.status, 200, "{}", put.body);
+    let node = app.token(&tenant, &["regsecrets.puller"]);
+    let pull = |pod_token: &str| {
+        app.call("GET", "/v2/pull/credentials?image=registry.example.com/shop/app")
+            .bearer(&node)
+            .header("x-regsecrets-service-account-token", pod_token)
+            .send()
+    };
+    let users = |reply: &e2e::Reply| -> Vec<String> {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["username"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(users(&pull(&cluster.pod_token())), ["pay-bot"], "only the bound secret");
+
+    // The cluster rotates its service-account key (in a window after the first fetch).
+    wait_for_a_window_after(now_ms());
+    cluster.rotate("sa-2");
+    assert_eq!(users(&pull(&cluster.pod_token())), ["pay-bot"], "the rotated key is fetched and verifies");
+
+    // The issuer goes away: the keys we have keep verifying; a key we lack is 503, not 403.
+    cluster.server = None;
+    assert_eq!(users(&pull(&cluster.pod_token())), ["pay-bot"]);
+    wait_for_a_window_after(now_ms());
+    cluster.rotate("sa-3");
+    let unavailable = pull(&cluster.pod_token());
+    assert_eq!(unavailable.status, 503, "{}", unavailable.body);
+    assert!(unavailable.header("retry-after").is_some());
+}
