@@ -152,7 +152,9 @@ log remembers outcomes); it takes effect whole or not at all. After either of th
 before retrying a write. `LogFormatUnknown`: a rolling upgrade is under way and this node cannot yet \
 read the tenant's newest state; nothing was written. `NotReady` (the readiness probe): the store did not answer. \
 `ProviderUnavailable`, for a secret that mints: its provider could not be reached, timed out, or answered \
-5xx or 429 (throttling); nothing was minted or cached.",
+5xx or 429 (throttling); nothing was minted or cached. `IdentityProviderUnavailable`: the token needs \
+signing keys of its issuer that the service does not have, and the issuer's provider could not be reached \
+for them; the token may be good.",
             headers: &["Retry-After"],
             example: Of(Error::TenantBusy { retry_after_secs: 1 }),
         },

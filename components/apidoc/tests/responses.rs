@@ -211,7 +211,13 @@ fn run<S: KeyValue>(fixture: &Fixture, store: &S, policy: WritePolicy, route: &R
         endpoints: &endpoints,
         mint_component: &Minting,
     };
-    let ctx = Context { env, auth: &fixture.auth, keyring: Some(&fixture.keyring), outbound: Some(outbound) };
+    let ctx = Context {
+        env,
+        auth: &fixture.auth,
+        keyring: Some(&fixture.keyring),
+        outbound: Some(outbound),
+        key_sender: None,
+    };
     let request = call.request(route);
     match route.component {
         "create" => endpoints::create(&ctx, &request),

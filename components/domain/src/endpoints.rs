@@ -12,9 +12,11 @@ use crate::dockerconfig::{Credentials, DockerConfig, SecretRequest};
 use crate::error::{Error, Internal};
 use crate::http::{finish, header, json_body, Body, Outcome, Reply, Request, RequestId, JSON, JSON_OR_MERGE_PATCH};
 use crate::identity::cache::{authenticate_cached, Lookup};
-use crate::identity::{authenticate, unix_now, AuthSettings, Need, Principal};
+use crate::identity::discovery::Discovery;
+use crate::identity::{unix_now, AuthSettings, Need, Principal};
 use crate::index::{etag, IfMatch, SecretMetadata};
 use crate::mint::{self, Minted, Providers, Source, MINT_PATH};
+use crate::net::Sender;
 use crate::paging::ListQuery;
 use crate::quota::{self, SetQuota};
 use crate::resolve::Selector;
@@ -34,6 +36,9 @@ pub struct Context<'a, S: KeyValue, C: Clock> {
     pub keyring: Option<&'a Result<Keyring, Error>>,
     /// Verifying credentials: the registries (the `verify` component) or the `verify` component.
     pub outbound: Option<Outbound<'a>>,
+    /// The way to the issuers whose keys are discovered (`identity::discovery`); `None` in a
+    /// component that has none (tokens of such issuers are then refused as misconfiguration).
+    pub key_sender: Option<&'a dyn Sender>,
 }
 
 impl<S: KeyValue, C: Clock> Context<'_, S, C> {
@@ -45,20 +50,24 @@ impl<S: KeyValue, C: Clock> Context<'_, S, C> {
         }
     }
 
-    fn principal(&self, request: &Request) -> Result<Principal, Error> {
-        authenticate(header(request, "authorization"), self.auth)
+    fn discovery(&self) -> Option<Discovery<'_>> {
+        self.key_sender.map(|sender| Discovery {
+            store: self.env.store,
+            sender,
+            clock: self.env.clock,
+            stale_secs: self.auth.keys_stale_secs,
+        })
     }
 
-    /// For reads, which are frequent and cheap: the token may come from the verified-token cache,
-    /// and a newly verified one is remembered only once `answer` has succeeded, so a refused
-    /// request still stores nothing. Writes verify every time: their fsyncs dwarf verification.
-    fn read_as(
-        &self,
-        request: &Request,
-        answer: impl FnOnce(&Principal) -> Result<Reply, Error>,
-    ) -> Result<Reply, Error> {
+    /// Every call runs as its verified caller. The token may come from the verified-token cache
+    /// (bounded by the token's times and by the freshness of the key set that verified it), and a
+    /// newly verified one is remembered only once `answer` has succeeded, so a refused request
+    /// still stores nothing.
+    fn as_caller<R>(&self, request: &Request, answer: impl FnOnce(&Principal) -> Result<R, Error>) -> Result<R, Error> {
+        let discovery = self.discovery();
+        let authorization = header(request, "authorization");
         let (who, lookup) =
-            authenticate_cached(self.env.store, header(request, "authorization"), self.auth, unix_now())?;
+            authenticate_cached(self.env.store, authorization, self.auth, discovery.as_ref(), unix_now())?;
         let reply = answer(&who)?;
         if let Lookup::Verified(Some(remember)) = lookup {
             remember.save(self.env.store);
@@ -129,48 +138,54 @@ fn wrong_component() -> Error {
 pub fn create<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
     serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::CreateSecret = endpoint else { return Err(wrong_component()) };
-        let who = ctx.principal(request)?;
-        trail.caller(&who);
-        who.require(Need::WriteSecrets)?;
-        let mut body = SecretRequest::from_json(json_body(request, JSON)?, true)?;
-        body.verification = ctx.verify_first(request, &body.credentials)?;
-        trail.name(body.name.as_deref().unwrap_or_default());
-        let written = secrets::create(&ctx.env, &who, ctx.keyring()?, body)?;
-        let name = written.name.as_str();
-        Ok(Reply::json(201, &Done { id: name, message: "Secret has been created" })
-            .with_header(LOCATION, format!("{SECRETS}/{name}"))
-            .with_header(ETAG, etag(written.version)))
+        ctx.as_caller(request, |who| {
+            trail.caller(who);
+            who.require(Need::WriteSecrets)?;
+            let mut body = SecretRequest::from_json(json_body(request, JSON)?, true)?;
+            body.verification = ctx.verify_first(request, &body.credentials)?;
+            trail.name(body.name.as_deref().unwrap_or_default());
+            let written = secrets::create(&ctx.env, who, ctx.keyring()?, body)?;
+            let name = written.name.as_str();
+            Ok(Reply::json(201, &Done { id: name, message: "Secret has been created" })
+                .with_header(LOCATION, format!("{SECRETS}/{name}"))
+                .with_header(ETAG, etag(written.version)))
+        })
     })
 }
 
 pub fn modify<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
     serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::ModifySecret { name } = endpoint else { return Err(wrong_component()) };
-        let who = ctx.principal(request)?;
-        trail.caller(&who);
-        who.require(Need::WriteSecrets)?;
-        let mut body = SecretRequest::from_json(json_body(request, JSON_OR_MERGE_PATCH)?, false)?;
-        body.verification = ctx.verify_first(request, &body.credentials)?;
-        let written = secrets::modify(&ctx.env, &who, ctx.keyring()?, &name, body, if_match(request))?;
-        Ok(Reply::json(200, &Done { id: written.name.as_str(), message: "Secret has been modified" })
-            .with_header(ETAG, etag(written.version)))
+        ctx.as_caller(request, |who| {
+            trail.caller(who);
+            who.require(Need::WriteSecrets)?;
+            let mut body = SecretRequest::from_json(json_body(request, JSON_OR_MERGE_PATCH)?, false)?;
+            body.verification = ctx.verify_first(request, &body.credentials)?;
+            let written = secrets::modify(&ctx.env, who, ctx.keyring()?, &name, body, if_match(request))?;
+            Ok(Reply::json(200, &Done { id: written.name.as_str(), message: "Secret has been modified" })
+                .with_header(ETAG, etag(written.version)))
+        })
     })
 }
 
 pub fn delete<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
     serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::DeleteSecret { name } = endpoint else { return Err(wrong_component()) };
-        let who = ctx.principal(request)?;
-        trail.caller(&who);
-        let deleted = secrets::delete(&ctx.env, &who, &name, if_match(request))?;
-        Ok(Reply::json(200, &Done { id: deleted.name.as_str(), message: "Docker Registry Secret has been deleted" }))
+        ctx.as_caller(request, |who| {
+            trail.caller(who);
+            let deleted = secrets::delete(&ctx.env, who, &name, if_match(request))?;
+            Ok(Reply::json(
+                200,
+                &Done { id: deleted.name.as_str(), message: "Docker Registry Secret has been deleted" },
+            ))
+        })
     })
 }
 
 /// List and get one: both read metadata only, so one component serves them.
 pub fn read<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
     serve(ctx.env.clock, request, |endpoint, _| match endpoint {
-        Endpoint::ListSecrets => ctx.read_as(request, |who| {
+        Endpoint::ListSecrets => ctx.as_caller(request, |who| {
             let query = ListQuery::parse(request.uri().query())?;
             let mut page = secrets::list(&ctx.env, who, &query)?;
             for metadata in &mut page.resources {
@@ -178,7 +193,7 @@ pub fn read<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Ou
             }
             Ok(Reply::json(200, &page))
         }),
-        Endpoint::GetSecret { name } => ctx.read_as(request, |who| {
+        Endpoint::GetSecret { name } => ctx.as_caller(request, |who| {
             let mut metadata = secrets::get(&ctx.env, who, &name)?;
             with_expiry(ctx, who, &mut metadata)?;
             let tag = etag(metadata.version);
@@ -216,7 +231,7 @@ fn mint_source<'a>(outbound: &'a Outbound<'a>, request: &'a Request, id: &'a Req
 /// of those that cover an image at pull time.
 pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
     serve(ctx.env.clock, request, |endpoint, trail| match endpoint {
-        Endpoint::ExportCredentials { name } => ctx.read_as(request, |who| {
+        Endpoint::ExportCredentials { name } => ctx.as_caller(request, |who| {
             trail.caller(who);
             who.require(Need::ReadCredentials)?;
             let id = RequestId::of(request.headers());
@@ -224,14 +239,15 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
             let manifest = export::export(&ctx.env, who, ctx.keyring()?, &name, &source)?;
             Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
         }),
-        Endpoint::ResolveCredentials => ctx.read_as(request, |who| {
+        Endpoint::ResolveCredentials => ctx.as_caller(request, |who| {
             trail.caller(who);
             who.require(Need::ReadCredentials)?;
             let selector = Selector::parse(request.uri().query())?;
             trail.image(selector.audit_text());
             let bound = match header(request, workload::WORKLOAD_TOKEN_HEADER) {
                 Some(token) => {
-                    let (workload, secrets) = workload::admit(&ctx.env, who, token, unix_now())?;
+                    let (workload, secrets) =
+                        workload::admit(&ctx.env, who, token, ctx.discovery().as_ref(), unix_now())?;
                     trail.workload(workload.subject);
                     Some(secrets)
                 }
@@ -252,22 +268,23 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
 
 /// A tenant's workload-identity trust: read (viewer, admin) and replaced (admin).
 pub fn workload<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
-    serve(ctx.env.clock, request, |endpoint, trail| match endpoint {
+    serve(ctx.env.clock, request, |endpoint, trail| {
+        match endpoint {
         Endpoint::GetWorkloadIdentity => {
-            ctx.read_as(request, |who| Ok(Reply::json(200, &workload::get(&ctx.env, who)?)))
+            ctx.as_caller(request, |who| Ok(Reply::json(200, &workload::get(&ctx.env, who)?)))
         }
-        Endpoint::SetWorkloadIdentity => {
-            let who = ctx.principal(request)?;
-            trail.caller(&who);
+        Endpoint::SetWorkloadIdentity => ctx.as_caller(request, |who| {
+            trail.caller(who);
             who.require(Need::WriteSecrets)?;
             let body: WorkloadTrust = serde_json::from_value(json_body(request, JSON)?).map_err(|_| {
                 Error::InvalidRequest(
-                    "The body must be {\"issuers\": [{\"issuer\", \"audience\", \"jwks\"}], \"bindings\": [{\"issuer\", \"subject\", \"secrets\"}]}".into(),
+                    "The body must be {\"issuers\": [{\"issuer\", \"audience\", \"jwks\"?}], \"bindings\": [{\"issuer\", \"subject\", \"secrets\"}]}".into(),
                 )
             })?;
-            Ok(Reply::json(200, &workload::put(&ctx.env, &who, body)?))
-        }
+            Ok(Reply::json(200, &workload::put(&ctx.env, who, body)?))
+        }),
         _ => Err(wrong_component()),
+    }
     })
 }
 
@@ -275,22 +292,21 @@ pub fn workload<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -
 /// write and verifies in full.
 pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
     serve(ctx.env.clock, request, |endpoint, trail| match endpoint {
-        Endpoint::ResourceQuota => ctx.read_as(request, |who| {
+        Endpoint::ResourceQuota => ctx.as_caller(request, |who| {
             let quota_only = quota::quota_only(request.uri().query())?;
             Ok(Reply::json(200, &quota::resource_quota(&ctx.env, who, quota_only)?))
         }),
         Endpoint::GetTenantQuota { tenant } => {
-            ctx.read_as(request, |who| Ok(Reply::json(200, &quota::get_tenant_quota(&ctx.env, who, &tenant)?)))
+            ctx.as_caller(request, |who| Ok(Reply::json(200, &quota::get_tenant_quota(&ctx.env, who, &tenant)?)))
         }
-        Endpoint::SetTenantQuota { tenant } => {
-            let who = ctx.principal(request)?;
-            trail.caller(&who);
+        Endpoint::SetTenantQuota { tenant } => ctx.as_caller(request, |who| {
+            trail.caller(who);
             who.require(Need::Operate)?;
             let body: SetQuota = serde_json::from_value(json_body(request, JSON)?).map_err(|_| {
                 Error::InvalidQuota(format!("The body must be {{\"limit\": N}} with N from 0 to {}", quota::MAX_LIMIT))
             })?;
-            Ok(Reply::json(200, &quota::set_tenant_quota(&ctx.env, &who, &tenant, body)?))
-        }
+            Ok(Reply::json(200, &quota::set_tenant_quota(&ctx.env, who, &tenant, body)?))
+        }),
         _ => Err(wrong_component()),
     })
 }
@@ -298,9 +314,10 @@ pub fn quota<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> O
 pub fn reencrypt<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Outcome {
     serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::ReencryptTenant { tenant } = endpoint else { return Err(wrong_component()) };
-        let who = ctx.principal(request)?;
-        trail.caller(&who);
-        Ok(Reply::json(200, &reencrypt::reencrypt(&ctx.env, &who, ctx.keyring()?, &tenant)?))
+        ctx.as_caller(request, |who| {
+            trail.caller(who);
+            Ok(Reply::json(200, &reencrypt::reencrypt(&ctx.env, who, ctx.keyring()?, &tenant)?))
+        })
     })
 }
 
@@ -317,35 +334,47 @@ pub fn verify<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> 
     }
     serve(ctx.env.clock, request, |endpoint, trail| {
         let Endpoint::VerifySecret { name } = endpoint else { return Err(wrong_component()) };
-        let who = ctx.principal(request)?;
-        trail.caller(&who);
-        who.require(Need::WriteSecrets)?;
-        let body: verify::VerifyRequest = match request.body() {
-            Body::Complete(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Default::default(),
-            _ => serde_json::from_value(json_body(request, JSON)?)
-                .map_err(|_| Error::InvalidRequest("The body must be empty or {\"repository\": \"org/app\"}".into()))?,
-        };
-        let repository = body.repository()?;
-        let outbound = ctx.outbound()?;
-        let checker = verify::Checker { fetcher: outbound.registries, clock: ctx.env.clock, policy: outbound.policy };
-        let providers = Providers { sender: outbound.providers, clock: ctx.env.clock, endpoints: outbound.endpoints };
-        let source = Source::Providers(&providers);
-        let report =
-            verify::run::verify_secret(&ctx.env, &who, ctx.keyring()?, &checker, &source, &name, repository.as_ref())?;
-        Ok(Reply::json(200, &report).with_header(CACHE_CONTROL, "no-store"))
+        ctx.as_caller(request, |who| {
+            trail.caller(who);
+            who.require(Need::WriteSecrets)?;
+            let body: verify::VerifyRequest = match request.body() {
+                Body::Complete(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Default::default(),
+                _ => serde_json::from_value(json_body(request, JSON)?).map_err(|_| {
+                    Error::InvalidRequest("The body must be empty or {\"repository\": \"org/app\"}".into())
+                })?,
+            };
+            let repository = body.repository()?;
+            let outbound = ctx.outbound()?;
+            let checker =
+                verify::Checker { fetcher: outbound.registries, clock: ctx.env.clock, policy: outbound.policy };
+            let providers =
+                Providers { sender: outbound.providers, clock: ctx.env.clock, endpoints: outbound.endpoints };
+            let source = Source::Providers(&providers);
+            let report = verify::run::verify_secret(
+                &ctx.env,
+                who,
+                ctx.keyring()?,
+                &checker,
+                &source,
+                &name,
+                repository.as_ref(),
+            )?;
+            Ok(Reply::json(200, &report).with_header(CACHE_CONTROL, "no-store"))
+        })
     })
 }
 
 fn check_credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Result<Reply, Error> {
-    let who = ctx.principal(request)?;
-    let text = match request.body() {
-        Body::Complete(bytes) => std::str::from_utf8(bytes).map_err(|_| Error::UnsupportedMediaType)?,
-        Body::TooLarge => return Err(Error::PayloadTooLarge { limit: crate::http::MAX_BODY_BYTES }),
-    };
-    let config = DockerConfig::from_dockerconfigjson(text)?;
-    let outbound = ctx.outbound()?;
-    let checker = verify::Checker { fetcher: outbound.registries, clock: ctx.env.clock, policy: outbound.policy };
-    Ok(Reply::json(200, &verify::run::check_credentials(&who, &checker, &config)?))
+    ctx.as_caller(request, |who| {
+        let text = match request.body() {
+            Body::Complete(bytes) => std::str::from_utf8(bytes).map_err(|_| Error::UnsupportedMediaType)?,
+            Body::TooLarge => return Err(Error::PayloadTooLarge { limit: crate::http::MAX_BODY_BYTES }),
+        };
+        let config = DockerConfig::from_dockerconfigjson(text)?;
+        let outbound = ctx.outbound()?;
+        let checker = verify::Checker { fetcher: outbound.registries, clock: ctx.env.clock, policy: outbound.policy };
+        Ok(Reply::json(200, &verify::run::check_credentials(who, &checker, &config)?))
+    })
 }
 
 /// `GET /healthz`: the node runs components and answers. No token, no store, no variable: the
@@ -380,22 +409,32 @@ pub struct MintRequest {
 /// The current credential of a stored minting secret, for the `credentials` component (service
 /// chaining only): the caller must be a puller of the secret's tenant, as for the export itself.
 fn mint_for_export<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request) -> Result<Reply, Error> {
-    let who = ctx.principal(request)?;
-    who.require(Need::ReadCredentials)?;
-    let body: MintRequest = serde_json::from_value(json_body(request, JSON)?)
-        .map_err(|_| Error::InvalidRequest("The body must be {\"name\": \"…\"}".into()))?;
-    let keyring = ctx.keyring()?;
-    let outbound = ctx.outbound()?;
-    let providers = Providers { sender: outbound.providers, clock: ctx.env.clock, endpoints: outbound.endpoints };
-    crate::reread::settled(ctx.env.clock, || {
-        let entry = secrets::current(&ctx.env, &who.tenant)?.view.find(&body.name)?.ok_or(Error::SecretNotFound)?;
-        let Some(plain) = secrets::open_entry(ctx.env.store, keyring, &who.tenant, &entry)? else { return Ok(None) };
-        let Credentials::Minting(identity) = Credentials::from_document(&plain)? else {
-            return Err(Error::InvalidRequest("This secret holds static credentials; nothing to mint".into()));
-        };
-        let now = ctx.env.clock.now_ms();
-        let minted: Minted =
-            mint::current(ctx.env.store, keyring, &who.tenant, &entry, &identity, &Source::Providers(&providers), now)?;
-        Ok(Some(Reply::json(200, &minted).with_header(CACHE_CONTROL, "no-store")))
+    ctx.as_caller(request, |who| {
+        who.require(Need::ReadCredentials)?;
+        let body: MintRequest = serde_json::from_value(json_body(request, JSON)?)
+            .map_err(|_| Error::InvalidRequest("The body must be {\"name\": \"…\"}".into()))?;
+        let keyring = ctx.keyring()?;
+        let outbound = ctx.outbound()?;
+        let providers = Providers { sender: outbound.providers, clock: ctx.env.clock, endpoints: outbound.endpoints };
+        crate::reread::settled(ctx.env.clock, || {
+            let entry = secrets::current(&ctx.env, &who.tenant)?.view.find(&body.name)?.ok_or(Error::SecretNotFound)?;
+            let Some(plain) = secrets::open_entry(ctx.env.store, keyring, &who.tenant, &entry)? else {
+                return Ok(None);
+            };
+            let Credentials::Minting(identity) = Credentials::from_document(&plain)? else {
+                return Err(Error::InvalidRequest("This secret holds static credentials; nothing to mint".into()));
+            };
+            let now = ctx.env.clock.now_ms();
+            let minted: Minted = mint::current(
+                ctx.env.store,
+                keyring,
+                &who.tenant,
+                &entry,
+                &identity,
+                &Source::Providers(&providers),
+                now,
+            )?;
+            Ok(Some(Reply::json(200, &minted).with_header(CACHE_CONTROL, "no-store")))
+        })
     })
 }

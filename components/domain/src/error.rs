@@ -162,6 +162,12 @@ pub enum Error {
         message: String,
         retry_after_secs: u64,
     },
+    /// A token needs signing keys of its issuer that we do not have, and the issuer's keys could
+    /// not be fetched (`identity::discovery`): the token may be good; retry later. `why` is logged.
+    IdentityProviderUnavailable {
+        retry_after_secs: u64,
+        why: String,
+    },
 }
 
 impl Error {
@@ -194,7 +200,8 @@ impl Error {
             | Error::LogFormatUnknown
             | Error::StoreUnavailable(_)
             | Error::NotReady(_)
-            | Error::ProviderUnavailable { .. } => 503,
+            | Error::ProviderUnavailable { .. }
+            | Error::IdentityProviderUnavailable { .. } => 503,
         }
     }
 
@@ -232,6 +239,7 @@ impl Error {
             Error::ProviderRefused(_) => "ProviderRefused",
             Error::ProviderUnavailable { .. } => "ProviderUnavailable",
             Error::ProviderAnswerUnusable(_) => "ProviderAnswerUnusable",
+            Error::IdentityProviderUnavailable { .. } => "IdentityProviderUnavailable",
         }
     }
 
@@ -292,6 +300,9 @@ impl Error {
                 "The storage behind the service is unavailable; a write takes effect whole or not at all: read before retrying".into()
             }
             Error::NotReady(_) => "The store did not answer; this node cannot serve requests now".into(),
+            Error::IdentityProviderUnavailable { .. } => {
+                "The token's issuer could not be reached for its signing keys; retry later".into()
+            }
         }
     }
 
@@ -315,6 +326,7 @@ impl Error {
             Error::StoreUnavailable(kind) => Some(format!("key-value store error: {kind}")),
             Error::WorkloadNotPermitted(why) => Some(format!("workload identity refused: {why:?}")),
             Error::NotReady(fault) => Some(format!("not ready: {fault}")),
+            Error::IdentityProviderUnavailable { why, .. } => Some(format!("issuer keys unavailable: {why}")),
             _ => None,
         }
     }
@@ -324,9 +336,9 @@ impl Error {
     /// Seconds a client should wait before retrying, for the answers that say so (`Retry-After`).
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Error::TenantBusy { retry_after_secs } | Error::ProviderUnavailable { retry_after_secs, .. } => {
-                Some(*retry_after_secs)
-            }
+            Error::TenantBusy { retry_after_secs }
+            | Error::ProviderUnavailable { retry_after_secs, .. }
+            | Error::IdentityProviderUnavailable { retry_after_secs, .. } => Some(*retry_after_secs),
             Error::WriteOutcomeUnknown | Error::StoreUnavailable(_) => Some(1),
             Error::LogFormatUnknown => Some(LOG_FORMAT_RETRY_AFTER_SECS),
             Error::NotReady(_) => Some(NOT_READY_RETRY_AFTER_SECS),

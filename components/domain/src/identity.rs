@@ -18,10 +18,13 @@ use jwt_simple::prelude::{
 use jwt_simple::JWTError;
 use serde_json::{Map, Value};
 
+use base64::Engine;
+
 use crate::error::AuthFailure;
 use crate::jwks::{Algorithm, Jwks, KeyLookupError, VerifyingKey};
 use crate::name::TenantId;
 use crate::Error;
+use discovery::{Discovery, Issuer, KeySource};
 
 /// The claim that names the tenant unless `auth_tenant_claim` says otherwise.
 pub const DEFAULT_TENANT_CLAIM: &str = "tenant";
@@ -33,7 +36,9 @@ pub const MAX_TOKEN_LENGTH: usize = 16 * 1024;
 pub const MAX_HEADER_LENGTH: usize = 2 * 1024;
 
 /// How tokens are verified: the Spin variables `auth_jwks`, `auth_issuer`, `auth_audience` and
-/// `auth_tenant_claim`.
+/// `auth_tenant_claim` (one issuer with a key set given as is), and `auth_issuers` (any number
+/// of issuers, each with its audience and tenant claim, whose keys are discovered or given: see
+/// [`discovery::parse_issuers`]) with `auth_keys_stale_secs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSettings {
     /// The JWKS document (JSON text) holding the issuer's public keys.
@@ -44,6 +49,10 @@ pub struct AuthSettings {
     pub audience: String,
     /// The name of the claim holding the tenant id.
     pub tenant_claim: String,
+    /// `auth_issuers`: a JSON array of issuers (empty: none).
+    pub issuers: String,
+    /// How long discovered keys keep verifying past their freshness while their provider is down.
+    pub keys_stale_secs: u64,
 }
 
 impl AuthSettings {
@@ -54,7 +63,34 @@ impl AuthSettings {
             issuer: issuer.into(),
             audience: audience.into(),
             tenant_claim: DEFAULT_TENANT_CLAIM.to_string(),
+            issuers: String::new(),
+            keys_stale_secs: discovery::DEFAULT_STALE_SECS,
         }
+    }
+
+    /// Every issuer whose tokens are accepted: the one of `auth_issuer` (when set) first, with
+    /// `auth_jwks` as its keys, then those of `auth_issuers`. None, or an unusable
+    /// `auth_issuers`, is a misconfiguration.
+    pub fn issuers(&self) -> Result<Vec<Issuer>, AuthFailure> {
+        let mut issuers = discovery::parse_issuers(&self.issuers, &self.tenant_claim)?;
+        if !self.issuer.is_empty() || !self.jwks.is_empty() {
+            if issuers.iter().any(|i| i.issuer == self.issuer) {
+                return Err(AuthFailure::Misconfigured);
+            }
+            issuers.insert(
+                0,
+                Issuer {
+                    issuer: self.issuer.clone(),
+                    audience: self.audience.clone(),
+                    tenant_claim: self.tenant_claim.clone(),
+                    keys: KeySource::Static(self.jwks.clone()),
+                },
+            );
+        }
+        if issuers.is_empty() {
+            return Err(AuthFailure::Misconfigured);
+        }
+        Ok(issuers)
     }
 }
 
@@ -217,6 +253,9 @@ pub struct Verified {
     pub principal: Principal,
     pub expires_at: u64,
     pub not_before: Option<u64>,
+    /// For a discovered key: until when its key set is fresh. Nothing verified with it may be
+    /// remembered past that, so a key the provider removed stops being honoured.
+    pub keys_fresh_until: Option<u64>,
 }
 
 /// The current wall-clock time in Unix seconds.
@@ -239,9 +278,20 @@ pub fn authenticate_at(
     verify_at(authorization, settings, now_unix_secs).map(|verified| verified.principal)
 }
 
-/// [`authenticate_at`], keeping the token's validity bounds (for the verified-token cache).
+/// [`authenticate_at`], keeping the token's validity bounds (for the verified-token cache). Only
+/// issuers with keys given as is: a discovered issuer's tokens need [`verify_with`].
 pub fn verify_at(authorization: Option<&str>, settings: &AuthSettings, now_unix_secs: u64) -> Result<Verified, Error> {
-    verify(authorization, settings, now_unix_secs).map_err(Error::Unauthenticated)
+    verify(authorization, settings, None, now_unix_secs)
+}
+
+/// [`verify_at`] for every configured issuer, fetching discovered keys through `discovery`.
+pub fn verify_with(
+    authorization: Option<&str>,
+    settings: &AuthSettings,
+    discovery: Option<&Discovery<'_>>,
+    now_unix_secs: u64,
+) -> Result<Verified, Error> {
+    verify(authorization, settings, discovery, now_unix_secs)
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 7235).
@@ -258,10 +308,83 @@ pub fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthFailure> {
     Ok(token)
 }
 
-fn verify(authorization: Option<&str>, settings: &AuthSettings, now_unix_secs: u64) -> Result<Verified, AuthFailure> {
-    let tenant_claim = TenantClaim::of(settings)?;
-    let token = bearer_token(authorization)?;
-    let claims = verify_token(token, &settings.jwks, &settings.issuer, &settings.audience, now_unix_secs)?;
+fn verify(
+    authorization: Option<&str>,
+    settings: &AuthSettings,
+    discovery: Option<&Discovery<'_>>,
+    now_unix_secs: u64,
+) -> Result<Verified, Error> {
+    let refused = Error::Unauthenticated;
+    let issuers = settings.issuers().map_err(refused)?;
+    let token = bearer_token(authorization).map_err(refused)?;
+    let issuer = pick_issuer(&issuers, token).map_err(refused)?;
+    let tenant_claim = TenantClaim::of(issuer).map_err(refused)?;
+    let (claims, keys_fresh_until) = match &issuer.keys {
+        KeySource::Static(jwks) => {
+            (verify_token(token, jwks, &issuer.issuer, &issuer.audience, now_unix_secs).map_err(refused)?, None)
+        }
+        KeySource::Discovered { .. } => {
+            let (claims, fresh_until) = verify_discovered(token, issuer, discovery, now_unix_secs)?;
+            (claims, Some(fresh_until))
+        }
+    };
+    claims_to_verified(claims, &tenant_claim, keys_fresh_until).map_err(refused)
+}
+
+/// Verifies a token of an issuer whose keys are discovered: the checks of [`verify_token`], with
+/// the key found through `discovery` (the service's own callers' issuers, and workload identity's
+/// clusters given by issuer URL). Also answers until when that key set is fresh.
+pub(crate) fn verify_discovered(
+    token: &str,
+    issuer: &Issuer,
+    discovery: Option<&Discovery<'_>>,
+    now_unix_secs: u64,
+) -> Result<(JWTClaims<Map<String, Value>>, u64), Error> {
+    let (algorithm, kid) = token_header(token).map_err(Error::Unauthenticated)?;
+    let discovery = discovery.ok_or(Error::Unauthenticated(AuthFailure::Misconfigured))?;
+    let found = discovery::key_for(discovery, issuer, kid.as_str(), algorithm)?;
+    let claims = verify_signature_and_times(&found.key, token, &issuer.issuer, &issuer.audience, now_unix_secs)
+        .map_err(Error::Unauthenticated)?;
+    Ok((claims, found.fresh_until))
+}
+
+/// The issuer whose rules a token is checked by: the only one configured, else the one its
+/// (not yet verified) `iss` names; which is then verified like every other claim.
+fn pick_issuer<'i>(issuers: &'i [Issuer], token: &str) -> Result<&'i Issuer, AuthFailure> {
+    if let [only] = issuers {
+        return Ok(only);
+    }
+    #[derive(serde::Deserialize)]
+    struct Iss {
+        #[serde(default)]
+        iss: Option<String>,
+    }
+    let payload = token.split('.').nth(1).ok_or(AuthFailure::Malformed)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| AuthFailure::Malformed)?;
+    let iss: Iss = serde_json::from_slice(&bytes).map_err(|_| AuthFailure::Malformed)?;
+    let iss = iss.iss.ok_or(AuthFailure::WrongIssuer)?;
+    issuers.iter().find(|i| i.issuer == iss).ok_or(AuthFailure::WrongIssuer)
+}
+
+/// The algorithm and `kid` a token's header names, checked before any key is looked up.
+fn token_header(token: &str) -> Result<(Algorithm, String), AuthFailure> {
+    let header_length = token.find('.').ok_or(AuthFailure::Malformed)?;
+    if header_length > MAX_HEADER_LENGTH {
+        return Err(AuthFailure::Malformed);
+    }
+    let metadata = Token::decode_metadata(token).map_err(|_| AuthFailure::Malformed)?;
+    let algorithm = Algorithm::from_jws_name(metadata.algorithm()).ok_or(AuthFailure::UnsupportedAlgorithm)?;
+    let kid = metadata.key_id().ok_or(AuthFailure::UnknownKey)?;
+    Ok((algorithm, kid.to_owned()))
+}
+
+fn claims_to_verified(
+    claims: JWTClaims<Map<String, Value>>,
+    tenant_claim: &TenantClaim<'_>,
+    keys_fresh_until: Option<u64>,
+) -> Result<Verified, AuthFailure> {
     let expires_at = claims.expires_at.ok_or(AuthFailure::MissingExpiry)?.as_secs();
     let tenant = tenant_claim.read(&claims)?;
     let scopes = match claims.custom.get("scope") {
@@ -271,7 +394,7 @@ fn verify(authorization: Option<&str>, settings: &AuthSettings, now_unix_secs: u
     let not_before = claims.invalid_before.map(|t| t.as_secs());
     let subject = claims.subject.clone();
     let client = ["azp", "client_id"].iter().find_map(|c| claims.custom.get(*c)?.as_str().map(str::to_owned));
-    Ok(Verified { principal: Principal { tenant, scopes, subject, client }, expires_at, not_before })
+    Ok(Verified { principal: Principal { tenant, scopes, subject, client }, expires_at, not_before, keys_fresh_until })
 }
 
 /// Verifies a JWT against a JWKS (the key its `kid` names), an exact issuer and an audience, at
@@ -284,16 +407,9 @@ pub(crate) fn verify_token(
     audience: &str,
     now_unix_secs: u64,
 ) -> Result<JWTClaims<Map<String, Value>>, AuthFailure> {
-    let header_length = token.find('.').ok_or(AuthFailure::Malformed)?;
-    if header_length > MAX_HEADER_LENGTH {
-        return Err(AuthFailure::Malformed);
-    }
-    let metadata = Token::decode_metadata(token).map_err(|_| AuthFailure::Malformed)?;
-    let algorithm = Algorithm::from_jws_name(metadata.algorithm()).ok_or(AuthFailure::UnsupportedAlgorithm)?;
-    let kid = metadata.key_id().ok_or(AuthFailure::UnknownKey)?;
-
+    let (algorithm, kid) = token_header(token)?;
     let jwks = Jwks::parse(jwks).map_err(|_| AuthFailure::Misconfigured)?;
-    let key = jwks.key_for(kid, algorithm).map_err(|failure| match failure {
+    let key = jwks.key_for(&kid, algorithm).map_err(|failure| match failure {
         KeyLookupError::UnknownKey => AuthFailure::UnknownKey,
         KeyLookupError::AlgorithmMismatch => AuthFailure::UnsupportedAlgorithm,
         KeyLookupError::BadKeyMaterial => AuthFailure::Misconfigured,
@@ -345,7 +461,7 @@ enum TenantClaim<'s> {
 }
 
 impl<'s> TenantClaim<'s> {
-    fn of(settings: &'s AuthSettings) -> Result<TenantClaim<'s>, AuthFailure> {
+    fn of(settings: &'s Issuer) -> Result<TenantClaim<'s>, AuthFailure> {
         if settings.issuer.is_empty() || settings.audience.is_empty() {
             return Err(AuthFailure::Misconfigured);
         }
@@ -371,6 +487,7 @@ impl<'s> TenantClaim<'s> {
 }
 
 pub mod cache;
+pub mod discovery;
 
 #[cfg(test)]
 mod tests;

@@ -82,6 +82,19 @@ pub fn token_cache_slot(slot: u8) -> Key {
     Key::from_parts(&["auth", "cache", &slot.to_string()])
 }
 
+/// An issuer's signing keys as last fetched by discovery (`auth:keys:<32 hex of SHA-256(issuer)>`),
+/// shared by every node and component: public keys and their freshness, no secret material (see
+/// `identity::discovery`).
+pub fn issuer_key_set(issuer: &str) -> Key {
+    Key::from_parts(&["auth", "keys", &digest_hex("issuer", issuer)])
+}
+
+/// The counter that lets one request per 30-second `window` fetch an issuer's keys
+/// (`auth:keys:<digest>:<window>`; `increment` only). Each is deleted by the next window's fetcher.
+pub fn issuer_key_fetch_claim(issuer: &str, window: u64) -> Key {
+    Key::from_parts(&["auth", "keys", &digest_hex("issuer", issuer), &window.to_string()])
+}
+
 /// All keys of one tenant. Layout (P = `t-<32 hex digits of SHA-256(tenant id)>`; the write
 /// protocol that uses them is in [`crate::log`], with its proof):
 ///

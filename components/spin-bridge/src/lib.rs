@@ -44,6 +44,7 @@ pub async fn serve(
     let store = Retrying { inner: SpinStore::open_default() };
     let settings = settings::Settings::load(grants);
     let registries = outbound::RegistryClient::new(settings.check.timeout);
+    let issuers = outbound::RegistryClient::for_keys();
     let context = Context {
         env: Env { store: &store, clock: &SystemClock, policy: settings.policy },
         auth: &settings.auth,
@@ -56,6 +57,7 @@ pub async fn serve(
             endpoints: &settings.endpoints,
             mint_component: &outbound::ChainedMint,
         }),
+        key_sender: Some(&issuers),
     };
     let outcome = endpoint(&context, &request);
     if let Some(line) = outcome.log {

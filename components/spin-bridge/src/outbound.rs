@@ -22,14 +22,23 @@ use spin_sdk::wit::wasi::http0_2_0::types::{
 };
 use url::Url;
 
-/// The registries, as the `verify` component reaches them.
+/// The registries, as the `verify` component reaches them; and the identity providers' keys.
 pub struct RegistryClient {
     timeout: Duration,
+    /// The whole exchange, answer read to its end.
+    total: Duration,
 }
 
 impl RegistryClient {
     pub fn new(timeout: Duration) -> RegistryClient {
-        RegistryClient { timeout }
+        RegistryClient { timeout, total: timeout * 3 }
+    }
+
+    /// For the issuers' discovery documents and key sets: each exchange within
+    /// `domain::identity::discovery::FETCH_TIMEOUT`, all of it.
+    pub fn for_keys() -> RegistryClient {
+        let bound = domain::identity::discovery::FETCH_TIMEOUT;
+        RegistryClient { timeout: bound, total: bound }
     }
 
     fn options(&self) -> Option<RequestOptions> {
@@ -145,7 +154,7 @@ impl RegistryClient {
             .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
             .collect();
         // Connect, first byte and the rest of the answer: each bounded by the timeout.
-        let body = read_body(&response, MAX_RESPONSE_BYTES, started + self.timeout * 3)?;
+        let body = read_body(&response, MAX_RESPONSE_BYTES, started + self.total)?;
         Ok(Fetched { status, headers, body })
     }
 }

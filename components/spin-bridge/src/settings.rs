@@ -44,6 +44,10 @@ impl Settings {
             issuer: variable("auth_issuer").unwrap_or_default(),
             audience: variable("auth_audience").unwrap_or_default(),
             tenant_claim: variable("auth_tenant_claim").unwrap_or_else(|| "tenant".into()),
+            issuers: variable("auth_issuers").unwrap_or_default(),
+            keys_stale_secs: variable("auth_keys_stale_secs")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(domain::identity::discovery::DEFAULT_STALE_SECS),
         };
         let keyring = grants.encryption_keys.then(|| match variable("encryption_keys") {
             Some(value) => Keyring::parse(&value),

@@ -8,6 +8,7 @@ pub mod hello;
 pub mod invariants;
 pub mod minting;
 pub mod nodes;
+pub mod oidc;
 pub mod pull;
 pub mod registry;
 pub mod tokens;

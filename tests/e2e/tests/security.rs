@@ -236,3 +236,40 @@ fn reads_remember_a_verified_token_only_after_success() {
     assert!(app.raw_store().iter().all(|(_, _, value)| !String::from_utf8_lossy(value).contains(&token)));
     assert_eq!(app.call("GET", SECRETS).bearer(&token).send().status, 200, "answered from the cache");
 }
+
+/// Writes authenticate through the same cache: remembered only after a write succeeded, and a
+/// remembered token still grants only its scopes.
+#[test]
+fn writes_remember_a_verified_token_only_after_success() {
+    let app = &TestApp::start(e2e::Options::default());
+    let tenant = unique_tenant("write-cache");
+    let admin = app.token(&tenant, &["regsecrets.admin"]);
+    let remembered = || app.cached_token_entries(&admin);
+    let refused = app.create(
+        &admin,
+        &serde_json::json!({"name": "Not A Name", "registry": "r.example", "username": "u", "password": "p"}),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(remembered(), 0, "a refused write stores nothing");
+    assert_eq!(app.create(&admin, &structured("first", "r.example", "u", "p")).status, 201);
+    assert_eq!(remembered(), 1);
+    assert_eq!(app.create(&admin, &structured("second", "r.example", "u", "p")).status, 201, "answered from the cache");
+    let deleted = app.call("DELETE", &format!("{SECRETS}/second")).bearer(&admin).send();
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+
+    // A viewer token whose cache slot is not the admin's (16 slots, chosen by the token's digest).
+    use sha2::{Digest, Sha256};
+    let slot = |token: &str| Sha256::digest(token.as_bytes())[0] % 16;
+    let viewer = (0..)
+        .map(|i| {
+            let mut claims = app.tokens.claims(&tenant, &["regsecrets.viewer"]);
+            claims["sub"] = format!("viewer-{i}").into();
+            app.tokens.sign(Alg::EdDsa, &claims)
+        })
+        .find(|token| slot(token) != slot(&admin))
+        .unwrap();
+    assert_eq!(app.call("GET", SECRETS).bearer(&viewer).send().status, 200);
+    assert_eq!(app.cached_token_entries(&viewer), 1);
+    let write = app.create(&viewer, &structured("third", "r.example", "u", "p"));
+    assert_eq!(write.status, 403, "a viewer answered from the cache is still no admin: {}", write.body);
+}

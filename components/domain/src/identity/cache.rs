@@ -17,7 +17,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{bearer_token, verify_at, AuthSettings, Principal, Scope, Scopes, TIME_TOLERANCE_SECS};
+use super::discovery::Discovery;
+use super::{bearer_token, verify_with, AuthSettings, Principal, Scope, Scopes, TIME_TOLERANCE_SECS};
 use crate::error::Error;
 use crate::name::TenantId;
 use crate::store::{token_cache_slot, Key, KeyValue};
@@ -45,12 +46,17 @@ struct Entry {
     subject: Option<String>,
     #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     client: Option<String>,
+    /// For a token verified with a discovered key: until when that key set is fresh. Past it the
+    /// token is verified again, against the keys as they are then.
+    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
+    keys_fresh_until: Option<u64>,
 }
 
 impl Entry {
     fn live(&self, now: u64) -> bool {
         now <= self.expires_at.saturating_add(TIME_TOLERANCE_SECS)
             && self.not_before.is_none_or(|nbf| now.saturating_add(TIME_TOLERANCE_SECS) >= nbf)
+            && self.keys_fresh_until.is_none_or(|until| now < until)
     }
 
     fn principal(&self) -> Option<Principal> {
@@ -88,18 +94,20 @@ fn hex(bytes: &[u8]) -> String {
 
 fn settings_digest(settings: &AuthSettings) -> String {
     let mut hasher = Sha256::new();
-    for part in [&settings.jwks, &settings.issuer, &settings.audience, &settings.tenant_claim] {
+    for part in [&settings.jwks, &settings.issuer, &settings.audience, &settings.tenant_claim, &settings.issuers] {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
     }
+    hasher.update(settings.keys_stale_secs.to_be_bytes());
     hex(&hasher.finalize()[..16])
 }
 
-/// As [`super::authenticate_at`], answered from the cache when this token was verified before.
+/// As [`super::verify_with`], answered from the cache when this token was verified before.
 pub fn authenticate_cached<S: KeyValue>(
     store: &S,
     authorization: Option<&str>,
     settings: &AuthSettings,
+    discovery: Option<&Discovery<'_>>,
     now: u64,
 ) -> Result<(Principal, Lookup), Error> {
     let token = bearer_token(authorization).map_err(Error::Unauthenticated)?;
@@ -113,9 +121,11 @@ pub fn authenticate_cached<S: KeyValue>(
             return Ok((principal, Lookup::Hit));
         }
     }
-    let verified = verify_at(authorization, settings, now)?;
+    let verified = verify_with(authorization, settings, discovery, now)?;
     let slot_free = cached.is_none_or(|e| e.settings != settings_id || !e.live(now));
-    let remember = slot_free.then(|| {
+    // Keys served past their freshness (their provider is down) verify, but are not remembered.
+    let keys_fresh = verified.keys_fresh_until.is_none_or(|until| now < until);
+    let remember = (slot_free && keys_fresh).then(|| {
         let entry = Entry {
             settings: settings_id,
             token: token_id,
@@ -125,6 +135,7 @@ pub fn authenticate_cached<S: KeyValue>(
             not_before: verified.not_before,
             subject: verified.principal.subject.clone(),
             client: verified.principal.client.clone(),
+            keys_fresh_until: verified.keys_fresh_until,
         };
         Remember { key, bytes: serde_json::to_vec(&entry).expect("entries serialize") }
     });

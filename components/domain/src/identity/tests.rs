@@ -426,7 +426,7 @@ mod cache {
         settings: &AuthSettings,
         now: u64,
     ) -> Result<(Principal, Lookup), Error> {
-        authenticate_cached(store, Some(&bearer(token)), settings, now)
+        authenticate_cached(store, Some(&bearer(token)), settings, None, now)
     }
 
     /// Verifies, and writes the entry as an endpoint does after a successful read.
@@ -515,12 +515,12 @@ fn the_caller_s_subject_and_client_are_kept_for_the_audit_trail_also_through_the
     let store = crate::store::MemoryStore::new();
     let token = ed_token(with_azp);
     let Ok((_, Lookup::Verified(Some(remember)))) =
-        authenticate_cached(&store, Some(&bearer(&token)), &settings(), NOW)
+        authenticate_cached(&store, Some(&bearer(&token)), &settings(), None, NOW)
     else {
         panic!("a fresh verification")
     };
     remember.save(&store);
-    let (hit, lookup) = authenticate_cached(&store, Some(&bearer(&token)), &settings(), NOW).unwrap();
+    let (hit, lookup) = authenticate_cached(&store, Some(&bearer(&token)), &settings(), None, NOW).unwrap();
     assert!(matches!(lookup, Lookup::Hit));
     assert_eq!((hit.subject.as_deref(), hit.client.as_deref()), (Some("alice@example.com"), Some("ci-bot")));
 }

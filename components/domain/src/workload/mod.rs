@@ -1,5 +1,7 @@
 //! Workload identity: a tenant admin trusts a cluster's service-account issuer (issuer URL,
-//! audience, and the issuer's JWKS, uploaded) and binds service accounts
+//! audience, and the issuer's JWKS, uploaded; or, without a JWKS, its keys discovered from the
+//! issuer's `/.well-known/openid-configuration` under the rules of `identity::discovery`, so pulls
+//! follow the cluster's key rotation) and binds service accounts
 //! (`system:serviceaccount:<namespace>:<name>`, or `…:<namespace>:*` for a whole namespace) of that
 //! issuer to the secrets they may pull with. A lookup at pull time that carries a pod's
 //! service-account token ([`WORKLOAD_TOKEN_HEADER`], passed on by the credential provider from the
@@ -22,7 +24,8 @@ use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::error::{Error, Internal};
-use crate::identity::{verify_token, Need, Principal};
+use crate::identity::discovery::{Discovery, Issuer, KeySource};
+use crate::identity::{verify_discovered, verify_token, Need, Principal};
 use crate::jwks::Jwks;
 use crate::log::op::Op;
 use crate::name::{SecretName, TenantId};
@@ -57,9 +60,13 @@ pub struct TrustedIssuer {
     pub issuer: String,
     /// The audience the kubelet requests tokens for (`tokenAttributes.serviceAccountTokenAudience`).
     pub audience: String,
-    /// The issuer's public keys, a JSON Web Key Set (`{"keys": [...]}`).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub jwks: Value,
+    /// The issuer's public keys, a JSON Web Key Set (`{"keys": [...]}`), for a private cluster; when
+    /// absent, they are discovered from the issuer (its discovery document's `jwks_uri`) and follow
+    /// its key rotation. The issuer's origin must be one the operator allows
+    /// (`auth_keys_origin_N`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Value>,
 }
 
 /// Service accounts of one issuer that may pull with these secrets.
@@ -115,9 +122,10 @@ impl WorkloadTrust {
             if trusted.audience.is_empty() || trusted.audience.len() > 256 {
                 return Err(invalid(format!("issuers[{i}].audience must be 1 to 256 characters")));
             }
-            let text = trusted.jwks.to_string();
-            let usable =
-                Jwks::parse(&text).ok().and_then(|jwks| jwks.build_all().ok()).is_some_and(|keys| !keys.is_empty());
+            let usable = trusted.jwks.as_ref().is_none_or(|jwks| {
+                let text = jwks.to_string();
+                Jwks::parse(&text).ok().and_then(|jwks| jwks.build_all().ok()).is_some_and(|keys| !keys.is_empty())
+            });
             if !usable {
                 return Err(invalid(format!(
                     "issuers[{i}].jwks must be a JSON Web Key Set with at least one RS256, ES256 or EdDSA signing key with a kid"
@@ -202,16 +210,39 @@ fn claimed_issuer(token: &str) -> Option<String> {
     serde_json::from_slice::<Value>(&bytes).ok()?.get("iss")?.as_str().map(str::to_owned)
 }
 
-/// Verifies a pod's service-account token against the tenant's trusted issuers.
-pub fn verify(trust: &WorkloadTrust, token: &str, now_unix_secs: u64) -> Result<Workload, Error> {
+/// Verifies a pod's service-account token against the tenant's trusted issuers; the keys of an
+/// issuer trusted without a JWKS come through `discovery` (503 when its provider cannot give a key
+/// we lack).
+pub fn verify(
+    trust: &WorkloadTrust,
+    token: &str,
+    discovery: Option<&Discovery<'_>>,
+    now_unix_secs: u64,
+) -> Result<Workload, Error> {
     let token = token.trim();
     if token.is_empty() || token.len() > 8192 {
         return Err(refuse(WorkloadFailure::Malformed));
     }
     let issuer = claimed_issuer(token).ok_or(refuse(WorkloadFailure::Malformed))?;
     let trusted = trust.issuers.iter().find(|t| t.issuer == issuer).ok_or(refuse(WorkloadFailure::UntrustedIssuer))?;
-    let claims = verify_token(token, &trusted.jwks.to_string(), &trusted.issuer, &trusted.audience, now_unix_secs)
-        .map_err(|why| refuse(WorkloadFailure::Invalid(why)))?;
+    let claims = match &trusted.jwks {
+        Some(jwks) => verify_token(token, &jwks.to_string(), &trusted.issuer, &trusted.audience, now_unix_secs)
+            .map_err(|why| refuse(WorkloadFailure::Invalid(why)))?,
+        None => {
+            let issuer = Issuer {
+                issuer: trusted.issuer.clone(),
+                audience: trusted.audience.clone(),
+                tenant_claim: String::new(),
+                keys: KeySource::Discovered { jwks_uri: None },
+            };
+            verify_discovered(token, &issuer, discovery, now_unix_secs)
+                .map_err(|error| match error {
+                    Error::Unauthenticated(why) => refuse(WorkloadFailure::Invalid(why)),
+                    unavailable => unavailable,
+                })?
+                .0
+        }
+    };
     if claims.expires_at.is_none() {
         return Err(refuse(WorkloadFailure::Invalid(crate::error::AuthFailure::MissingExpiry)));
     }
@@ -249,10 +280,11 @@ pub fn admit<S: KeyValue, C: Clock>(
     env: &Env<S, C>,
     who: &Principal,
     token: &str,
+    discovery: Option<&Discovery<'_>>,
     now_unix_secs: u64,
 ) -> Result<(Workload, BTreeSet<String>), Error> {
     let trust = load(env, &who.tenant)?;
-    let workload = verify(&trust, token, now_unix_secs)?;
+    let workload = verify(&trust, token, discovery, now_unix_secs)?;
     let secrets = bound_secrets(&trust, &workload)?;
     Ok((workload, secrets))
 }

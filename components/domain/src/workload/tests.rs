@@ -51,7 +51,11 @@ impl Cluster {
 
 fn trust(cluster: &Cluster, bindings: Vec<Binding>) -> WorkloadTrust {
     WorkloadTrust {
-        issuers: vec![TrustedIssuer { issuer: cluster.issuer.into(), audience: AUDIENCE.into(), jwks: cluster.jwks() }],
+        issuers: vec![TrustedIssuer {
+            issuer: cluster.issuer.into(),
+            audience: AUDIENCE.into(),
+            jwks: Some(cluster.jwks()),
+        }],
         bindings,
     }
 }
@@ -68,7 +72,7 @@ fn refusal(result: Result<impl std::fmt::Debug, Error>) -> WorkloadFailure {
 }
 
 fn admitted(trust: &WorkloadTrust, token: &str) -> Result<BTreeSet<String>, Error> {
-    let workload = verify(trust, token, NOW)?;
+    let workload = verify(trust, token, None, NOW)?;
     bound_secrets(trust, &workload)
 }
 
@@ -84,7 +88,7 @@ fn a_bound_service_account_gets_its_secrets_and_a_namespace_wildcard_covers_the_
     );
     let checkout = cluster.token("shop", "checkout", AUDIENCE, NOW + 600);
     assert_eq!(admitted(&trust, &checkout).unwrap(), BTreeSet::from(["payments-registry".to_owned()]));
-    let workload = verify(&trust, &checkout, NOW).unwrap();
+    let workload = verify(&trust, &checkout, None, NOW).unwrap();
     assert_eq!((workload.issuer.as_str(), workload.subject.as_str()), (ISSUER, "system:serviceaccount:shop:checkout"));
     let builder = cluster.token("ci", "builder", AUDIENCE, NOW + 600);
     assert_eq!(admitted(&trust, &builder).unwrap(), BTreeSet::from(["base-images".to_owned(), "ci-cache".to_owned()]));
@@ -127,7 +131,11 @@ fn unbound_other_namespace_untrusted_expired_and_wrong_audience_are_refused() {
     assert_eq!(refusal(admitted(&trust, "not.a.token")), WorkloadFailure::Malformed);
     // A binding of another issuer does not count for this one.
     let mut two = trust.clone();
-    two.issuers.push(TrustedIssuer { issuer: other.issuer.into(), audience: AUDIENCE.into(), jwks: other.jwks() });
+    two.issuers.push(TrustedIssuer {
+        issuer: other.issuer.into(),
+        audience: AUDIENCE.into(),
+        jwks: Some(other.jwks()),
+    });
     two.bindings =
         vec![Binding { issuer: other.issuer.into(), ..binding("system:serviceaccount:shop:checkout", &["x"]) }];
     assert_eq!(
@@ -190,7 +198,7 @@ fn a_trust_is_validated_before_it_is_saved_and_read_back_as_saved() {
     t.issuers[0].audience = String::new();
     bad_cases.push(t);
     let mut t = good.clone();
-    t.issuers[0].jwks = json!({"keys": []});
+    t.issuers[0].jwks = Some(json!({"keys": []}));
     bad_cases.push(t);
     let mut t = good.clone();
     t.bindings[0].issuer = "https://unknown.example.com".into();
@@ -243,9 +251,68 @@ fn the_lookup_answers_only_the_bound_secrets() {
     let selector = crate::resolve::Selector::parse(Some("image=registry.example.com/shop/checkout:v3")).unwrap();
     let everyone = crate::resolve::resolve(&env, &admin, &keyring, &selector, &crate::mint::STATIC_ONLY).unwrap();
     assert_eq!(everyone.credentials.len(), 2);
-    let (_, bound) = admit(&env, &admin, &cluster.token("shop", "checkout", AUDIENCE, NOW + 600), NOW).unwrap();
+    let (_, bound) = admit(&env, &admin, &cluster.token("shop", "checkout", AUDIENCE, NOW + 600), None, NOW).unwrap();
     let narrowed =
         crate::resolve::resolve_among(&env, &admin, &keyring, &selector, Some(&bound), &crate::mint::STATIC_ONLY)
             .unwrap();
     assert_eq!(narrowed.credentials.iter().map(|c| c.username.as_str()).collect::<Vec<_>>(), ["payments"]);
+}
+
+/// A cluster's issuer that publishes its keys (`/.well-known/openid-configuration`, then
+/// `/openid/v1/jwks`, as the Kubernetes API server does), or is down.
+struct PublishedKeys {
+    keys: std::sync::Mutex<Option<Value>>,
+}
+
+impl crate::net::Sender for PublishedKeys {
+    fn send(&self, request: &crate::net::Outgoing) -> Result<crate::net::Fetched, crate::net::FetchError> {
+        let Some(jwks) = self.keys.lock().unwrap().clone() else { return Err(crate::net::FetchError::Unreachable) };
+        let body = match request.url.as_str() {
+            "https://cluster-a.example.com/.well-known/openid-configuration" => {
+                json!({"issuer": ISSUER, "jwks_uri": "https://cluster-a.example.com/openid/v1/jwks"})
+            }
+            "https://cluster-a.example.com/openid/v1/jwks" => jwks,
+            _ => return Ok(crate::net::Fetched { status: 404, ..Default::default() }),
+        };
+        Ok(crate::net::Fetched { status: 200, headers: Vec::new(), body: body.to_string().into_bytes() })
+    }
+}
+
+#[test]
+fn a_cluster_trusted_by_issuer_url_is_followed_through_its_key_rotation() {
+    let old = Cluster::new(ISSUER);
+    let new = Cluster { issuer: ISSUER, key: ES256KeyPair::generate().with_key_id("sa-key-2") };
+    let new_jwks = || {
+        let mut jwks = new.jwks();
+        jwks["keys"][0]["kid"] = "sa-key-2".into();
+        jwks
+    };
+    let mut trust = trust(&old, vec![binding("system:serviceaccount:shop:checkout", &["payments-registry"])]);
+    trust.issuers[0].jwks = None;
+    trust.validate().expect("an https issuer without a JWKS is trusted by discovery");
+    assert_eq!(serde_json::to_value(&trust).unwrap()["issuers"][0].get("jwks"), None);
+
+    let store = MemoryStore::new();
+    let clock = crate::clock::ManualClock::at(NOW * 1000);
+    let published = PublishedKeys { keys: std::sync::Mutex::new(Some(old.jwks())) };
+    let discovery = Discovery { store: &store, sender: &published, clock: &clock, stale_secs: 3600 };
+    let checkout = |cluster: &Cluster| cluster.token("shop", "checkout", AUDIENCE, NOW + 600);
+    assert_eq!(
+        verify(&trust, &checkout(&old), Some(&discovery), NOW).unwrap().subject,
+        "system:serviceaccount:shop:checkout"
+    );
+    // Without a way out, such an issuer cannot be verified at all.
+    assert!(matches!(refusal(verify(&trust, &checkout(&old), None, NOW)), WorkloadFailure::Invalid(_)));
+
+    // The cluster rotates its service-account key: the new kid is fetched on first sight.
+    *published.keys.lock().unwrap() = Some(new_jwks());
+    clock.set((NOW + 40) * 1000);
+    verify(&trust, &checkout(&new), Some(&discovery), NOW + 40).expect("the rotated key verifies");
+    // The issuer goes down: the keys we have keep verifying, a key we lack is 503, not a refusal.
+    *published.keys.lock().unwrap() = None;
+    clock.set((NOW + 80) * 1000);
+    verify(&trust, &checkout(&new), Some(&discovery), NOW + 80).unwrap();
+    let stranger = Cluster { issuer: ISSUER, key: ES256KeyPair::generate().with_key_id("sa-key-3") };
+    let unavailable = verify(&trust, &checkout(&stranger), Some(&discovery), NOW + 80).unwrap_err();
+    assert_eq!(unavailable.status(), 503, "{unavailable:?}");
 }
