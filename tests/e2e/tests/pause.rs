@@ -254,7 +254,8 @@ fn storm(outage: Outage) {
         maybe.len()
     );
     // What became of each kind of answer: listed (applied) or not.
-    let kinds: [(&str, &dyn Fn(&Answer) -> bool); 4] = [
+    type Is<'a> = &'a dyn Fn(&Answer) -> bool;
+    let kinds: [(&str, Is); 4] = [
         ("201", &status(201)),
         ("503 TenantBusy", &busy),
         ("503 WriteOutcomeUnknown", &|a: &Answer| matches!(a, Some((503, c)) if c == "WriteOutcomeUnknown")),

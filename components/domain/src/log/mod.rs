@@ -164,7 +164,7 @@ use crate::error::{Error, Internal};
 use crate::store::{KeyValue, TenantKeys, WINDOW};
 use crate::view::{Header, SlotOutcome, View, OUTCOMES};
 
-use op::{apply, Op, Refusal};
+use op::{apply_with, Op, Refusal};
 use slot::{Proposal, Value};
 pub use sweep::sweep;
 
@@ -577,7 +577,7 @@ fn collect<S: KeyValue>(store: &S, keys: &TenantKeys, header: &Header) -> Result
 fn apply_slot<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys, applying: Applying) -> Result<Slot, Error> {
     let Applying { k, previous, previous_clean, value, own_ballots, counted, fenced } = applying;
     let (store, shape) = (env.store, env.shape());
-    let applied = apply(previous, k, value.proposal.op(), value.format, shape.outcomes)?;
+    let applied = apply_with(previous, k, value.proposal.op(), value.format, shape.outcomes)?;
     if !previous_clean {
         collect(store, keys, previous.header())?;
         if k > 1 {

@@ -113,10 +113,16 @@ pub struct Applied {
     pub outcome: Result<(), Refusal>,
 }
 
+/// The next view after `slot`, whose decided value is `op` (`None`: the slot was voided), with the
+/// production shape (format 1, `OUTCOMES` remembered): for benchmarks that build views directly.
+pub fn apply(view: &View, slot: u64, op: Option<&Op>) -> Result<Applied, Error> {
+    apply_with(view, slot, op, 1, crate::view::OUTCOMES)
+}
+
 /// The next view after `slot`, whose decided value is `op` (`None`: the slot was voided) of log
 /// format `format`; the view remembers the outcomes of the last `outcomes` slots. The view is in
 /// the higher of its predecessor's format and the operation's.
-pub fn apply(view: &View, slot: u64, op: Option<&Op>, format: u32, outcomes: u64) -> Result<Applied, Error> {
+pub fn apply_with(view: &View, slot: u64, op: Option<&Op>, format: u32, outcomes: u64) -> Result<Applied, Error> {
     let prev = view.header();
     let from = slot.saturating_sub(outcomes.max(1) - 1).max(1);
     let format = format.max(view.format());
@@ -234,7 +240,7 @@ mod tests {
         let mut view = View::empty();
         let mut outcomes = Vec::new();
         for (i, op) in ops.iter().enumerate() {
-            let applied = apply(&view, i as u64 + 1, op.as_ref(), 1, crate::view::OUTCOMES).unwrap();
+            let applied = apply(&view, i as u64 + 1, op.as_ref()).unwrap();
             view = applied.view;
             outcomes.push(applied.outcome);
         }
