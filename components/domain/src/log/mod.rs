@@ -69,6 +69,7 @@
 //! ## A read ([`read`])
 //! `S = P:seq`; the first present view among `v(S), v(S-1), …, v(S-W+1)`; if it is not `v(S)`,
 //! read `P:seq` again and accept `v(j)` only if it is still below `j + W`. Common case: 2 calls.
+//! If the window holds no view, the newest view below it, `v(A)`, if slot `A+1` is not applied.
 //!
 //! ## Why it is safe (under M1–M4, whatever T1 and T2; nothing here reads a clock)
 //! The deletion rules, each kept by every call that deletes (and so by its late effects too):
@@ -151,7 +152,8 @@
 //! What a pause or death costs is liveness only: writes queued behind a stalled slot wait one
 //! lease, then every stalled slot before them is decided at once (a takeover needs no further
 //! waiting once one lease has passed without progress). Reads never wait for writers unless more
-//! than `W - 1` writes are in flight at once on one tenant.
+//! than `W - 1` writes are in flight at once on one tenant and the log keeps moving; behind `W` or
+//! more stalled slots (dead writers) a read answers the last applied view (`last_applied`).
 
 pub mod op;
 pub mod slot;
@@ -168,10 +170,11 @@ use op::{apply_with, Op, Refusal};
 use slot::{Proposal, Value};
 pub use sweep::sweep;
 
-/// The log format this build writes and the highest it reads (see "Formats" above).
+/// The log format this build writes and the highest it reads (see F in the module doc).
 pub const FORMAT: u32 = 1;
 
-/// How often (in slots) an applier sweeps the tenant's keys (see "Keys written late" above).
+/// How often (in slots) an applier sweeps the tenant's keys (see "What is left behind" in the
+/// module doc).
 pub const SWEEP_EVERY: u64 = 1024;
 
 /// The log's parameters. Production uses [`Shape::PRODUCTION`]; the schedule tests shrink the
@@ -282,13 +285,17 @@ impl Backoff {
 }
 
 /// The tenant's current state (see the module doc, "A read", and C). Waits (up to the policy's
-/// `max_wait`) only while the window holds no view, that is while `W` or more writes are in flight.
+/// `max_wait`) only while the window holds no view and the log keeps moving, that is while `W` or
+/// more writes are in flight and alive; behind stalled ones it answers the last applied view.
 pub fn read<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys) -> Result<Current, Error> {
     let started = env.clock.monotonic_ms();
     let mut backoff = Backoff::new();
     loop {
         if let Some(current) = read_once(env.store, keys, &env.shape())? {
             return Ok(current);
+        }
+        if let Some(view) = last_applied(env.store, keys, &env.shape())? {
+            return Ok(Current { view, validated: true });
         }
         if env.elapsed_since(started) > env.policy.max_wait.as_millis() as u64 {
             return Err(env.policy.busy());
@@ -308,6 +315,19 @@ fn read_once<S: KeyValue>(store: &S, keys: &TenantKeys, shape: &Shape) -> Result
         }
     }
     Ok(None)
+}
+
+/// When the window holds no view (`W` or more slots in flight, perhaps of dead writers): the
+/// newest view below it, `v(A)`, if slot `A+1` had not been applied when [`applied`] began. Then
+/// no view after `A` had been written (each view is written after its predecessor), so no write
+/// after slot `A` had been acknowledged, and `v(A)` was the state at that instant: linearizable
+/// as C is. `None`: the log moved meanwhile; read again.
+fn last_applied<S: KeyValue>(store: &S, keys: &TenantKeys, shape: &Shape) -> Result<Option<View>, Error> {
+    let head = seq(store, keys)?;
+    let Some(view) = highest_view_between(store, keys, 0, head.saturating_sub(shape.window), shape)? else {
+        return Ok(None);
+    };
+    Ok((!applied(store, keys, view.slot() + 1, shape)?).then_some(view))
 }
 
 /// What a writer starts from: the current state, as [`read`] finds it. While `W` or more writes
@@ -418,9 +438,9 @@ pub fn write<S: KeyValue, C: Clock>(
     }
     let taker = Taker { k, op, wrote_record: record.is_some(), started };
     taker.run(env, keys, current).map_err(|error| match error {
-        // From the intent on, the slot decides: a store failure or a format this node does not
-        // know leaves the outcome to whoever applies the slot.
-        Error::StoreUnavailable(_) | Error::LogFormatUnknown => Error::WriteOutcomeUnknown,
+        // From the intent on, the slot decides: a store failure, a format this node does not
+        // know or a fault of ours leaves the outcome to whoever applies the slot.
+        Error::StoreUnavailable(_) | Error::LogFormatUnknown | Error::Internal(_) => Error::WriteOutcomeUnknown,
         other => other,
     })
 }

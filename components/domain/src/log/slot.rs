@@ -99,13 +99,17 @@ fn encode(ballot: u64, value: &Value) -> Result<Vec<u8>, Error> {
 }
 
 /// Decodes an accepted value: its format first, so that an operation this build does not know is
-/// told apart from a damaged register.
+/// told apart from a damaged register. An intent written by the release before log formats
+/// (`{"b": 0, "accepted": [0, proposal]}`, left in flight by a node stopped for the upgrade) is a
+/// format-1 value, so that the next writer adopts it instead of wedging on it.
 fn decode(bytes: &[u8], known_format: u32) -> Result<Value, Error> {
     #[derive(Deserialize)]
     struct Head {
         #[serde(default = "one")]
         format: u32,
-        value: serde_json::Value,
+        value: Option<serde_json::Value>,
+        /// The release before log formats: `[ballot, proposal]`.
+        accepted: Option<(u64, serde_json::Value)>,
     }
     fn one() -> u32 {
         1
@@ -114,7 +118,8 @@ fn decode(bytes: &[u8], known_format: u32) -> Result<Value, Error> {
     if head.format > known_format {
         return Err(Error::LogFormatUnknown);
     }
-    let proposal = serde_json::from_value(head.value).map_err(|_| Internal::CorruptRecord)?;
+    let value = head.value.or(head.accepted.map(|(_, proposal)| proposal)).ok_or(Internal::CorruptRecord)?;
+    let proposal = serde_json::from_value(value).map_err(|_| Internal::CorruptRecord)?;
     Ok(Value { proposal, format: head.format })
 }
 
@@ -285,6 +290,16 @@ mod tests {
         // ballot 1's value even without the intent.
         store.delete(&keys().intent(4)).unwrap();
         assert_eq!(ballot(&store, &keys(), 4, Value::void(), 1).unwrap(), (2, Some(intent())));
+    }
+
+    /// An intent left in flight by a node of the release before log formats, stopped for the
+    /// upgrade, is adopted by the takeover that recovers its slot.
+    #[test]
+    fn an_intent_of_the_release_before_formats_is_adopted() {
+        let store = MemoryStore::new();
+        let old = serde_json::json!({"b": 0, "accepted": [0, Proposal::Intent(op())]});
+        store.set(&keys().intent(6), &serde_json::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(ballot(&store, &keys(), 6, Value::void(), 1).unwrap(), (1, Some(intent())));
     }
 
     #[test]
