@@ -1,4 +1,5 @@
-//! Consistency under concurrency and crashes, on SQLite and (when `REDIS_URL` is set) on Redis:
+//! Consistency under concurrency and crashes, on SQLite and (when `REDIS_URL` and
+//! `REGSECRETS_DYNAMO_URL` are set) on Redis and on DynamoDB (moto's server):
 //! exclusive names, quotas that hold, an index that lists exactly the tenant's secrets, and
 //! repair after a component traps between any two store calls.
 
@@ -10,12 +11,7 @@ use e2e::{at_once, structured, unique_tenant, Backend, Options, TestApp, SECRETS
 use serde_json::json;
 
 fn backends() -> Vec<Backend> {
-    let mut all = vec![Backend::Sqlite];
-    match TestApp::redis_url() {
-        Some(url) => all.push(Backend::Redis(url)),
-        None => eprintln!("note: REDIS_URL is not set, so these tests ran on SQLite only (.ci/run starts a Redis)"),
-    }
-    all
+    Backend::all()
 }
 
 fn app_on(backend: &Backend, lease_ms: u64, trap_injection: bool) -> TestApp {
@@ -52,9 +48,11 @@ fn a_tenant_at_45_of_50_admits_exactly_5_of_64_concurrent_creates() {
             assert_eq!(created.status, 201);
         }
         let (a, t) = (app.clone(), token.clone());
-        let statuses = at_once(64, move |i| a.create(&t, &structured(&format!("new-{i}"), "ghcr.io", "u", "p")).status);
-        assert_eq!(count(&statuses, 201), 5, "{backend:?}: {statuses:?}");
-        assert_eq!(count(&statuses, 403), 59, "{backend:?}: {statuses:?}");
+        let replies = at_once(64, move |i| a.create(&t, &structured(&format!("new-{i}"), "ghcr.io", "u", "p")));
+        let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+        let failures: Vec<&str> = replies.iter().filter(|r| r.status >= 500).map(|r| r.body.as_str()).collect();
+        assert_eq!(count(&statuses, 201), 5, "{backend:?}: {statuses:?} {failures:?}");
+        assert_eq!(count(&statuses, 403), 59, "{backend:?}: {statuses:?} {failures:?}");
         assert_eq!(assert_invariants(&app, &tenant, "after the quota race").len(), 50);
     }
 }
@@ -137,16 +135,27 @@ fn a_trap_after_any_store_call_is_repaired_by_the_next_write() {
     }
 }
 
+/// The stores several nodes can share: Redis and DynamoDB, when configured.
+fn shared_backends() -> Vec<Backend> {
+    backends().into_iter().filter(|b| *b != Backend::Sqlite).collect()
+}
+
 #[test]
-fn two_nodes_sharing_one_redis_race_on_one_tenant() {
-    let Some(url) = TestApp::redis_url() else {
-        eprintln!("skipped: REDIS_URL is not set (.ci/run starts a Redis for this test)");
-        return;
-    };
-    let first = Arc::new(app_on(&Backend::Redis(url.clone()), 10_000, false));
+fn two_nodes_sharing_one_store_race_on_one_tenant() {
+    let shared = shared_backends();
+    if shared.is_empty() {
+        eprintln!("skipped: neither REDIS_URL nor REGSECRETS_DYNAMO_URL is set (.ci/run starts Redis and moto)");
+    }
+    for backend in shared {
+        two_nodes_race(backend);
+    }
+}
+
+fn two_nodes_race(backend: Backend) {
+    let first = Arc::new(app_on(&backend, 10_000, false));
     let tokens = first.tokens.clone();
     let second = Arc::new(TestApp::start_with(
-        Options { backend: Backend::Redis(url), ..Options::default() },
+        Options { backend: backend.clone(), ..Options::default() },
         tokens,
         Default::default(),
     ));
@@ -157,7 +166,8 @@ fn two_nodes_sharing_one_redis_race_on_one_tenant() {
         let node = if i % 2 == 0 { &a } else { &b };
         node.create(&t, &structured("contested", "ghcr.io", "u", &format!("p{i}"))).status
     });
-    assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
+    assert_eq!(count(&statuses, 201), 1, "{backend:?}: {statuses:?}");
+    assert_eq!(count(&statuses, 409), 31, "{backend:?}: {statuses:?}");
     let operator = first.token("platform", &["regsecrets.operator"]);
     let limited = first
         .call("PUT", &format!("/v2/operator/tenants/{tenant}/quota"))
@@ -170,7 +180,8 @@ fn two_nodes_sharing_one_redis_race_on_one_tenant() {
         let node = if i % 2 == 0 { &a } else { &b };
         node.create(&t, &structured(&format!("n-{i}"), "ghcr.io", "u", "p")).status
     });
-    assert_eq!(count(&statuses, 201), 5, "{statuses:?}");
+    assert_eq!(count(&statuses, 201), 5, "{backend:?}: {statuses:?}");
+    assert_eq!(count(&statuses, 403), 19, "{backend:?}: {statuses:?}");
     assert_eq!(assert_invariants(&first, &tenant, "node one").len(), 6);
     assert_eq!(assert_invariants(&second, &tenant, "node two").len(), 6);
 }
