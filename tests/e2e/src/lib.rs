@@ -79,6 +79,19 @@ fn dynamo_store(table: &str) -> String {
     format!("[key_value_store.default]\ntype = \"aws_dynamo\"\nregion = \"us-east-1\"\ntable = \"{table}\"\nconsistent_read = true\n")
 }
 
+/// The runtime-config text of `backend`'s store (`None` for SQLite, which the host is handed by
+/// path) and the `AWS_*` environment a host on it needs; creates the DynamoDB table if needed.
+pub(crate) fn store_config(backend: &Backend) -> (Option<String>, Option<BTreeMap<String, String>>) {
+    match backend {
+        Backend::Sqlite => (None, None),
+        Backend::Redis(url) => (Some(format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n")), None),
+        Backend::Dynamo { url, table } => {
+            create_dynamo_table(url, table);
+            (Some(dynamo_store(table)), Some(aws_environment(url)))
+        }
+    }
+}
+
 fn create_dynamo_table(url: &str, table: &str) {
     let config: testhost::kv::runtime_config::RuntimeConfig = toml::from_str(&dynamo_store(table)).expect("config");
     let testhost::kv::runtime_config::StoreConfig::AwsDynamo(store) = &config.key_value_store["default"] else {
@@ -157,18 +170,12 @@ impl TestApp {
             Backend::Sqlite => {
                 config.sqlite_path = Some(options.sqlite_path.clone().unwrap_or_else(|| dir.path().join("kv.db")))
             }
-            Backend::Redis(url) => {
+            shared => {
+                let (store, environment) = store_config(shared);
                 let file = dir.path().join("runtime-config.toml");
-                std::fs::write(&file, format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n"))
-                    .expect("runtime config");
+                std::fs::write(&file, store.expect("a shared store's runtime config")).expect("runtime config");
                 config.runtime_config = Some(file);
-            }
-            Backend::Dynamo { url, table } => {
-                create_dynamo_table(url, table);
-                let file = dir.path().join("runtime-config.toml");
-                std::fs::write(&file, dynamo_store(table)).expect("runtime config");
-                config.runtime_config = Some(file);
-                config.aws_environment = Some(aws_environment(url));
+                config.aws_environment = environment;
             }
         }
         if let Some(network) = &options.network_config {
