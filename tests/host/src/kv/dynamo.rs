@@ -430,8 +430,11 @@ pub struct DynamoCas {
 /// the change, the worst DynamoDB allows. (Changes made by other hosts are not tracked.)
 #[derive(Default)]
 struct StaleReads {
-    changes: Mutex<BTreeMap<String, (Instant, Option<Vec<u8>>, Option<Vec<u8>>)>>,
+    changes: Mutex<BTreeMap<String, Change>>,
 }
+
+/// When a key last changed through this host, its value at the start of that window, and now.
+type Change = (Instant, Option<Vec<u8>>, Option<Vec<u8>>);
 
 impl StaleReads {
     const WINDOW: Duration = Duration::from_millis(1000);
