@@ -40,9 +40,10 @@ pub async fn serve(
     endpoint: fn(&Context<Retrying<SpinStore>, SystemClock>, &Request) -> Outcome,
 ) -> http::Response<Vec<u8>> {
     let request = read_request(incoming).await;
-    // A backend error is retried a few times within the request (see `Retrying`), then 503.
-    let store = Retrying { inner: SpinStore::open_default() };
     let settings = settings::Settings::load(grants);
+    // A backend error is retried a few times within the request, a contended increment until the
+    // request's deadline (the longest a write or read waits in all; see `Retrying`), then 503.
+    let store = Retrying::within(SpinStore::open_default(), settings.policy.max_wait);
     let registries = outbound::RegistryClient::new(settings.check.timeout);
     let issuers = outbound::RegistryClient::for_keys();
     let context = Context {

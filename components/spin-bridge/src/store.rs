@@ -1,5 +1,5 @@
 use domain::error::Internal;
-use domain::store::{Key, KeyValue, StoreResult, BACKEND_ERROR};
+use domain::store::{Key, KeyValue, StoreResult, BACKEND_ERROR, CONTENDED};
 use spin_sdk::wit::wasi::keyvalue::{atomics, store};
 
 /// The domain's store over Spin's `wasi:keyvalue` (draft 2): the same calls on every backend.
@@ -17,6 +17,28 @@ fn fault(e: store::Error) -> Internal {
         }
         .into(),
     )
+}
+
+/// An `increment`'s failure: contention when another writer moved the counter first, else as any.
+///
+/// Spin's DynamoDB backend (`key-value-aws`, Spin 4.0.2) increments with a consistent `GetItem`
+/// and then a `TransactWriteItems` conditioned on the value it read (`#VAL = :old_val`, or
+/// `attribute_not_exists (#VAL)`); when another writer got there first the transaction is cancelled
+/// and the guest gets `other(<the AWS SDK error's Debug form>)`, which names the exception and each
+/// cancellation reason's code. A cancelled transaction wrote nothing. SQLite and Redis increment
+/// atomically and never fail this way.
+fn increment_fault(e: store::Error) -> Internal {
+    match &e {
+        store::Error::Other(message) if is_contention(message) => Internal::Store(CONTENDED.into()),
+        _ => fault(e),
+    }
+}
+
+/// A transaction cancelled because its condition failed (the counter moved) or because another
+/// transaction held the item (`TransactionConflict`): both leave the item as the other writer left it.
+fn is_contention(message: &str) -> bool {
+    message.contains("TransactionCanceledException")
+        && (message.contains("ConditionalCheckFailed") || message.contains("TransactionConflict"))
 }
 
 impl SpinStore {
@@ -47,7 +69,7 @@ impl KeyValue for SpinStore {
     }
 
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
-        atomics::increment(self.bucket()?, key.as_str(), delta).map_err(fault)
+        atomics::increment(self.bucket()?, key.as_str(), delta).map_err(increment_fault)
     }
 
     /// Every key, page by page (Spin answers them all in one page on every backend: a scan).
@@ -63,5 +85,35 @@ impl KeyValue for SpinStore {
                 _ => return Ok(keys),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_conditional_increment_is_contention_and_other_failures_are_not() {
+        // The shape of the AWS SDK's Debug form that Spin hands the guest (abridged).
+        let cancelled = |code: &str| {
+            format!(
+                "ServiceError(ServiceError {{ source: TransactionCanceledException(TransactionCanceledException {{ \
+                 message: Some(\"Transaction cancelled, please refer cancellation reasons for specific reasons \
+                 [{code}]\"), cancellation_reasons: Some([CancellationReason {{ item: None, code: Some(\"{code}\"), \
+                 message: None }}]), meta: ErrorMetadata {{ code: Some(\"TransactionCanceledException\") }} }}) }})"
+            )
+        };
+        for code in ["ConditionalCheckFailed", "TransactionConflict"] {
+            assert_eq!(increment_fault(store::Error::Other(cancelled(code))), Internal::Store(CONTENDED.into()));
+        }
+        for other in [
+            cancelled("ValidationError"),
+            cancelled("ThrottlingError"),
+            "DispatchFailure(DispatchFailure { source: ConnectorError { kind: Timeout } })".to_owned(),
+            "ParseIntError { kind: InvalidDigit }".to_owned(),
+        ] {
+            assert_eq!(increment_fault(store::Error::Other(other)), Internal::Store(BACKEND_ERROR.into()));
+        }
+        assert_eq!(increment_fault(store::Error::AccessDenied), Internal::Store("access denied".into()));
     }
 }

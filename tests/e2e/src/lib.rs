@@ -1,5 +1,5 @@
 //! The end-to-end harness: builds the components if needed, runs the app in the Spin-faithful
-//! host on SQLite or Redis, mints tokens, and drives the API over real HTTP.
+//! host on SQLite, Redis or DynamoDB, mints tokens, and drives the API over real HTTP.
 
 mod build;
 mod client;
@@ -31,6 +31,77 @@ pub enum Backend {
     Sqlite,
     /// Spin's Redis backend, through a runtime-config file in Spin's format.
     Redis(String),
+    /// Spin's DynamoDB backend (`aws_dynamo`, `consistent_read = true`) on the endpoint `url`
+    /// (moto's server in CI), in table `table`, which the harness creates if needed; hosts given
+    /// the same table share one store.
+    Dynamo {
+        url: String,
+        table: String,
+    },
+}
+
+impl Backend {
+    /// DynamoDB at `url`, in a table of its own.
+    pub fn dynamo(url: &str) -> Backend {
+        static TABLES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Backend::Dynamo { url: url.to_owned(), table: format!("regsecrets-{}-{n}", std::process::id()) }
+    }
+
+    /// Every backend this run can reach: SQLite, and Redis and DynamoDB when configured (CI sets
+    /// `REDIS_URL` and `REGSECRETS_DYNAMO_URL`); notes on stderr which are left out.
+    pub fn all() -> Vec<Backend> {
+        let mut all = vec![Backend::Sqlite];
+        match TestApp::redis_url() {
+            Some(url) => all.push(Backend::Redis(url)),
+            None => eprintln!("note: REDIS_URL is not set, so Redis was left out (.ci/run starts a Redis)"),
+        }
+        match TestApp::dynamo_url() {
+            Some(url) => all.push(Backend::dynamo(&url)),
+            None => eprintln!("note: REGSECRETS_DYNAMO_URL is not set, so DynamoDB was left out (.ci/run starts moto)"),
+        }
+        all
+    }
+}
+
+/// The `AWS_*` environment a host on DynamoDB at `url` reads (moto takes any credentials).
+fn aws_environment(url: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("AWS_ENDPOINT_URL".to_owned(), url.to_owned()),
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned()),
+    ])
+}
+
+/// The runtime-config table of a DynamoDB store, as an operator writes it (credentials from the
+/// environment, as on EKS).
+fn dynamo_store(table: &str) -> String {
+    format!("[key_value_store.default]\ntype = \"aws_dynamo\"\nregion = \"us-east-1\"\ntable = \"{table}\"\nconsistent_read = true\n")
+}
+
+/// The runtime-config text of `backend`'s store (`None` for SQLite, which the host is handed by
+/// path) and the `AWS_*` environment a host on it needs; creates the DynamoDB table if needed.
+pub(crate) fn store_config(backend: &Backend) -> (Option<String>, Option<BTreeMap<String, String>>) {
+    match backend {
+        Backend::Sqlite => (None, None),
+        Backend::Redis(url) => (Some(format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n")), None),
+        Backend::Dynamo { url, table } => {
+            create_dynamo_table(url, table);
+            (Some(dynamo_store(table)), Some(aws_environment(url)))
+        }
+    }
+}
+
+fn create_dynamo_table(url: &str, table: &str) {
+    let config: testhost::kv::runtime_config::RuntimeConfig = toml::from_str(&dynamo_store(table)).expect("config");
+    let testhost::kv::runtime_config::StoreConfig::AwsDynamo(store) = &config.key_value_store["default"] else {
+        unreachable!()
+    };
+    let env = aws_environment(url);
+    let kv = testhost::kv::dynamo::DynamoKv::new(store, &|name| env.get(name).cloned()).expect("DynamoDB store");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(kv.create_table()).unwrap_or_else(|e| panic!("creating table {table} at {url}: {e:?}"));
 }
 
 #[derive(Debug, Clone)]
@@ -100,11 +171,12 @@ impl TestApp {
             Backend::Sqlite => {
                 config.sqlite_path = Some(options.sqlite_path.clone().unwrap_or_else(|| dir.path().join("kv.db")))
             }
-            Backend::Redis(url) => {
+            shared => {
+                let (store, environment) = store_config(shared);
                 let file = dir.path().join("runtime-config.toml");
-                std::fs::write(&file, format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n"))
-                    .expect("runtime config");
+                std::fs::write(&file, store.expect("a shared store's runtime config")).expect("runtime config");
                 config.runtime_config = Some(file);
+                config.aws_environment = environment;
             }
         }
         if let Some(network) = &options.network_config {
@@ -139,6 +211,12 @@ impl TestApp {
     /// The Redis backend, when a server is configured (CI sets `REDIS_URL`).
     pub fn redis_url() -> Option<String> {
         std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())
+    }
+
+    /// The DynamoDB endpoint, when one is configured (CI starts moto's server and sets
+    /// `REGSECRETS_DYNAMO_URL`).
+    pub fn dynamo_url() -> Option<String> {
+        std::env::var("REGSECRETS_DYNAMO_URL").ok().filter(|u| !u.is_empty())
     }
 
     pub fn url(&self, path: &str) -> String {

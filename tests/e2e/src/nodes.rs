@@ -47,15 +47,21 @@ pub struct ChildNode {
 
 impl ChildNode {
     pub fn start(redis_url: &str, tokens: &Tokens, lease_ms: u64) -> ChildNode {
+        Self::start_on(&crate::Backend::Redis(redis_url.to_owned()), tokens, lease_ms)
+    }
+
+    /// As [`ChildNode::start`], on a shared store: Redis, or DynamoDB (the same table as the
+    /// in-process hosts given this backend; `AWS_*` in the child's environment, as Spin reads them).
+    pub fn start_on(backend: &crate::Backend, tokens: &Tokens, lease_ms: u64) -> ChildNode {
         crate::build::ensure_components();
         let dir = tempfile::tempdir().expect("temp dir");
         let runtime_config = dir.path().join("runtime-config.toml");
-        std::fs::write(
-            &runtime_config,
-            format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{redis_url}\"\n"),
-        )
-        .expect("runtime config");
-        let mut child = Command::new(testhost_binary())
+        let (store, environment) = crate::store_config(backend);
+        let store = store.expect("a node of its own needs a shared store: Redis or DynamoDB");
+        std::fs::write(&runtime_config, store).expect("runtime config");
+        let mut command = Command::new(testhost_binary());
+        command.envs(environment.unwrap_or_default());
+        let mut child = command
             .current_dir(repo_root())
             .args(["serve", "--listen", "127.0.0.1:0", "--runtime-config-file"])
             .arg(&runtime_config)

@@ -74,7 +74,12 @@ impl AppShared {
         let default_sqlite =
             cfg.sqlite_path.clone().unwrap_or_else(|| manifest_dir.join(".spin").join("sqlite_key_value.db"));
         let config_dir = cfg.runtime_config.as_ref().and_then(|p| p.parent());
-        let backends = kv::runtime_config::backends(&runtime_config, config_dir, &default_sqlite)?;
+        let aws_environment = cfg.aws_environment.clone();
+        let env = move |name: &str| match &aws_environment {
+            Some(vars) => vars.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        };
+        let backends = kv::runtime_config::backends(&runtime_config, config_dir, &default_sqlite, &env)?;
         let network = NetworkPolicy::load(cfg.runtime_config.as_deref(), cfg.loopback_only)?;
 
         let public = manifest.trigger.http.iter().filter_map(|t| match &t.route {
@@ -127,12 +132,13 @@ impl AppShared {
         })
     }
 
-    /// Every (store, key, value) row of every backend; Redis has no store column, so its rows
-    /// carry the label they were configured under.
+    /// Every (store, key, value) row of every backend; Redis and DynamoDB have no store column,
+    /// so their rows carry the label they were configured under.
     pub fn kv_dump(&self) -> Result<Vec<(String, String, Vec<u8>)>> {
         let mut out = Vec::new();
         let mut seen_sqlite = HashSet::new();
         let mut seen_redis = HashSet::new();
+        let mut seen_dynamo = HashSet::new();
         for (label, backend) in self.backends.iter() {
             match backend {
                 Backend::Sqlite(s) => {
@@ -145,8 +151,26 @@ impl AppShared {
                         out.extend(r.dump()?.into_iter().map(|(k, v)| (label.clone(), k, v)));
                     }
                 }
+                Backend::Dynamo(d) => {
+                    if seen_dynamo.insert(d.table().to_owned()) {
+                        let d = d.clone();
+                        let rows =
+                            block_on_host(async move { d.dump().await }).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                        out.extend(rows.into_iter().map(|(k, v)| (label.clone(), k, v)));
+                    }
+                }
             }
         }
         Ok(out)
     }
+}
+
+/// Runs a host future to completion from synchronous code (tests' store dumps), on a runtime of
+/// its own in another thread, so that it works inside and outside the host's runtime alike.
+fn block_on_host<T: Send + 'static>(future: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(future)
+    })
+    .join()
+    .expect("the dump thread")
 }

@@ -105,6 +105,11 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The default roots (platform and webpki), for the host's own clients (DynamoDB).
+pub(crate) fn default_client_config() -> Result<ClientConfig> {
+    client_config(true, true, Vec::new(), None)
+}
+
 /// Spin verifies with the platform verifier plus extra roots; here the platform's roots are read
 /// from its store (rustls-native-certs) into the same root set.
 fn client_config(

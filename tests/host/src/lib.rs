@@ -56,6 +56,9 @@ pub struct HostConfig {
     /// `localhost` or a loopback IP literal, before any DNS lookup (the guest sees
     /// `connection-refused`). On in the e2e harness; `testhost serve --loopback-only`.
     pub loopback_only: bool,
+    /// Test-only: the `AWS_*` variables an `aws_dynamo` store without credentials reads, instead
+    /// of this process's environment (tests run in one process, several hosts each with its own).
+    pub aws_environment: Option<BTreeMap<String, String>>,
 }
 
 impl HostConfig {
@@ -70,6 +73,7 @@ impl HostConfig {
             echo_logs: false,
             log_dir: None,
             loopback_only: false,
+            aws_environment: None,
         }
     }
 }

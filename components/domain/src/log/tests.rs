@@ -118,7 +118,7 @@ impl Run {
     pub fn op_with(&mut self, kind: Kind, name: &str, policy: WritePolicy) -> usize {
         let n = name.to_owned();
         let (id, handle) = self.sim.spawn(move |store: &SimStore, clock: &SimClock| {
-            let store = Retrying { inner: store };
+            let store = Retrying { inner: store, deadline: None };
             let env = Env { store: &store, clock, policy };
             match kind {
                 Kind::Create => secrets::create(&env, &admin(), &ring(), body(&n, "pw")).map(|w| w.version),
@@ -997,7 +997,7 @@ fn review_schedule(seed: u64) {
         let name = format!("n{}", rng.below(4));
         let n = name.clone();
         let (id, handle) = run.sim.spawn(move |store: &SimStore, clock: &SimClock| {
-            let store = Retrying { inner: store };
+            let store = Retrying { inner: store, deadline: None };
             let env = Env { store: &store, clock, policy };
             let t0 = clock.monotonic_ms();
             let answer = match kind {
@@ -1012,7 +1012,7 @@ fn review_schedule(seed: u64) {
     let mut readers: Vec<TimedReader> = Vec::new();
     for _ in 0..2 + rng.below(if heavy { 8 } else { 4 }) {
         let (id, handle) = run.sim.spawn(move |store: &SimStore, clock: &SimClock| {
-            let store = Retrying { inner: store };
+            let store = Retrying { inner: store, deadline: None };
             let env = Env { store: &store, clock, policy };
             let t0 = clock.monotonic_ms();
             let answer = read(&env, &keys()).map(|c| (c.view.slot(), c.view.bytes().to_vec()));

@@ -1,6 +1,8 @@
-//! Key-value backends with the semantics of Spin's own (key-value-spin, key-value-redis),
+//! Key-value backends with the semantics of Spin's own (key-value-spin, key-value-redis,
+//! key-value-aws),
 //! weak spots included: they are what the components will meet in production.
 
+pub mod dynamo;
 pub mod redis;
 pub mod runtime_config;
 pub mod sqlite;
@@ -32,6 +34,7 @@ pub(crate) fn other(err: impl std::fmt::Debug) -> KvError {
 pub enum Backend {
     Sqlite(Arc<sqlite::SqliteKv>),
     Redis(Arc<redis::RedisKv>),
+    Dynamo(Arc<dynamo::DynamoKv>),
 }
 
 /// An open store (a `bucket` resource).
@@ -45,6 +48,7 @@ pub struct Store {
 pub enum Cas {
     Sqlite(sqlite::SqliteCas),
     Redis(redis::RedisCas),
+    Dynamo(dynamo::DynamoCas),
 }
 
 impl Cas {
@@ -52,6 +56,7 @@ impl Cas {
         match self {
             Cas::Sqlite(c) => &c.key,
             Cas::Redis(c) => &c.key,
+            Cas::Dynamo(c) => &c.key,
         }
     }
 }
@@ -61,6 +66,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.get(&self.label, key),
             Backend::Redis(r) => r.get(key).await,
+            Backend::Dynamo(d) => d.get(key).await,
         }
     }
 
@@ -68,6 +74,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.set(&self.label, key, value),
             Backend::Redis(r) => r.set(key, value).await,
+            Backend::Dynamo(d) => d.set(key, value).await,
         }
     }
 
@@ -75,6 +82,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.delete(&self.label, key),
             Backend::Redis(r) => r.delete(key).await,
+            Backend::Dynamo(d) => d.delete(key).await,
         }
     }
 
@@ -82,6 +90,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => Ok(s.get(&self.label, key)?.is_some()),
             Backend::Redis(r) => r.exists(key).await,
+            Backend::Dynamo(d) => d.exists(key).await,
         }
     }
 
@@ -89,6 +98,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.get_keys(&self.label),
             Backend::Redis(r) => r.get_keys().await,
+            Backend::Dynamo(d) => d.get_keys().await,
         }
     }
 
@@ -96,6 +106,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.get_many(&self.label, keys),
             Backend::Redis(r) => r.get_many(keys).await,
+            Backend::Dynamo(d) => d.get_many(keys).await,
         }
     }
 
@@ -103,6 +114,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.set_many(&self.label, key_values),
             Backend::Redis(r) => r.set_many(key_values).await,
+            Backend::Dynamo(d) => d.set_many(key_values).await,
         }
     }
 
@@ -110,6 +122,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.delete_many(&self.label, keys),
             Backend::Redis(r) => r.delete_many(keys).await,
+            Backend::Dynamo(d) => d.delete_many(keys).await,
         }
     }
 
@@ -117,6 +130,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.increment(&self.label, key, delta),
             Backend::Redis(r) => r.increment(key, delta).await,
+            Backend::Dynamo(d) => d.increment(key, delta).await,
         }
     }
 
@@ -124,6 +138,7 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => Ok(Cas::Sqlite(s.new_cas(&self.label, key))),
             Backend::Redis(r) => Ok(Cas::Redis(r.new_cas(key).await?)),
+            Backend::Dynamo(d) => Ok(Cas::Dynamo(d.new_cas(key))),
         }
     }
 
@@ -131,6 +146,7 @@ impl Store {
         match (&self.backend, cas) {
             (Backend::Sqlite(s), Cas::Sqlite(c)) => s.cas_current(c),
             (_, Cas::Redis(c)) => c.current().await,
+            (Backend::Dynamo(d), Cas::Dynamo(c)) => d.cas_current(c).await,
             _ => Err(KvError::Other("cas does not belong to this store".into())),
         }
     }
@@ -139,6 +155,7 @@ impl Store {
         match (&self.backend, cas) {
             (Backend::Sqlite(s), Cas::Sqlite(c)) => s.cas_swap(c, value),
             (_, Cas::Redis(c)) => c.swap(value).await,
+            (Backend::Dynamo(d), Cas::Dynamo(c)) => d.cas_swap(c, value).await,
             _ => Err(SwapError::Other("cas does not belong to this store".into())),
         }
     }

@@ -1,7 +1,7 @@
 //! `[key_value_store.<label>]` tables of a Spin runtime-config file, as `spin up
 //! --runtime-config-file` reads them; relative SQLite paths are relative to that file's directory.
 
-use super::{redis::RedisKv, sqlite::SqliteKv, Backend};
+use super::{dynamo::DynamoConfig, dynamo::DynamoKv, redis::RedisKv, sqlite::SqliteKv, Backend};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -17,8 +17,15 @@ pub struct RuntimeConfig {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum StoreConfig {
-    Spin { path: Option<PathBuf> },
-    Redis { url: String },
+    Spin {
+        path: Option<PathBuf>,
+    },
+    Redis {
+        url: String,
+    },
+    /// Spin's `type = "aws_dynamo"` (see [`super::dynamo`]).
+    #[serde(rename = "aws_dynamo")]
+    AwsDynamo(DynamoConfig),
 }
 
 impl RuntimeConfig {
@@ -30,11 +37,13 @@ impl RuntimeConfig {
 }
 
 /// The store managers by label: what the runtime config names, plus `default` on SQLite at
-/// `default_sqlite` unless the config redefines it.
+/// `default_sqlite` unless the config redefines it. `env` is the process environment, as the
+/// AWS SDK's default chain reads it for `aws_dynamo` stores without credentials.
 pub fn backends(
     config: &RuntimeConfig,
     config_dir: Option<&Path>,
     default_sqlite: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, Backend>> {
     let mut out = BTreeMap::new();
     for (label, store) in &config.key_value_store {
@@ -47,6 +56,7 @@ pub fn backends(
                 Backend::Sqlite(Arc::new(SqliteKv::open(path.as_deref())?))
             }
             StoreConfig::Redis { url } => Backend::Redis(Arc::new(RedisKv::new(url)?)),
+            StoreConfig::AwsDynamo(dynamo) => Backend::Dynamo(Arc::new(DynamoKv::new(dynamo, env)?)),
         };
         out.insert(label.clone(), backend);
     }
@@ -84,10 +94,39 @@ mod tests {
     }
 
     #[test]
+    fn parses_aws_dynamo_stores_as_spin_does() {
+        let text = "[key_value_store.default]\ntype = \"aws_dynamo\"\nregion = \"eu-west-1\"\ntable = \"regsecrets\"\nconsistent_read = true\n";
+        let c: RuntimeConfig = toml::from_str(text).unwrap();
+        let StoreConfig::AwsDynamo(d) = &c.key_value_store["default"] else { panic!() };
+        assert_eq!((d.region.as_str(), d.table.as_str(), d.consistent_read), ("eu-west-1", "regsecrets", Some(true)));
+        let env = |name: &str| (name == "AWS_ENDPOINT_URL").then(|| "http://127.0.0.1:1".to_owned());
+        let b = backends(&c, None, Path::new("unused.db"), &env).unwrap();
+        let Backend::Dynamo(kv) = &b["default"] else { panic!() };
+        assert!(kv.consistent_read());
+        let without: RuntimeConfig =
+            toml::from_str("[key_value_store.default]\ntype = \"aws_dynamo\"\nregion = \"r\"\ntable = \"t\"\n")
+                .unwrap();
+        let b = backends(&without, None, Path::new("unused.db"), &env).unwrap();
+        let Backend::Dynamo(kv) = &b["default"] else { panic!() };
+        assert!(!kv.consistent_read(), "Spin's default is eventually consistent reads");
+        assert!(
+            toml::from_str::<RuntimeConfig>("[key_value_store.default]\ntype = \"aws_dynamo\"\ntable = \"t\"\n")
+                .is_err(),
+            "region is required"
+        );
+        let shipped =
+            RuntimeConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtime-config/dynamo.toml"))
+                .unwrap();
+        assert!(
+            matches!(&shipped.key_value_store["default"], StoreConfig::AwsDynamo(d) if d.consistent_read == Some(true))
+        );
+    }
+
+    #[test]
     fn default_store_is_sqlite_and_relative_paths_follow_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let c: RuntimeConfig = toml::from_str("[key_value_store.other]\ntype = \"spin\"\npath = \"o.db\"\n").unwrap();
-        let b = backends(&c, Some(dir.path()), &dir.path().join("d.db")).unwrap();
+        let b = backends(&c, Some(dir.path()), &dir.path().join("d.db"), &|_| None).unwrap();
         let Backend::Sqlite(d) = &b["default"] else { panic!() };
         assert_eq!(d.path(), Some(dir.path().join("d.db").as_path()));
         let Backend::Sqlite(o) = &b["other"] else { panic!() };
