@@ -25,7 +25,7 @@
 //! | 3 | `provider`, `reread` | a provider identity (AWS, Google, Azure) and the secret kinds; the readers' one retry |
 //! | 2 | `error` | the one error type |
 //! | 1 | `check` | what a credential check found, as data (shared by `error`, `dockerconfig`, `index`, `verify`) |
-//! | 0 | `clock`, `jwks`, `net`, `request_id`, `strict_json` | leaves: time, keys, the network seam, the request id, strict JSON |
+//! | 0 | `clock`, `host`, `jwks`, `net`, `request_id`, `strict_json` | leaves: time, a registry's host, keys, the network seam, the request id, strict JSON |
 
 pub mod audit;
 pub mod check;
@@ -35,6 +35,7 @@ pub mod dockerconfig;
 pub mod endpoints;
 pub mod error;
 pub mod export;
+pub mod host;
 pub mod http;
 pub mod identity;
 pub mod index;

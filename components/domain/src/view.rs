@@ -13,7 +13,23 @@
 //! scans the entries themselves:
 //! - a get finds its line by binary search on the name each line starts with, and parses that line;
 //! - the quota needs only the header (the number of secrets is the number of lines);
-//! - a page parses only its own lines, found by position.
+//! - a page parses only its own lines, found by position;
+//! - a pull-time lookup reads the host index, the header's field `hosts` just before `lines`, and
+//!   parses only the lines of secrets that have a key on the registry asked for (see below).
+//!
+//! The host index files each line under [`host::index_key`] of each of its secret's hosts, as
+//! records `key=line,line` sorted by key and joined by spaces (a line whose host is a glob, which
+//! no key can stand for, is filed under `*`, which every lookup reads):
+//!
+//! ```text
+//! "hosts":"*=4 ghcr.io:=0,2 registry.example.com:5000=1,3"
+//! ```
+//!
+//! It is written with the lines, in the same `set`, so it holds whatever the lines hold: the log's
+//! guarantees cover it with no protocol of its own. A view without it (written before it existed)
+//! is looked up by parsing every line, and its next view is written with it; a release that
+//! predates it writes views without it, which hold the same state (the index is derived from the
+//! lines), so a slot's view written by both releases during an upgrade reads the same either way.
 //!
 //! Writers splice one line in or out. A view is written once per slot and its bytes are a function
 //! of the previous view and the slot's decided operation (see `log::op`), so every writer of the
@@ -22,7 +38,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::error::{Error, Internal};
+use crate::host;
 use crate::index::IndexEntry;
 
 /// How many of the latest slots a view remembers the outcome of (for a writer that was paused
@@ -110,7 +129,15 @@ pub struct View {
     header: Header,
     bytes: Vec<u8>,
     lines: Lines,
+    /// The byte range of the host index's text, if the view has one.
+    hosts: Option<(usize, usize)>,
 }
+
+/// The host index: each key's lines, in order.
+type HostIndex = BTreeMap<String, Vec<usize>>;
+
+/// The record of the lines whose host has no key (a glob): every lookup reads it.
+const UNKEYED: &str = "*";
 
 /// Where the entry lines are (in name order).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +155,8 @@ const NAME_PREFIX: &[u8] = b"{\"name\":\"";
 const LINES_FIELD: &[u8] = b",\"lines\":\"";
 /// Hex digits per entry of the line table.
 const OFFSET_DIGITS: usize = 8;
+/// How the host index starts (the field before `lines`).
+const HOSTS_FIELD: &[u8] = b",\"hosts\":\"";
 
 fn corrupt() -> Error {
     Internal::CorruptRecord.into()
@@ -135,30 +164,39 @@ fn corrupt() -> Error {
 
 impl View {
     pub fn empty() -> View {
-        View::build(Header::default(), Vec::new(), &[])
+        View::build(Header::default(), &[], &HostIndex::new())
     }
 
     /// Reads a view: parses its header and checks where its table says the entries start, without
     /// reading the entries (each line is checked when it is first read; a view the table does not
     /// match answers corrupt there).
     pub fn decode(bytes: Vec<u8>) -> Result<View, Error> {
-        let mut stream = serde_json::Deserializer::from_slice(&bytes).into_iter::<Header>();
-        let header = stream.next().ok_or_else(corrupt)?.map_err(|_| corrupt())?;
-        let header_end = stream.byte_offset();
-        let lines = match line_table(&bytes[..header_end]) {
+        // The header is the first line (serde writes JSON without raw newlines). Its last fields,
+        // the host index and the line table, are found from its end and read as text when used;
+        // serde parses only the fields before them, so a read never scans tables it does not use.
+        let header_end = bytes.iter().position(|b| *b == b'\n').unwrap_or(bytes.len());
+        let head = &bytes[..header_end];
+        let mut hosts = None;
+        let (header, lines) = match line_table(head) {
             Some(table) => {
+                let at = header_end - 2 - table.len();
+                let mut fields_end = at - LINES_FIELD.len();
+                hosts = host_table(&head[..fields_end]);
+                if let Some((start, _)) = hosts {
+                    fields_end = start - HOSTS_FIELD.len();
+                }
                 let (base, count) = (header_end + 1, table.len() / OFFSET_DIGITS);
-                let lines = Lines::Table { at: header_end - 2 - table.len(), base, count };
-                let starts_at_base =
-                    bytes.get(header_end) == Some(&b'\n') && offset(&bytes, header_end - 2 - table.len()) == Some(0);
+                let starts_at_base = bytes.get(header_end) == Some(&b'\n') && offset(&bytes, at) == Some(0);
                 if count == 0 || table.len() % OFFSET_DIGITS != 0 || !starts_at_base {
                     return Err(corrupt());
                 }
-                lines
+                let mut fields = head[..fields_end].to_vec();
+                fields.push(b'}');
+                (parse_header(&fields)?, Lines::Table { at, base, count })
             }
-            None => Lines::Scanned(View::lines_by_scanning(&bytes, header_end)?),
+            None => (parse_header(head)?, Lines::Scanned(View::lines_by_scanning(&bytes, header_end)?)),
         };
-        Ok(View { header, bytes, lines })
+        Ok(View { header, bytes, lines, hosts })
     }
 
     /// Line `i`'s byte range (without the newline), if it is a line of this view and well formed.
@@ -275,6 +313,42 @@ impl View {
         (0..self.used() as usize).map(|i| self.entry_at(i)).collect()
     }
 
+    /// The entries that may hold a key for `authority` (`host[:port]`), in name order: through the
+    /// host index, those filed under its key and those whose host has none (globs); every entry
+    /// when the view has no index. A superset of the entries with a host that matches it: the
+    /// caller checks each (`resolve`).
+    pub fn entries_on(&self, authority: &str) -> Result<Vec<IndexEntry>, Error> {
+        let Some((start, end)) = self.hosts else { return self.entries() };
+        let records: Vec<(&[u8], &[u8])> = records(&self.bytes[start..end]).ok_or_else(corrupt)?;
+        let key = host::index_key(authority);
+        let mut lines = Vec::new();
+        for wanted in key.as_deref().into_iter().chain([UNKEYED]) {
+            if let Ok(at) = records.binary_search_by(|(k, _)| k.cmp(&wanted.as_bytes())) {
+                lines.extend(line_numbers(records[at].1).ok_or_else(corrupt)?);
+            }
+        }
+        lines.sort_unstable();
+        lines.dedup();
+        lines.into_iter().map(|i| self.entry_at(i)).collect()
+    }
+
+    /// The host index as written, or built from the lines for a view written without one.
+    fn host_index(&self) -> Result<HostIndex, Error> {
+        let Some((start, end)) = self.hosts else {
+            let mut index = HostIndex::new();
+            for (i, entry) in self.entries()?.iter().enumerate() {
+                file(&mut index, entry, i);
+            }
+            return Ok(index);
+        };
+        let mut index = HostIndex::new();
+        for (key, lines) in records(&self.bytes[start..end]).ok_or_else(corrupt)? {
+            let key = std::str::from_utf8(key).map_err(|_| corrupt())?;
+            index.insert(key.to_owned(), line_numbers(lines).ok_or_else(corrupt)?);
+        }
+        Ok(index)
+    }
+
     /// What became of `slot` according to this view.
     pub fn outcome_of(&self, slot: u64) -> SlotOutcome {
         if slot > self.header.slot || slot < self.header.from || self.header.from == 0 {
@@ -317,28 +391,56 @@ impl View {
             }
         }
         let mut out: Vec<&[u8]> = Vec::with_capacity(count + 1);
+        // Where each old line goes in the new view (none: replaced or removed), for the index.
+        let mut moved: Vec<Option<usize>> = Vec::with_capacity(count);
         for i in 0..count {
             if i == insert_at {
                 out.extend(replaced.iter().map(Vec::as_slice));
             }
-            if Some(i) != skip {
+            if Some(i) == skip {
+                moved.push(None);
+            } else {
                 let (start, end) = self.range(i).ok_or_else(corrupt)?;
+                moved.push(Some(out.len()));
                 out.push(&self.bytes[start..end]);
             }
         }
         if insert_at == count {
             out.extend(replaced.iter().map(Vec::as_slice));
         }
-        Ok(View::build(header, Vec::new(), &out))
+        let mut index = HostIndex::new();
+        for (key, lines) in self.host_index()? {
+            let lines: Vec<usize> = lines.iter().filter_map(|&i| moved.get(i).copied().flatten()).collect();
+            if !lines.is_empty() {
+                index.insert(key, lines);
+            }
+        }
+        if let Some(entry) = upsert {
+            file(&mut index, entry, insert_at);
+        }
+        Ok(View::build(header, &out, &index))
     }
 
-    fn build(header: Header, mut bytes: Vec<u8>, lines: &[&[u8]]) -> View {
-        bytes.extend(serde_json::to_vec(&header).unwrap_or_default());
+    fn build(header: Header, lines: &[&[u8]], index: &HostIndex) -> View {
+        let mut bytes = serde_json::to_vec(&header).unwrap_or_default();
         if lines.is_empty() {
-            return View { header, bytes, lines: Lines::Scanned(Vec::new()) };
+            return View { header, bytes, lines: Lines::Scanned(Vec::new()), hosts: None };
         }
-        // The header always has fields (`slot`, `from`), so the table joins them with a comma.
+        // The header always has fields (`slot`, `from`), so the index joins them with a comma.
         bytes.pop();
+        bytes.extend_from_slice(HOSTS_FIELD);
+        let hosts_at = bytes.len();
+        for (n, (key, lines)) in index.iter().enumerate() {
+            if n > 0 {
+                bytes.push(b' ');
+            }
+            bytes.extend_from_slice(key.as_bytes());
+            bytes.push(b'=');
+            let numbers: Vec<String> = lines.iter().map(usize::to_string).collect();
+            bytes.extend_from_slice(numbers.join(",").as_bytes());
+        }
+        let hosts = Some((hosts_at, bytes.len()));
+        bytes.push(b'"');
         bytes.extend_from_slice(LINES_FIELD);
         let at = bytes.len();
         let mut offset = 0;
@@ -352,8 +454,52 @@ impl View {
             bytes.push(b'\n');
             bytes.extend_from_slice(line);
         }
-        View { header, bytes, lines: Lines::Table { at, base, count: lines.len() } }
+        View { header, bytes, lines: Lines::Table { at, base, count: lines.len() }, hosts }
     }
+}
+
+/// Files line `i` under the key of each of its entry's hosts (or under [`UNKEYED`]), keeping each
+/// record's lines in order.
+fn file(index: &mut HostIndex, entry: &IndexEntry, i: usize) {
+    for registry in &entry.registries {
+        let key = host::index_key(registry).unwrap_or_else(|| UNKEYED.to_owned());
+        let lines = index.entry(key).or_default();
+        if let Err(at) = lines.binary_search(&i) {
+            lines.insert(at, i);
+        }
+    }
+}
+
+/// The host index's records, `(key, lines)`, if its text is well formed and sorted by key.
+fn records(text: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    let records: Vec<(&[u8], &[u8])> = text
+        .split(|b| *b == b' ')
+        .map(|record| {
+            let equals = record.iter().position(|b| *b == b'=')?;
+            Some((&record[..equals], &record[equals + 1..]))
+        })
+        .collect::<Option<_>>()?;
+    records.windows(2).all(|w| w[0].0 < w[1].0).then_some(records)
+}
+
+/// A record's line numbers (`3,17,40`).
+fn line_numbers(text: &[u8]) -> Option<Vec<usize>> {
+    std::str::from_utf8(text).ok()?.split(',').map(|n| n.parse().ok()).collect()
+}
+
+/// The byte range of the host index's text, if the header (its JSON text up to the `lines` field)
+/// ends with one.
+fn host_table(header: &[u8]) -> Option<(usize, usize)> {
+    let inner = header.strip_suffix(b"\"")?;
+    let quote = inner.iter().rposition(|b| *b == b'"')?;
+    inner[..=quote].ends_with(HOSTS_FIELD).then_some((quote + 1, inner.len()))
+}
+
+fn parse_header(text: &[u8]) -> Result<Header, Error> {
+    serde_json::from_slice(text).map_err(|_| corrupt())
 }
 
 /// The number written in the table entry at byte `at` (8 hex digits).
@@ -478,12 +624,96 @@ mod tests {
         assert_eq!(emptied.bytes(), br#"{"slot":6,"from":0}"#);
     }
 
+    fn on(name: &str, version: u64, registries: &[&str]) -> IndexEntry {
+        IndexEntry { registries: registries.iter().map(|r| r.to_string()).collect(), ..entry(name, version) }
+    }
+
+    /// What a lookup must find: every entry with a host the keyring matches to the authority.
+    fn covering(entries: &[IndexEntry], authority: &str) -> Vec<String> {
+        let matches = |e: &&IndexEntry| e.registries.iter().any(|h| crate::resolve::keyring::matches(h, authority));
+        entries.iter().filter(matches).map(|e| e.name.clone()).collect()
+    }
+
+    #[test]
+    fn the_host_index_files_each_line_under_its_hosts_and_globs_under_a_star() {
+        let mut view = View::empty();
+        let secrets: [(&str, &[&str]); 4] = [
+            ("a", &["ghcr.io"]),
+            ("b", &["registry.example.com:5000", "ghcr.io"]),
+            ("c", &["*.example.com"]),
+            ("d", &["docker.io"]),
+        ];
+        for (slot, (name, registries)) in secrets.iter().enumerate() {
+            view = view.next(header(slot as u64 + 1), Some(&on(name, 1, registries)), None).unwrap();
+        }
+        let text = String::from_utf8(view.bytes().to_vec()).unwrap();
+        assert!(
+            text.contains(r#","hosts":"*=2 docker.io:=3 ghcr.io:=0,1 registry.example.com:5000=1","lines":""#),
+            "{text}"
+        );
+        let view = View::decode(view.bytes().to_vec()).unwrap();
+        let names = |authority: &str| -> Vec<String> {
+            view.entries_on(authority).unwrap().into_iter().map(|e| e.name).collect()
+        };
+        assert_eq!(names("ghcr.io"), ["a", "b", "c"]);
+        assert_eq!(names("registry.example.com:5000"), ["b", "c"]);
+        assert_eq!(names("registry.example.com"), ["c"]);
+        assert_eq!(names("quay.io"), ["c"]);
+        // Removing a line moves the lines after it, and the index with them.
+        let view = view.next(header(9), None, Some("a")).unwrap();
+        let text = String::from_utf8(view.bytes().to_vec()).unwrap();
+        assert!(text.contains(r#","hosts":"*=1 docker.io:=2 ghcr.io:=0 registry.example.com:5000=0","#), "{text}");
+    }
+
+    #[test]
+    fn a_damaged_host_index_is_refused_as_corrupt() {
+        let text = String::from_utf8(three().bytes().to_vec()).unwrap();
+        for damaged in ["ghcr.io:=0,x", "ghcr.io:0", "zz:=1 ghcr.io:=0"] {
+            let bytes = text.replace("ghcr.io:=0,1,2", damaged).into_bytes();
+            assert!(View::decode(bytes).unwrap().entries_on("ghcr.io").is_err(), "{damaged}");
+        }
+        let beyond = text.replace("ghcr.io:=0,1,2", "ghcr.io:=0,7").into_bytes();
+        assert!(View::decode(beyond).unwrap().entries_on("ghcr.io").is_err());
+    }
+
+    proptest::proptest! {
+        /// Through any run of upserts and removals the index kept line by line is the index built
+        /// from the lines, and a lookup through it finds every entry the keyring would match.
+        #[test]
+        fn the_host_index_kept_by_splicing_is_the_index_of_the_lines(
+            ops in proptest::collection::vec((0..6usize, proptest::option::of(proptest::collection::vec(0..7usize, 1..3))), 1..40)
+        ) {
+            const NAMES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+            const HOSTS: [&str; 7] =
+                ["ghcr.io", "ghcr.io:443", "docker.io", "*.example.com", "r1.example.com", "[::1]:5000", "r?.example.com"];
+            let mut view = View::empty();
+            for (slot, (name, hosts)) in ops.iter().enumerate() {
+                let header = header(slot as u64 + 1);
+                view = match hosts {
+                    Some(hosts) => {
+                        let registries: Vec<&str> = hosts.iter().map(|h| HOSTS[*h]).collect();
+                        view.next(header, Some(&on(NAMES[*name], slot as u64, &registries)), None).unwrap()
+                    }
+                    None => view.next(header, None, Some(NAMES[*name])).unwrap(),
+                };
+                let view = View::decode(view.bytes().to_vec()).unwrap();
+                let rebuilt = View { hosts: None, ..view.clone() };
+                proptest::prop_assert_eq!(view.host_index().unwrap(), rebuilt.host_index().unwrap());
+                let entries = view.entries().unwrap();
+                for authority in HOSTS.iter().copied().chain(["r2.example.com", "quay.io", "[::1]:5000"]) {
+                    let found: Vec<IndexEntry> = view.entries_on(authority).unwrap();
+                    proptest::prop_assert_eq!(covering(&found, authority), covering(&entries, authority));
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_view_written_before_the_table_is_read_by_scanning() {
         let view = three();
         let text = String::from_utf8(view.bytes().to_vec()).unwrap();
         let (head, body) = text.split_once('\n').unwrap();
-        let old_head = &head[..head.find(",\"lines\"").unwrap()];
+        let old_head = &head[..head.find(",\"hosts\"").unwrap()];
         let old = View::decode(format!("{old_head}}}\n{body}").into_bytes()).unwrap();
         assert_eq!(old.names().collect::<Vec<_>>(), ["a", "b", "c"]);
         assert_eq!(old.find("b").unwrap().unwrap().version, 1);

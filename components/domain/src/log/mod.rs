@@ -735,7 +735,7 @@ fn highest_view_between<S: KeyValue>(
 
 enum TakeOver {
     /// We decided and applied the slot after `previous`.
-    Applied(Slot),
+    Applied(Box<Slot>),
     /// It was applied by someone else (our reads may be stale: start again from the views).
     Moved,
     /// A higher ballot is under way.
@@ -762,7 +762,7 @@ fn take_over<S: KeyValue, C: Clock>(
     let fenced = env.clock.monotonic_ms();
     let applying =
         Applying { k: m, previous, previous_clean, value: &value, own_ballots: &[ballot], counted: true, fenced };
-    Ok(TakeOver::Applied(apply_slot(env, keys, applying)?))
+    Ok(TakeOver::Applied(Box::new(apply_slot(env, keys, applying)?)))
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@
 //! `localhost`, and would hand it Docker Hub's credentials. Here only a repository whose
 //! normalised registry is `docker.io` falls back to them, so they never go to another registry.
 
+use crate::host;
+
 /// The pattern the kubelet files a config key under.
 pub fn pattern(key: &str) -> String {
     let rest = match key.split_once("://") {
@@ -33,27 +35,6 @@ pub fn pattern(key: &str) -> String {
     } else {
         format!("{host}{path}")
     }
-}
-
-/// Host parts and port of `host[:port]` (brackets of an IPv6 literal removed, as Go's
-/// `net.SplitHostPort` does; an authority it cannot split is all host).
-fn split_host(authority: &str) -> (Vec<&str>, &str) {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((inside, "")) => (inside, ""),
-            Some((inside, after)) => match after.strip_prefix(':') {
-                Some(port) => (inside, port),
-                None => (authority, ""),
-            },
-            None => (authority, ""),
-        }
-    } else {
-        match authority.split_once(':') {
-            Some((host, port)) if !port.contains(':') => (host, port),
-            _ => (authority, ""),
-        }
-    };
-    (host.split('.').collect(), port)
 }
 
 /// Go's `filepath.Match` for what a host part can hold: `*` (any run of characters) and `?`
@@ -75,8 +56,8 @@ fn split_path(schemeless: &str) -> (&str, &str) {
 pub fn matches(pattern: &str, repository: &str) -> bool {
     let (pattern_authority, pattern_path) = split_path(pattern);
     let (target_authority, target_path) = split_path(repository);
-    let (pattern_parts, pattern_port) = split_host(pattern_authority);
-    let (target_parts, target_port) = split_host(target_authority);
+    let (pattern_parts, pattern_port) = host::split(pattern_authority);
+    let (target_parts, target_port) = host::split(target_authority);
     pattern_port == target_port
         && pattern_parts.len() == target_parts.len()
         && target_path.starts_with(pattern_path)

@@ -7,8 +7,9 @@
 //! the first.
 //!
 //! Store calls: the tenant's view (`get P:seq`, `get P:v:<S>`), then `get P:r:<record>` of each secret that can cover the image or
-//! registry by its metadata (the hosts of its keys, in the view: a secret of other registries is
-//! never decrypted), or of every secret for `all=true` (through [`open_entry`]); a secret replaced
+//! registry by its metadata (the hosts of its keys, found through the view's host index, so a
+//! lookup parses only those secrets' lines and a secret of other registries is never decrypted),
+//! or of every secret for `all=true` (through [`open_entry`]); a secret replaced
 //! between the two reads is read again with the view ([`crate::reread`]: a few rounds, then 503
 //! `TenantBusy`), so an answer never mixes a secret's old and new credentials. A secret that mints answers its
 //! current minted credential (`mint::current`: `get P:mint:<record>`, and on a miss the mint
@@ -177,7 +178,13 @@ fn candidates<S: KeyValue, C: Clock>(
     source: &Source,
 ) -> Result<Vec<(ResolvedCredential, u64)>, Error> {
     reread::settled(env.clock, || {
-        let mut entries: Vec<IndexEntry> = current(env, &who.tenant)?.view.entries()?;
+        let view = current(env, &who.tenant)?.view;
+        // Through the view's host index: only the secrets filed under the registry's host (and
+        // those with a glob host) are parsed, whatever the tenant holds.
+        let mut entries: Vec<IndexEntry> = match registry {
+            Some(registry) => view.entries_on(registry)?,
+            None => view.entries()?,
+        };
         // By name, so that candidates equal on every rule of `rank` come in the same order.
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let mut all = Vec::new();
