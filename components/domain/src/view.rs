@@ -174,7 +174,7 @@ impl View {
         // The header is the first line (serde writes JSON without raw newlines). Its last fields,
         // the host index and the line table, are found from its end and read as text when used;
         // serde parses only the fields before them, so a read never scans tables it does not use.
-        let header_end = bytes.iter().position(|b| *b == b'\n').unwrap_or(bytes.len());
+        let header_end = memchr::memchr(b'\n', &bytes).unwrap_or(bytes.len());
         let head = &bytes[..header_end];
         let mut hosts = None;
         let (header, lines) = match line_table(head) {
@@ -319,12 +319,12 @@ impl View {
     /// caller checks each (`resolve`).
     pub fn entries_on(&self, authority: &str) -> Result<Vec<IndexEntry>, Error> {
         let Some((start, end)) = self.hosts else { return self.entries() };
-        let records: Vec<(&[u8], &[u8])> = records(&self.bytes[start..end]).ok_or_else(corrupt)?;
+        let text = &self.bytes[start..end];
         let key = host::index_key(authority);
         let mut lines = Vec::new();
         for wanted in key.as_deref().into_iter().chain([UNKEYED]) {
-            if let Ok(at) = records.binary_search_by(|(k, _)| k.cmp(&wanted.as_bytes())) {
-                lines.extend(line_numbers(records[at].1).ok_or_else(corrupt)?);
+            if let Some(record) = find_record(text, wanted.as_bytes())? {
+                lines.extend(line_numbers(record).ok_or_else(corrupt)?);
             }
         }
         lines.sort_unstable();
@@ -478,11 +478,31 @@ fn records(text: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     let records: Vec<(&[u8], &[u8])> = text
         .split(|b| *b == b' ')
         .map(|record| {
-            let equals = record.iter().position(|b| *b == b'=')?;
+            let equals = memchr::memchr(b'=', record)?;
             Some((&record[..equals], &record[equals + 1..]))
         })
         .collect::<Option<_>>()?;
     records.windows(2).all(|w| w[0].0 < w[1].0).then_some(records)
+}
+
+/// The lines of the record filed under `key` in the index's text, found by binary search over its
+/// bytes (records are sorted by key; a probe moves to the start of the record it lands in), so a
+/// lookup reads a few records whatever the size of the index.
+fn find_record<'a>(text: &'a [u8], key: &[u8]) -> Result<Option<&'a [u8]>, Error> {
+    let (mut low, mut high) = (0, text.len());
+    while low < high {
+        let mid = low + (high - low) / 2;
+        let start = memchr::memrchr(b' ', &text[low..mid]).map_or(low, |at| low + at + 1);
+        let end = memchr::memchr(b' ', &text[start..]).map_or(text.len(), |at| start + at);
+        let record = &text[start..end];
+        let equals = memchr::memchr(b'=', record).ok_or_else(corrupt)?;
+        match record[..equals].cmp(key) {
+            std::cmp::Ordering::Equal => return Ok(Some(&record[equals + 1..])),
+            std::cmp::Ordering::Less => low = end + 1,
+            std::cmp::Ordering::Greater => high = start,
+        }
+    }
+    Ok(None)
 }
 
 /// A record's line numbers (`3,17,40`).
@@ -494,7 +514,7 @@ fn line_numbers(text: &[u8]) -> Option<Vec<usize>> {
 /// ends with one.
 fn host_table(header: &[u8]) -> Option<(usize, usize)> {
     let inner = header.strip_suffix(b"\"")?;
-    let quote = inner.iter().rposition(|b| *b == b'"')?;
+    let quote = memchr::memrchr(b'"', inner)?;
     inner[..=quote].ends_with(HOSTS_FIELD).then_some((quote + 1, inner.len()))
 }
 
@@ -511,7 +531,7 @@ fn offset(bytes: &[u8], at: usize) -> Option<usize> {
 /// The table of the header's last field `lines`, if the header (its JSON text) has one.
 fn line_table(header: &[u8]) -> Option<&[u8]> {
     let inner = header.strip_suffix(b"\"}")?;
-    let quote = inner.iter().rposition(|b| *b == b'"')?;
+    let quote = memchr::memrchr(b'"', inner)?;
     inner[..=quote].ends_with(LINES_FIELD).then(|| &inner[quote + 1..])
 }
 
@@ -668,12 +688,28 @@ mod tests {
     #[test]
     fn a_damaged_host_index_is_refused_as_corrupt() {
         let text = String::from_utf8(three().bytes().to_vec()).unwrap();
-        for damaged in ["ghcr.io:=0,x", "ghcr.io:0", "zz:=1 ghcr.io:=0"] {
+        for damaged in ["ghcr.io:=0,x", "ghcr.io:0", "ghcr.io:="] {
             let bytes = text.replace("ghcr.io:=0,1,2", damaged).into_bytes();
             assert!(View::decode(bytes).unwrap().entries_on("ghcr.io").is_err(), "{damaged}");
         }
+        // Records out of order: no next view is written on it (a lookup may miss, never mix).
+        let unsorted = View::decode(text.replace("ghcr.io:=0,1,2", "zz:=1 ghcr.io:=0,2").into_bytes()).unwrap();
+        assert!(unsorted.next(header(9), Some(&entry("d", 9)), None).is_err());
         let beyond = text.replace("ghcr.io:=0,1,2", "ghcr.io:=0,7").into_bytes();
         assert!(View::decode(beyond).unwrap().entries_on("ghcr.io").is_err());
+    }
+
+    #[test]
+    fn a_record_is_found_by_binary_search_among_many() {
+        let keys: Vec<String> = (0..300).map(|i| format!("r{:04}.example.com:", i * 2)).collect();
+        let text = keys.iter().enumerate().map(|(i, k)| format!("{k}={i}")).collect::<Vec<_>>().join(" ");
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(find_record(text.as_bytes(), key.as_bytes()).unwrap(), Some(i.to_string().as_bytes()));
+        }
+        for absent in ["r0001.example.com:", "a", "zzz", "r0598.example.com", "r0598.example.com:x"] {
+            assert_eq!(find_record(text.as_bytes(), absent.as_bytes()).unwrap(), None, "{absent}");
+        }
+        assert_eq!(find_record(b"", b"a").unwrap(), None);
     }
 
     proptest::proptest! {

@@ -1,6 +1,7 @@
-//! Does a call's cost grow with the size of its tenant (issue 17, part 3)? Four tenants of 10, 100,
-//! 500 and 1,000 secrets in one store; kept-alive p50/p99 of get, a 20-item page, the quota read,
-//! export and create at each size, next to a hello-world component served by the same host in the
+//! Does a call's cost grow with the size of its tenant (issue 17, part 3; issue 26, part 1)? Four
+//! tenants of 10, 100, 500 and 1,000 secrets in one store, each secret on a registry of its own;
+//! kept-alive p50/p99 of get, the pull-time lookup of one image (`?image=`), a 20-item page, the
+//! quota read, export and create at each size, next to a hello-world component served by the same host in the
 //! same run. Every round samples every call at every size in turn (and creates go round the sizes
 //! too), so load from elsewhere falls on all sizes alike instead of on whichever size ran while it
 //! lasted. Prints a growth table (each call's p50 at each size and its ratio to the p50 at 10
@@ -34,6 +35,11 @@ fn rounds() -> usize {
 
 fn name(i: usize) -> String {
     format!("s-{i:04}")
+}
+
+/// Secret `i`'s registry: one per secret, as in a tenant that keeps one pull secret per registry.
+fn registry(i: usize) -> String {
+    format!("r{i:04}.registry.test")
 }
 
 fn percentile(samples: &[Duration], p: f64) -> Duration {
@@ -107,6 +113,11 @@ fn probes(addr: SocketAddr, t: &Tenant) -> Vec<Probe> {
         probe("hello-world", HELLO.to_owned(), None),
         probe("get", format!("{SECRETS}/{middle}"), bearer(&t.viewer)),
         probe(
+            "lookup (?image=)",
+            format!("/v2/pull/credentials?image={}/team/app:1", registry(t.size / 2)),
+            bearer(&t.puller),
+        ),
+        probe(
             "20-item page",
             format!("{SECRETS}?$top=20&$skip={}", (t.size / 2).saturating_sub(10)),
             bearer(&t.viewer),
@@ -141,14 +152,14 @@ fn measure(addr: SocketAddr, tenants: &[Tenant], rounds: usize) -> Vec<AtSize> {
     for i in 0..CREATES {
         for ((connection, auth), samples) in writers.iter_mut().zip(&mut creates) {
             let json = [("authorization", auth.as_str()), ("content-type", "application/json")];
-            let body = structured(&format!("w-{i}"), "ghcr.io", "bot", "pw").to_string();
+            let body = structured(&format!("w-{i}"), &registry(10_000 + i), "bot", "pw").to_string();
             samples.push(timed(connection, "POST", SECRETS, &json, body.as_bytes(), 201));
             timed(connection, "DELETE", &format!("{SECRETS}/w-{i}"), &json[..1], b"", 200);
         }
     }
     for (t, (connection, auth)) in tenants.iter().zip(&mut writers) {
         let json = [("authorization", auth.as_str()), ("content-type", "application/json")];
-        let body = structured(&name(t.size - 1), "ghcr.io", "bot", "pw").to_string();
+        let body = structured(&name(t.size - 1), &registry(t.size - 1), "bot", "pw").to_string();
         timed(connection, "POST", SECRETS, &json, body.as_bytes(), 201);
     }
     tenants
@@ -192,16 +203,16 @@ fn store_calls(held: usize) -> Vec<(&'static str, u64, u64)> {
         subject: None,
         client: None,
     };
-    let body = |name: &str| {
+    let body = |name: &str, registry: &str| {
         SecretRequest::from_json(
-            serde_json::json!({"name": name, "registry": "ghcr.io", "username": "u", "password": "p"}),
+            serde_json::json!({"name": name, "registry": registry, "username": "u", "password": "p"}),
             true,
         )
         .unwrap()
     };
     set_tenant_quota(&env, &operator, "acme", SetQuota { limit: 1000 }).unwrap();
     for i in 0..held - 1 {
-        secrets::create(&env, &who, &ring, body(&name(i))).unwrap();
+        secrets::create(&env, &who, &ring, body(&name(i), &registry(i))).unwrap();
     }
     let middle = name(held / 2);
     let page = ListQuery { top: 20, skip: (held / 2).saturating_sub(10), ..ListQuery::default() };
@@ -212,7 +223,7 @@ fn store_calls(held: usize) -> Vec<(&'static str, u64, u64)> {
         let (r1, w1) = store.ops.snapshot();
         counted.push((label, r1 - r0, w1 - w0));
     };
-    step("create", &mut || drop(secrets::create(&env, &who, &ring, body("app")).unwrap()));
+    step("create", &mut || drop(secrets::create(&env, &who, &ring, body("app", "app.registry.test")).unwrap()));
     step("get", &mut || drop(secrets::get(&env, &who, &middle).unwrap()));
     step("20-item page", &mut || drop(secrets::list(&env, &who, &page).unwrap()));
     step("quota", &mut || {
@@ -227,6 +238,11 @@ fn store_calls(held: usize) -> Vec<(&'static str, u64, u64)> {
     }
     let source = domain::mint::Source::Component { component: &NoMinting, authorization: "", request_id: "" };
     step("export", &mut || drop(domain::export::export(&env, &who, &ring, &middle, &source).unwrap()));
+    let image = domain::resolve::Selector::parse(Some(&format!("image={}/team/app:1", registry(held / 2)))).unwrap();
+    step("lookup (?image=)", &mut || {
+        let found = domain::resolve::resolve(&env, &who, &ring, &image, &source).unwrap();
+        assert_eq!(found.credentials.len(), 1, "one secret covers the image");
+    });
     step("delete", &mut || drop(secrets::delete(&env, &who, "app", None).unwrap()));
     counted
 }
@@ -252,7 +268,7 @@ fn main() {
         let json = [("authorization", auth.as_str()), ("content-type", "application/json")];
         let mut grower = Connection::open(addr).expect("connect");
         for i in 0..size {
-            let body = structured(&name(i), "ghcr.io", "bot", "pw").to_string();
+            let body = structured(&name(i), &registry(i), "bot", "pw").to_string();
             timed(&mut grower, "POST", SECRETS, &json, body.as_bytes(), 201);
         }
         eprintln!("tenant {t} holds {size} secrets ({:.0?} in)", started.elapsed());
