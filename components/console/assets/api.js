@@ -102,6 +102,16 @@ export function deleteSecret(token, name, etag) {
   return call(token, 'DELETE', item(name), { headers: { 'If-Match': etag } });
 }
 
+const WORKLOAD = '/v2/admin/workloadIdentity';
+
+export function getWorkloadIdentity(token) {
+  return call(token, 'GET', WORKLOAD).then(({ json }) => json);
+}
+
+export function putWorkloadIdentity(token, trust) {
+  return call(token, 'PUT', WORKLOAD, { body: trust }).then(({ json }) => json);
+}
+
 export function quota(token) {
   return call(token, 'GET', QUOTA).then(({ json }) => json);
 }

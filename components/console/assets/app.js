@@ -7,6 +7,7 @@ import * as api from './api.js';
 import { nameRules, nameIsValid, registryProblem, emailProblem, dockerConfigProblem } from './validate.js';
 import { timeElement, relativeTime, exactTime, isDockerHub, registryLabel, pullSecretYaml, applyCommand } from './format.js';
 import { resultsList, verificationBadge } from './verification.js';
+import * as workload from './workload.js';
 
 const $ = (testId, root = document) => root.querySelector(`[data-testid="${testId}"]`);
 const el = (tag, props = {}, ...children) => {
@@ -138,6 +139,7 @@ function signOut(message) {
   clearCredentialFields();
   $('secrets-body').replaceChildren();
   $('quota').hidden = true;
+  workload.hide();
   showBanner('list-error', '');
   notify(message ? '' : 'Signed out. The token has been forgotten.');
   showSignIn(message ?? '');
@@ -171,6 +173,11 @@ function renderExpiry() {
 function refresh() {
   loadList();
   loadQuota();
+  if (state.identity.canRead) {
+    workload.load(state.token, { canWrite: state.identity.canWrite, onUnauthenticated: handleUnauthenticated });
+  } else {
+    workload.hide();
+  }
 }
 
 async function loadList() {
@@ -852,5 +859,6 @@ async function start() {
 }
 
 wire();
+workload.wire();
 renderNameRules();
 start();

@@ -237,6 +237,15 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
         Endpoint::ExportCredentials { name } => ctx.as_caller(request, |who| {
             trail.caller(who);
             who.require(Need::ReadCredentials)?;
+            // A tenant that requires pod tokens at pull time: the export too, of a bound secret only.
+            let pod_token = header(request, workload::WORKLOAD_TOKEN_HEADER);
+            let scope = workload::pull_scope(&ctx.env, who, pod_token, ctx.discovery().as_ref(), unix_now())?;
+            if let Some((workload, secrets)) = scope {
+                trail.workload(workload.subject);
+                if !secrets.contains(&name) {
+                    return Err(Error::WorkloadNotPermitted(workload::WorkloadFailure::NotBound));
+                }
+            }
             let id = RequestId::of(request.headers());
             let credential = session::chained_credential(request.headers());
             let source = mint_source(ctx.outbound()?, &credential, &id);
@@ -248,10 +257,9 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
             who.require(Need::ReadCredentials)?;
             let selector = Selector::parse(request.uri().query())?;
             trail.image(selector.audit_text());
-            let bound = match header(request, workload::WORKLOAD_TOKEN_HEADER) {
-                Some(token) => {
-                    let (workload, secrets) =
-                        workload::admit(&ctx.env, who, token, ctx.discovery().as_ref(), unix_now())?;
+            let pod_token = header(request, workload::WORKLOAD_TOKEN_HEADER);
+            let bound = match workload::pull_scope(&ctx.env, who, pod_token, ctx.discovery().as_ref(), unix_now())? {
+                Some((workload, secrets)) => {
                     trail.workload(workload.subject);
                     Some(secrets)
                 }

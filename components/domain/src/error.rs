@@ -78,6 +78,8 @@ pub enum WorkloadFailure {
     /// No `kubernetes.io` claims, or they name another service account than `sub`.
     NotAServiceAccount,
     NotBound,
+    /// The tenant requires a pod's token at pull time (`requirePodToken`), and none came.
+    PodTokenRequired,
 }
 
 /// A fault of the platform underneath (store, configuration, randomness, crypto).
