@@ -525,3 +525,24 @@ fn without_configuration_only_pasting_is_offered() {
     assert!(refusal(&world.call("GET", LOGIN, &[])).contains("NotConfigured"), "https only (http on loopback)");
     assert_eq!(World::new().call("POST", LOGIN, &[]).status, 405);
 }
+
+#[test]
+fn a_later_login_in_the_same_slot_refuses_the_earlier_callback_and_the_store_stays_bounded() {
+    let world = World::new();
+    let mut by_slot: BTreeMap<u16, (String, String)> = BTreeMap::new();
+    let (earlier, later) = loop {
+        let (state, code) = world.login();
+        let slot = console_login_slot(&state);
+        if let Some(previous) = by_slot.insert(slot, (state.clone(), code.clone())) {
+            break (previous, (state, code));
+        }
+        assert!(by_slot.len() <= crate::store::LOGIN_SLOTS as usize);
+    };
+    assert!(refusal(&world.callback(&earlier.1, &earlier.0, &earlier.0)).contains("StateUnknown"));
+    assert_eq!(world.callback(&later.1, &later.0, &later.0).status, 303, "the later login signs in");
+    for _ in 0..300 {
+        world.login();
+    }
+    let login_keys = world.store.dump().keys().filter(|k| k.starts_with("auth:login:")).count();
+    assert!(login_keys <= 2 * crate::store::LOGIN_SLOTS as usize, "{login_keys} keys for logins in progress");
+}

@@ -104,11 +104,13 @@ pub fn console_session(session_id: &str) -> Key {
 }
 
 /// How many slots hold console logins in progress ([`console_login`]): a fixed share of the
-/// store's keys, however many `/auth/login` requests come.
-pub const LOGIN_SLOTS: u16 = 1024;
+/// store's keys (two per slot used) however many `/auth/login` requests come; small, for Fermyon
+/// Cloud's 1,024-key stores. A login whose slot a later login takes before its callback is refused
+/// (the user starts again): rare where sign-ins are minutes apart.
+pub const LOGIN_SLOTS: u16 = 128;
 
 /// A console login in progress (`auth:login:<slot>`): the `state` digest, and the `nonce` and PKCE
-/// verifier sealed, until its callback or [`LOGIN_SLOTS`] later logins (see `signin`).
+/// verifier sealed, until its callback, or until a later login takes the slot (see `signin`).
 pub fn console_login(slot: u16) -> Key {
     Key::from_parts(&["auth", "login", &slot.to_string()])
 }
