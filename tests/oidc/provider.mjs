@@ -87,7 +87,8 @@ function configuration() {
           return {
             scope: SCOPES,
             audience: AUDIENCE,
-            accessTokenTTL: 3600,
+            // OIDC_ACCESS_TTL: shorter access tokens, for tests of the console's refresh.
+            accessTokenTTL: Number(process.env.OIDC_ACCESS_TTL || 3600),
             accessTokenFormat: 'jwt',
             jwt: { sign: { alg: 'RS256' } },
           };

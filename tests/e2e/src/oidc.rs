@@ -23,11 +23,20 @@ impl OidcProvider {
     /// Starts the provider; `None` (the caller skips, saying why) when its npm packages are not
     /// installed.
     pub fn start() -> Option<OidcProvider> {
+        Self::start_with_access_ttl(None)
+    }
+
+    /// As [`OidcProvider::start`], its access tokens living `access_ttl_secs` (default 3600).
+    pub fn start_with_access_ttl(access_ttl_secs: Option<u64>) -> Option<OidcProvider> {
         let dir = repo_root().join("tests/oidc");
         if !dir.join("node_modules/oidc-provider").exists() {
             return None;
         }
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        if let Some(ttl) = access_ttl_secs {
+            command.env("OIDC_ACCESS_TTL", ttl.to_string());
+        }
+        let mut child = command
             .arg("provider.mjs")
             .current_dir(&dir)
             .stdin(Stdio::piped())

@@ -14,7 +14,11 @@ const CSRF: &str = "x-regsecrets-csrf";
 /// The provider and the app wired to each other; `None` (with a message) without the provider's
 /// npm packages, except under CI, which installs them.
 fn start() -> Option<(OidcProvider, TestApp, String)> {
-    let Some(mut idp) = OidcProvider::start() else {
+    start_with_access_ttl(None)
+}
+
+fn start_with_access_ttl(ttl: Option<u64>) -> Option<(OidcProvider, TestApp, String)> {
+    let Some(mut idp) = OidcProvider::start_with_access_ttl(ttl) else {
         assert!(std::env::var("CI").is_err(), "CI=true: tests/oidc's node_modules must be installed (`npm ci`)");
         eprintln!("skipped: run `npm ci` in tests/oidc (.ci/run does)");
         return None;
@@ -251,4 +255,28 @@ fn a_person_signs_in_with_the_provider_in_a_real_browser() {
         "{logs}"
     );
     assert!(logs.contains("\"action\":\"secret.create\"") && logs.contains("\"action\":\"secret.delete\""));
+}
+
+#[test]
+fn the_session_is_refreshed_at_the_provider_before_its_access_token_expires() {
+    // Access tokens of 100 s: within the 2-minute margin at once, so every `/auth/session` refreshes.
+    let Some((mut idp, app, base)) = start_with_access_ttl(Some(100)) else { return };
+    let flow = SignIn { idp: &idp, app_base: base.clone() };
+    let mut jar = CookieJar::default();
+    assert_eq!(flow.complete(&mut jar).status, 303);
+    let first = jar.get(&app.url("/auth/session"));
+    assert_eq!(first.json()["session"]["tenant"], "oidc-e2e", "{}", first.body);
+    let second = jar.get(&app.url("/auth/session"));
+    assert_eq!(second.json()["session"]["tenant"], "oidc-e2e", "{}", second.body);
+    assert_eq!(idp.grants(), ["authorization_code", "refresh_token", "refresh_token"], "refreshed at the provider");
+    assert!(!first.body.contains("eyJ") && !second.body.contains("eyJ"));
+    let list = jar.send(app.call("GET", SECRETS));
+    assert_eq!(list.status, 200, "the refreshed access token serves the API: {}", list.body);
+    let write = jar.send(app.call("POST", SECRETS).header(CSRF, "1").header("origin", &base).json(&structured(
+        "after-refresh",
+        "registry.example.com",
+        "bot",
+        "pw",
+    )));
+    assert_eq!(write.status, 201, "{}", write.body);
 }
