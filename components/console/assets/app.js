@@ -7,6 +7,7 @@ import * as api from './api.js';
 import { nameRules, nameIsValid, registryProblem, emailProblem, dockerConfigProblem } from './validate.js';
 import { timeElement, relativeTime, exactTime, isDockerHub, registryLabel, pullSecretYaml, applyCommand } from './format.js';
 import { resultsList, verificationBadge } from './verification.js';
+import * as workload from './workload.js';
 
 const $ = (testId, root = document) => root.querySelector(`[data-testid="${testId}"]`);
 const el = (tag, props = {}, ...children) => {
@@ -45,6 +46,10 @@ function showBanner(testId, message) {
 /** Ends the session on 401: the token is useless now, so it is forgotten, and the user is told why. */
 function handleUnauthenticated() {
   if (!state.token) return; // a parallel request has already ended the session
+  if (state.token === api.SESSION) {
+    signOut('Your session has ended. Sign in again to continue.');
+    return;
+  }
   const expired = state.identity && session.isExpired(state.identity);
   const message = expired
     ? `Your token expired ${relativeTime(state.identity.expiresAt)} (${exactTime(state.identity.expiresAt)}). Paste a fresh token to continue.`
@@ -59,15 +64,21 @@ function forbiddenMessage(what) {
 
 // ---------------------------------------------------------------- sign-in and session
 
+// Which ways to sign in the server offers (`/auth/session`): the identity provider, pasting a token.
+const offered = { oidc: false, paste: true };
+
 function showSignIn(message = '') {
   $('session').hidden = true;
   $('secrets-view').hidden = true;
   $('signin').hidden = false;
+  $('signin-oidc').hidden = !offered.oidc;
+  $('signin-paste').hidden = !offered.paste;
   $('signin-error').textContent = message;
   const input = $('token-input');
   input.value = '';
   input.setAttribute('aria-invalid', message ? 'true' : 'false');
-  input.focus();
+  if (offered.paste) input.focus();
+  else if (offered.oidc) $('signin-oidc').focus();
 }
 
 function signIn(token, { restoring = false } = {}) {
@@ -80,6 +91,21 @@ function signIn(token, { restoring = false } = {}) {
     return;
   }
   session.remember(token);
+  enter(token, identity, restoring);
+}
+
+/** Signed in with the identity provider: the server holds the tokens, the browser a cookie. */
+function signInWithSession(info, { restoring = false } = {}) {
+  const identity = session.describe({
+    tenant: info.tenant,
+    sub: info.subject,
+    scope: info.scopes,
+    exp: Date.parse(info.expiresAt) / 1000,
+  });
+  enter(api.SESSION, identity, restoring);
+}
+
+function enter(token, identity, restoring) {
   state.token = token;
   state.identity = identity;
   state.skip = 0;
@@ -96,6 +122,12 @@ function signIn(token, { restoring = false } = {}) {
 }
 
 function signOut(message) {
+  if (state.token === api.SESSION && !message) {
+    // Here and at the provider: the server ends the session, then the browser goes to the provider.
+    state.token = null;
+    api.endSession().then((location) => window.location.assign(location));
+    return;
+  }
   session.forget();
   state.token = null;
   state.identity = null;
@@ -107,6 +139,7 @@ function signOut(message) {
   clearCredentialFields();
   $('secrets-body').replaceChildren();
   $('quota').hidden = true;
+  workload.hide();
   showBanner('list-error', '');
   notify(message ? '' : 'Signed out. The token has been forgotten.');
   showSignIn(message ?? '');
@@ -140,6 +173,11 @@ function renderExpiry() {
 function refresh() {
   loadList();
   loadQuota();
+  if (state.identity.canRead) {
+    workload.load(state.token, { canWrite: state.identity.canWrite, onUnauthenticated: handleUnauthenticated });
+  } else {
+    workload.hide();
+  }
 }
 
 async function loadList() {
@@ -794,9 +832,16 @@ function wire() {
     });
   }
 
-  // Refresh relative times and the expiry now and then, without refetching.
-  setInterval(() => {
+  // Refresh relative times and the expiry now and then, without refetching; a session is asked
+  // about, so the server refreshes its tokens before they expire.
+  setInterval(async () => {
     if (!state.identity) return;
+    if (state.token === api.SESSION) {
+      const info = await api.sessionInfo();
+      if (state.token !== api.SESSION) return;
+      if (!info?.session) return handleUnauthenticated();
+      state.identity.expiresAt = new Date(info.session.expiresAt);
+    }
     renderExpiry();
     for (const time of document.querySelectorAll('tbody time[datetime]')) {
       time.textContent = relativeTime(new Date(time.dateTime));
@@ -804,8 +849,16 @@ function wire() {
   }, 30_000);
 }
 
+async function start() {
+  const info = await api.sessionInfo();
+  if (info) Object.assign(offered, { oidc: info.signIn.oidc === true, paste: info.signIn.paste !== false });
+  if (info?.session) return signInWithSession(info.session, { restoring: true });
+  const stored = offered.paste ? session.storedToken() : null;
+  if (stored) signIn(stored, { restoring: true });
+  else showSignIn();
+}
+
 wire();
+workload.wire();
 renderNameRules();
-const stored = session.storedToken();
-if (stored) signIn(stored, { restoring: true });
-else showSignIn();
+start();

@@ -54,6 +54,12 @@ pub enum Action {
     QuotaSet,
     #[serde(rename = "tenant.reencrypt")]
     TenantReencrypt,
+    /// The console's OpenID Connect callback: a session made (success) or refused (`signin`).
+    #[serde(rename = "console.signin")]
+    ConsoleSignIn,
+    /// A console session ended by its user.
+    #[serde(rename = "console.signout")]
+    ConsoleSignOut,
 }
 
 impl Endpoint {
@@ -199,6 +205,11 @@ pub struct Trail(Option<Audit>);
 impl Trail {
     pub fn of(endpoint: &Endpoint) -> Trail {
         Trail(Audit::start(endpoint))
+    }
+
+    /// The trail of an action outside the API's route table (the console's sign-in and sign-out).
+    pub fn for_action(action: Action) -> Trail {
+        Trail(Some(Audit { action, name: None, image: None, workload: None, caller: None }))
     }
 
     pub fn caller(&mut self, who: &Principal) {

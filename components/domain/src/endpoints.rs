@@ -13,6 +13,7 @@ use crate::error::{Error, Internal};
 use crate::http::{finish, header, json_body, Body, Outcome, Reply, Request, RequestId, JSON, JSON_OR_MERGE_PATCH};
 use crate::identity::cache::{authenticate_cached, Lookup};
 use crate::identity::discovery::Discovery;
+use crate::identity::session;
 use crate::identity::{unix_now, AuthSettings, Need, Principal};
 use crate::index::{etag, IfMatch, SecretMetadata};
 use crate::mint::{self, Minted, Providers, Source, MINT_PATH};
@@ -66,8 +67,14 @@ impl<S: KeyValue, C: Clock> Context<'_, S, C> {
     fn as_caller<R>(&self, request: &Request, answer: impl FnOnce(&Principal) -> Result<R, Error>) -> Result<R, Error> {
         let discovery = self.discovery();
         let authorization = header(request, "authorization");
-        let (who, lookup) =
-            authenticate_cached(self.env.store, authorization, self.auth, discovery.as_ref(), unix_now())?;
+        // Without a bearer token, the console's session cookie may name the caller (its record
+        // holds what verifying the provider's access token concluded; `identity::session`).
+        let console = session::Request { method: request.method(), headers: request.headers() };
+        let from_session = authorization.is_none().then(|| session::caller(self.env.store, &console, unix_now()));
+        let (who, lookup) = match from_session.flatten() {
+            Some(found) => (found?, Lookup::Hit),
+            None => authenticate_cached(self.env.store, authorization, self.auth, discovery.as_ref(), unix_now())?,
+        };
         let reply = answer(&who)?;
         if let Lookup::Verified(Some(remember)) = lookup {
             remember.save(self.env.store);
@@ -92,9 +99,9 @@ impl<S: KeyValue, C: Clock> Context<'_, S, C> {
                 "`verify=true` checks registry credentials as given; for a provider identity, create the secret, then POST …/{name}/verification".into(),
             ));
         };
-        let authorization = header(request, "authorization").unwrap_or_default();
+        let credential = session::chained_credential(request.headers());
         let id = RequestId::of(request.headers());
-        let checked = self.outbound()?.verify_component.check(authorization, id.as_str(), credentials)?;
+        let checked = self.outbound()?.verify_component.check(&credential, id.as_str(), credentials)?;
         verify::run::accepted(checked, self.env.clock.now_ms()).map(Some)
     }
 }
@@ -219,12 +226,8 @@ fn with_expiry<S: KeyValue, C: Clock>(
 }
 
 /// Where a read that meets a secret that mints has it minted: the `verify` component, as the caller.
-fn mint_source<'a>(outbound: &'a Outbound<'a>, request: &'a Request, id: &'a RequestId) -> Source<'a> {
-    Source::Component {
-        component: outbound.mint_component,
-        authorization: header(request, "authorization").unwrap_or_default(),
-        request_id: id.as_str(),
-    }
+fn mint_source<'a>(outbound: &'a Outbound<'a>, credential: &'a str, id: &'a RequestId) -> Source<'a> {
+    Source::Component { component: outbound.mint_component, authorization: credential, request_id: id.as_str() }
 }
 
 /// The two calls that answer credentials to pullers: the export of one secret, and the lookup
@@ -234,8 +237,18 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
         Endpoint::ExportCredentials { name } => ctx.as_caller(request, |who| {
             trail.caller(who);
             who.require(Need::ReadCredentials)?;
+            // A tenant that requires pod tokens at pull time: the export too, of a bound secret only.
+            let pod_token = header(request, workload::WORKLOAD_TOKEN_HEADER);
+            let scope = workload::pull_scope(&ctx.env, who, pod_token, ctx.discovery().as_ref(), unix_now())?;
+            if let Some((workload, secrets)) = scope {
+                trail.workload(workload.subject);
+                if !secrets.contains(&name) {
+                    return Err(Error::WorkloadNotPermitted(workload::WorkloadFailure::NotBound));
+                }
+            }
             let id = RequestId::of(request.headers());
-            let source = mint_source(ctx.outbound()?, request, &id);
+            let credential = session::chained_credential(request.headers());
+            let source = mint_source(ctx.outbound()?, &credential, &id);
             let manifest = export::export(&ctx.env, who, ctx.keyring()?, &name, &source)?;
             Ok(Reply::json(200, &manifest).with_header(CACHE_CONTROL, "no-store"))
         }),
@@ -244,17 +257,17 @@ pub fn credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Request
             who.require(Need::ReadCredentials)?;
             let selector = Selector::parse(request.uri().query())?;
             trail.image(selector.audit_text());
-            let bound = match header(request, workload::WORKLOAD_TOKEN_HEADER) {
-                Some(token) => {
-                    let (workload, secrets) =
-                        workload::admit(&ctx.env, who, token, ctx.discovery().as_ref(), unix_now())?;
+            let pod_token = header(request, workload::WORKLOAD_TOKEN_HEADER);
+            let bound = match workload::pull_scope(&ctx.env, who, pod_token, ctx.discovery().as_ref(), unix_now())? {
+                Some((workload, secrets)) => {
                     trail.workload(workload.subject);
                     Some(secrets)
                 }
                 None => None,
             };
             let id = RequestId::of(request.headers());
-            let source = mint_source(ctx.outbound()?, request, &id);
+            let credential = session::chained_credential(request.headers());
+            let source = mint_source(ctx.outbound()?, &credential, &id);
             let keyring = ctx.keyring()?;
             let resolved = resolve::resolve_among(&ctx.env, who, keyring, &selector, bound.as_ref(), &source)?;
             if let Some(first) = resolved.credentials.first() {
@@ -375,6 +388,12 @@ fn check_credentials<S: KeyValue, C: Clock>(ctx: &Context<S, C>, request: &Reque
         let checker = verify::Checker { fetcher: outbound.registries, clock: ctx.env.clock, policy: outbound.policy };
         Ok(Reply::json(200, &verify::run::check_credentials(who, &checker, &config)?))
     })
+}
+
+/// The console's sign-in routes (`/auth/login`, `/auth/callback`, `/auth/session`, `/auth/logout`):
+/// see [`crate::signin`].
+pub fn console_signin(ctx: &crate::signin::SignIn<'_>, request: &Request) -> Outcome {
+    crate::signin::handle(ctx, request)
 }
 
 /// `GET /healthz`: the node runs components and answers. No token, no store, no variable: the

@@ -26,6 +26,46 @@ pub enum AuthFailure {
     InvalidScopeClaim,
     /// The verifier's own configuration (`auth_jwks`, ...) is missing or unusable.
     Misconfigured,
+    /// An ID token's `nonce` is missing or not the one its login sent.
+    WrongNonce,
+    /// A console session cookie names no session (never made, signed out, or ended).
+    NoSession,
+    /// The console session's access token has expired (or the keys that verified it are no longer
+    /// fresh): the console refreshes it through `/auth/session`.
+    SessionExpired,
+    /// A state-changing call on a session cookie without the console's anti-CSRF header, or from
+    /// another origin: treated as a call without credentials.
+    CsrfCheckFailed,
+}
+
+/// Why the console's sign-in (`signin`) refused a login or its callback: logged, and audited as a
+/// refused `console.signin`; the browser sees only that sign-in failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInFailure {
+    /// The `console_oidc_*` variables are not set (or unusable).
+    NotConfigured,
+    /// The provider answered the authorization request with an error (the user declined, say).
+    ProviderError,
+    /// No `state`, or it differs from the login cookie of this browser.
+    StateMismatch,
+    /// No login in progress has this `state`: forged, ended, or its slot taken by a later login.
+    StateUnknown,
+    /// The login's callback was already served (a replayed code or state).
+    Replayed,
+    /// The login is older than `signin::LOGIN_TTL_SECS`.
+    Expired,
+    /// No `code` in the callback.
+    MissingCode,
+    /// The token endpoint refused the code (HTTP status), e.g. a used code or a wrong verifier.
+    ExchangeRefused(u16),
+    /// The token endpoint's answer is not a token answer with an ID token and an access token.
+    UnusableTokens,
+    /// The ID token failed verification (issuer, audience = client id, nonce, signature, times).
+    IdToken(AuthFailure),
+    /// The access token failed verification as an API caller's token would.
+    AccessToken(AuthFailure),
+    /// The ID token and the access token name different subjects.
+    SubjectMismatch,
 }
 
 /// Why a workload's token was refused: logged, never answered.
@@ -38,6 +78,8 @@ pub enum WorkloadFailure {
     /// No `kubernetes.io` claims, or they name another service account than `sub`.
     NotAServiceAccount,
     NotBound,
+    /// The tenant requires a pod's token at pull time (`requirePodToken`), and none came.
+    PodTokenRequired,
 }
 
 /// A fault of the platform underneath (store, configuration, randomness, crypto).
@@ -164,6 +206,8 @@ pub enum Error {
     },
     /// A token needs signing keys of its issuer that we do not have, and the issuer's keys could
     /// not be fetched (`identity::discovery`): the token may be good; retry later. `why` is logged.
+    /// The console's sign-in was refused (a login or its callback): 400.
+    SignInRefused(SignInFailure),
     IdentityProviderUnavailable {
         retry_after_secs: u64,
         why: String,
@@ -179,7 +223,8 @@ impl Error {
             | Error::NameMismatch
             | Error::InvalidQuery(_)
             | Error::InvalidTenant(_)
-            | Error::InvalidQuota(_) => 400,
+            | Error::InvalidQuota(_)
+            | Error::SignInRefused(_) => 400,
             Error::Unauthenticated(_) => 401,
             Error::Forbidden
             | Error::QuotaExceeded { .. }
@@ -240,6 +285,7 @@ impl Error {
             Error::ProviderUnavailable { .. } => "ProviderUnavailable",
             Error::ProviderAnswerUnusable(_) => "ProviderAnswerUnusable",
             Error::IdentityProviderUnavailable { .. } => "IdentityProviderUnavailable",
+            Error::SignInRefused(_) => "SignInRefused",
         }
     }
 
@@ -303,6 +349,10 @@ impl Error {
             Error::IdentityProviderUnavailable { .. } => {
                 "The token's issuer could not be reached for its signing keys; retry later".into()
             }
+            Error::SignInRefused(SignInFailure::NotConfigured) => {
+                "Signing in with the identity provider is not configured; paste a token in the console".into()
+            }
+            Error::SignInRefused(_) => "Sign-in failed or was already completed; start again from the console".into(),
         }
     }
 
@@ -327,6 +377,7 @@ impl Error {
             Error::WorkloadNotPermitted(why) => Some(format!("workload identity refused: {why:?}")),
             Error::NotReady(fault) => Some(format!("not ready: {fault}")),
             Error::IdentityProviderUnavailable { why, .. } => Some(format!("issuer keys unavailable: {why}")),
+            Error::SignInRefused(why) => Some(format!("console sign-in refused: {why:?}")),
             _ => None,
         }
     }

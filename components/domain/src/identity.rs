@@ -343,7 +343,7 @@ pub(crate) fn verify_discovered(
     let (algorithm, kid) = token_header(token).map_err(Error::Unauthenticated)?;
     let discovery = discovery.ok_or(Error::Unauthenticated(AuthFailure::Misconfigured))?;
     let found = discovery::key_for(discovery, issuer, kid.as_str(), algorithm)?;
-    let claims = verify_signature_and_times(&found.key, token, &issuer.issuer, &issuer.audience, now_unix_secs)
+    let claims = verify_signature_and_times(&found.key, token, &issuer.issuer, &issuer.audience, None, now_unix_secs)
         .map_err(Error::Unauthenticated)?;
     Ok((claims, found.fresh_until))
 }
@@ -414,7 +414,46 @@ pub(crate) fn verify_token(
         KeyLookupError::AlgorithmMismatch => AuthFailure::UnsupportedAlgorithm,
         KeyLookupError::BadKeyMaterial => AuthFailure::Misconfigured,
     })?;
-    verify_signature_and_times(&key, token, issuer, audience, now_unix_secs)
+    verify_signature_and_times(&key, token, issuer, audience, None, now_unix_secs)
+}
+
+/// Verifies an OpenID Connect ID token (Core 1.0 section 3.1.3.7) from `issuer`: its key found as
+/// the issuer's access tokens' keys are (given, or discovered through the shared cache), the exact
+/// issuer, the audience `client_id`, the login's `nonce`, and the times. Answers its `sub`.
+pub fn verify_id_token(
+    token: &str,
+    issuer: &Issuer,
+    client_id: &str,
+    nonce: &str,
+    discovery: Option<&Discovery<'_>>,
+    now_unix_secs: u64,
+) -> Result<String, Error> {
+    if token.len() > MAX_TOKEN_LENGTH || client_id.is_empty() || nonce.is_empty() {
+        return Err(Error::Unauthenticated(AuthFailure::Malformed));
+    }
+    let (algorithm, kid) = token_header(token).map_err(Error::Unauthenticated)?;
+    let key = match &issuer.keys {
+        KeySource::Static(jwks) => {
+            let jwks = Jwks::parse(jwks).map_err(|_| Error::Unauthenticated(AuthFailure::Misconfigured))?;
+            jwks.key_for(&kid, algorithm).map_err(|failure| {
+                Error::Unauthenticated(match failure {
+                    KeyLookupError::UnknownKey => AuthFailure::UnknownKey,
+                    KeyLookupError::AlgorithmMismatch => AuthFailure::UnsupportedAlgorithm,
+                    KeyLookupError::BadKeyMaterial => AuthFailure::Misconfigured,
+                })
+            })?
+        }
+        KeySource::Discovered { .. } => {
+            let discovery = discovery.ok_or(Error::Unauthenticated(AuthFailure::Misconfigured))?;
+            discovery::key_for(discovery, issuer, kid.as_str(), algorithm)?.key
+        }
+    };
+    let claims = verify_signature_and_times(&key, token, &issuer.issuer, client_id, Some(nonce), now_unix_secs)
+        .map_err(Error::Unauthenticated)?;
+    if claims.expires_at.is_none() {
+        return Err(Error::Unauthenticated(AuthFailure::MissingExpiry));
+    }
+    claims.subject.filter(|s| !s.is_empty()).ok_or(Error::Unauthenticated(AuthFailure::Malformed))
 }
 
 fn verify_signature_and_times(
@@ -422,9 +461,11 @@ fn verify_signature_and_times(
     token: &str,
     issuer: &str,
     audience: &str,
+    nonce: Option<&str>,
     now_unix_secs: u64,
 ) -> Result<JWTClaims<Map<String, Value>>, AuthFailure> {
     let options = VerificationOptions {
+        required_nonce: nonce.map(str::to_owned),
         allowed_issuers: Some(HashSet::from([issuer.to_owned()])),
         allowed_audiences: Some(HashSet::from([audience.to_owned()])),
         time_tolerance: Some(Duration::from_secs(TIME_TOLERANCE_SECS)),
@@ -447,6 +488,7 @@ fn verify_signature_and_times(
         Some(JWTError::RequiredIssuerMismatch | JWTError::RequiredIssuerMissing) => AuthFailure::WrongIssuer,
         Some(JWTError::RequiredAudienceMismatch | JWTError::RequiredAudienceMissing) => AuthFailure::WrongAudience,
         Some(JWTError::AlgorithmMismatch) => AuthFailure::UnsupportedAlgorithm,
+        Some(JWTError::RequiredNonceMismatch | JWTError::RequiredNonceMissing) => AuthFailure::WrongNonce,
         // Bad encodings, oversize parts, unknown `crit`, a `typ` that is not a JWT, claims that
         // are not JSON of the right shape.
         _ => AuthFailure::Malformed,
@@ -488,6 +530,7 @@ impl<'s> TenantClaim<'s> {
 
 pub mod cache;
 pub mod discovery;
+pub mod session;
 
 #[cfg(test)]
 mod tests;

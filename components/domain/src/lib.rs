@@ -14,7 +14,7 @@
 //! | floor | modules | what they are |
 //! |---|---|---|
 //! | 12 | `endpoints` | one function per endpoint: request in, outcome out |
-//! | 11 | `export`, `reencrypt`, `verify`, `quota`, `resolve`, `workload` | operations built on `secrets` |
+//! | 11 | `export`, `reencrypt`, `verify`, `quota`, `resolve`, `workload`, `signin` | operations built on `secrets`; the console's OpenID Connect sign-in |
 //! | 10 | `secrets`, `http`, `mint` | create, patch, delete, list, get; responses and error bodies; minting and its cache |
 //! | 9 | `log` | the tenant's write log: slots, their consensus, applying them |
 //! | 8 | `view` | the tenant's state after a slot |
@@ -54,6 +54,7 @@ pub mod reread;
 pub mod resolve;
 pub mod routes;
 pub mod secrets;
+pub mod signin;
 pub mod store;
 pub mod strict_json;
 pub mod verify;

@@ -95,6 +95,50 @@ pub fn issuer_key_fetch_claim(issuer: &str, window: u64) -> Key {
     Key::from_parts(&["auth", "keys", &digest_hex("issuer", issuer), &window.to_string()])
 }
 
+/// A console session (`auth:session:<32 hex of SHA-256(session id)>`): the principal the
+/// provider's access token was verified to, and the provider's tokens sealed with the keyring (see
+/// `identity::session`). The session id itself (the cookie's value) is never stored, so a copy of
+/// the store yields no cookie.
+pub fn console_session(session_id: &str) -> Key {
+    Key::from_parts(&["auth", "session", &digest_hex("session", session_id)])
+}
+
+/// How many slots hold console logins in progress ([`console_login`]): a fixed share of the
+/// store's keys (two per slot used) however many `/auth/login` requests come; small, for Fermyon
+/// Cloud's 1,024-key stores. A login whose slot a later login takes before its callback is refused
+/// (the user starts again): rare where sign-ins are minutes apart.
+pub const LOGIN_SLOTS: u16 = 128;
+
+/// A console login in progress (`auth:login:<slot>`): the `state` digest, and the `nonce` and PKCE
+/// verifier sealed, until its callback, or until a later login takes the slot (see `signin`).
+pub fn console_login(slot: u16) -> Key {
+    Key::from_parts(&["auth", "login", &slot.to_string()])
+}
+
+/// The counter of a login slot (`auth:login:<slot>:n`; `increment` only): each login takes a value,
+/// and its callback must take the next one, so a callback is served once (a replay, or a callback
+/// that lost its slot to a later login, finds the counter moved on).
+pub fn console_login_counter(slot: u16) -> Key {
+    Key::from_parts(&["auth", "login", &slot.to_string(), "n"])
+}
+
+/// The slot of a login's `state`.
+pub fn console_login_slot(state: &str) -> u16 {
+    let digest = Sha256::digest(state.as_bytes());
+    u16::from_be_bytes([digest[0], digest[1]]) % LOGIN_SLOTS
+}
+
+/// An OpenID provider's discovery document as last read for the console's sign-in
+/// (`auth:provider:<digest>`): public endpoints and their freshness.
+pub fn provider_metadata(issuer: &str) -> Key {
+    Key::from_parts(&["auth", "provider", &digest_hex("issuer", issuer)])
+}
+
+/// SHA-256 of a value in lower-case hex (128 bits), for values kept only as digests.
+pub fn digest_of(domain: &str, value: &str) -> String {
+    digest_hex(domain, value)
+}
+
 /// All keys of one tenant. Layout (P = `t-<32 hex digits of SHA-256(tenant id)>`; the write
 /// protocol that uses them is in [`crate::log`], with its proof):
 ///

@@ -70,6 +70,33 @@ pub async fn serve(
     outcome.response
 }
 
+/// The console's sign-in (`domain::signin`): the store, `encryption_keys` (the provider's tokens
+/// are sealed), the token settings, the `console_*` variables, and the way to the provider.
+pub async fn serve_sign_in(incoming: IncomingRequest) -> http::Response<Vec<u8>> {
+    let request = read_request(incoming).await;
+    let settings = settings::Settings::load(Grants::CREDENTIALS);
+    let sign_in = settings::sign_in();
+    let store = Retrying::within(SpinStore::open_default(), settings.policy.max_wait);
+    let keyring = settings.keyring.unwrap_or_else(|| Err(domain::error::Internal::Config("encryption_keys").into()));
+    let provider = outbound::RegistryClient::for_keys();
+    let context = domain::signin::SignIn {
+        store: &store,
+        keyring: &keyring,
+        sender: &provider,
+        clock: &SystemClock,
+        auth: &settings.auth,
+        settings: &sign_in,
+    };
+    let outcome = domain::endpoints::console_signin(&context, &request);
+    if let Some(line) = outcome.log {
+        log::error(&line);
+    }
+    if let Some(event) = outcome.audit {
+        log::audit(&event.line());
+    }
+    outcome.response
+}
+
 /// The whole of an endpoint component: which secret variables it was granted, and which domain
 /// endpoint it serves. With `forwarding_all_but = "<its id>"`, the component also takes public
 /// routes whose other methods other components serve, and forwards those requests to them

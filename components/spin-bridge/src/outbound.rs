@@ -189,11 +189,14 @@ fn post_to_verify(
     body: &[u8],
     what: &'static str,
 ) -> Result<IncomingResponse, Error> {
-    let headers: Vec<(String, Vec<u8>)> = vec![
-        ("authorization".into(), authorization.as_bytes().to_vec()),
+    let mut headers: Vec<(String, Vec<u8>)> = vec![
         (domain::http::REQUEST_ID.into(), request_id.as_bytes().to_vec()),
         ("content-type".into(), b"application/json".to_vec()),
     ];
+    // The caller's bearer token, or the console's session cookie (`identity::session`).
+    for (name, value) in domain::identity::session::chained_headers(authorization) {
+        headers.push((name.into(), value.into_bytes()));
+    }
     let not_built = || Error::from(Internal::Platform(what));
     let fields = Fields::from_list(&headers).map_err(|_| not_built())?;
     let request = OutgoingRequest::new(fields);

@@ -5,6 +5,7 @@ use domain::error::{Error, Internal};
 use domain::identity::AuthSettings;
 use domain::log::WritePolicy;
 use domain::mint::ProviderEndpoints;
+use domain::signin::SignInSettings;
 use domain::verify::{CheckPolicy, PlainHttpRegistries};
 use spin_sdk::variables;
 
@@ -35,6 +36,21 @@ pub struct Settings {
 
 fn variable(name: &str) -> Option<String> {
     variables::get(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The console's sign-in (the `session` component): `console_oidc_issuer`, `console_oidc_client_id`,
+/// `console_oidc_client_secret`, `console_oidc_redirect_uri`, `console_oidc_scopes`,
+/// `console_oidc_resource` and `console_token_paste` (anything but `false` offers pasting).
+pub fn sign_in() -> SignInSettings {
+    SignInSettings {
+        issuer: variable("console_oidc_issuer").unwrap_or_default(),
+        client_id: variable("console_oidc_client_id").unwrap_or_default(),
+        client_secret: variable("console_oidc_client_secret").unwrap_or_default(),
+        redirect_uri: variable("console_oidc_redirect_uri").unwrap_or_default(),
+        scopes: variable("console_oidc_scopes").unwrap_or_default(),
+        resource: variable("console_oidc_resource").unwrap_or_default(),
+        paste: !variable("console_token_paste").is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
+    }
 }
 
 impl Settings {

@@ -43,6 +43,19 @@ fn agent() -> &'static ureq::Agent {
     })
 }
 
+/// An agent that answers redirects as they are, for flows that follow them by hand (sign-in).
+fn agent_without_redirects() -> &'static ureq::Agent {
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .max_redirects(0)
+            .build()
+            .into()
+    })
+}
+
 impl Call {
     pub fn new(method: &str, url: String) -> Call {
         Call { method: method.to_owned(), url, headers: Vec::new(), body: None }
@@ -67,12 +80,21 @@ impl Call {
     }
 
     pub fn send(self) -> Reply {
+        self.send_with(agent())
+    }
+
+    /// As [`Call::send`], answering a redirect (3xx with `Location`) instead of following it.
+    pub fn send_without_redirects(self) -> Reply {
+        self.send_with(agent_without_redirects())
+    }
+
+    fn send_with(self, agent: &ureq::Agent) -> Reply {
         let mut builder = http::Request::builder().method(self.method.as_str()).uri(&self.url);
         for (k, v) in &self.headers {
             builder = builder.header(k, v);
         }
         let request = builder.body(self.body.unwrap_or_default()).expect("valid request");
-        let mut response = agent().run(request).unwrap_or_else(|e| panic!("{} {}: {e}", self.method, self.url));
+        let mut response = agent.run(request).unwrap_or_else(|e| panic!("{} {}: {e}", self.method, self.url));
         let status = response.status().as_u16();
         let headers = response
             .headers()

@@ -116,6 +116,15 @@ pub struct Options {
     /// Runtime-config TOML for outbound networking (`[outbound_networking]`, `[[client_tls]]`),
     /// added to the runtime-config file the harness writes (see `registry`).
     pub network_config: Option<String>,
+    /// Where the app listens (`None`: a free port the host picks). The console's sign-in needs
+    /// its callback URL, and so its port, before the app starts: see [`free_port`].
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// A loopback port free right now, for an app whose URL must be known before it starts.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("bound").port()
 }
 
 impl Default for Options {
@@ -127,6 +136,7 @@ impl Default for Options {
             encryption_keys: Some(test_encryption_keys("k1")),
             sqlite_path: None,
             network_config: None,
+            listen: None,
         }
     }
 }
@@ -188,6 +198,9 @@ impl TestApp {
         }
         // Tests may reach loopback only: nothing here ever contacts ghcr.io, docker.io or any other host.
         config.loopback_only = true;
+        if let Some(listen) = options.listen {
+            config.listen = listen;
+        }
         let mut variables = BTreeMap::from([
             ("auth_jwks".to_owned(), tokens.jwks()),
             ("auth_issuer".to_owned(), tokens::ISSUER.to_owned()),

@@ -51,6 +51,7 @@ fn api_calls_succeed(app: &TestApp, token: &str, round: &str) {
 #[test]
 fn keys_follow_a_real_providers_rotation_and_outage() {
     let Some(mut idp) = OidcProvider::start() else {
+        assert!(std::env::var("CI").is_err(), "CI=true: tests/oidc's node_modules must be installed (`npm ci`)");
         eprintln!("skipped: run `npm ci` in tests/oidc (.ci/run does)");
         return;
     };
@@ -226,4 +227,71 @@ fn pod_token_pulls_follow_a_clusters_key_rotation_when_trusted_by_issuer_url() {
     let unavailable = pull(&cluster.pod_token());
     assert_eq!(unavailable.status, 503, "{}", unavailable.body);
     assert!(unavailable.header("retry-after").is_some());
+}
+
+/// A service-account token of `issuer` for shop/`name`, signed by `key`.
+fn pod_token_of(key: &ES256KeyPair, issuer: &str, name: &str) -> String {
+    let custom = serde_json::json!({"kubernetes.io": {"namespace": "shop",
+        "serviceaccount": {"name": name, "uid": "6f1c2a8e-0000-4000-8000-000000000002"}}});
+    let claims =
+        Claims::with_custom_claims(custom.as_object().unwrap().clone(), jwt_simple::prelude::Duration::from_secs(600))
+            .with_issuer(issuer)
+            .with_audience("regsecrets")
+            .with_subject(format!("system:serviceaccount:shop:{name}"));
+    key.sign(claims).unwrap()
+}
+
+#[test]
+fn a_tenant_that_requires_pod_tokens_answers_a_node_nothing_without_one() {
+    let app = TestApp::start(Options::default());
+    let tenant = e2e::unique_tenant("pod-token-required");
+    let admin = app.token(&tenant, &["regsecrets.admin"]);
+    for (name, user) in [("payments", "pay-bot"), ("everything", "wide-bot")] {
+        assert_eq!(app.create(&admin, &structured(name, "registry.example.com", user, "pw")).status, 201);
+    }
+    let key = ES256KeyPair::generate().with_key_id("sa-1");
+    let issuer = "https://cluster.example.com";
+    let mut trust = serde_json::json!({
+        "issuers": [{"issuer": issuer, "audience": "regsecrets", "jwks": {"keys": [jwk(&key)]}}],
+        "bindings": [{"issuer": issuer, "subject": "system:serviceaccount:shop:checkout", "secrets": ["payments"]}],
+        "requirePodToken": true,
+    });
+    let put = app.call("PUT", "/v2/admin/workloadIdentity").bearer(&admin).json(&trust).send();
+    assert_eq!(put.status, 200, "{}", put.body);
+    let read = app.call("GET", "/v2/admin/workloadIdentity").bearer(&admin).send();
+    assert_eq!(read.json()["requirePodToken"], true, "{}", read.body);
+
+    let node = app.token(&tenant, &["regsecrets.puller"]);
+    let pull = |pod: Option<&str>| {
+        let call = app.call("GET", "/v2/pull/credentials?image=registry.example.com/shop/app").bearer(&node);
+        match pod {
+            Some(token) => call.header("x-regsecrets-service-account-token", token).send(),
+            None => call.send(),
+        }
+    };
+    let export = |name: &str, pod: Option<&str>| {
+        let call = app.call("GET", &format!("{SECRETS}/{name}/credentials")).bearer(&node);
+        match pod {
+            Some(token) => call.header("x-regsecrets-service-account-token", token).send(),
+            None => call.send(),
+        }
+    };
+    let checkout = pod_token_of(&key, issuer, "checkout");
+    let alone = pull(None);
+    assert_eq!((alone.status, alone.code()), (403, "WorkloadNotPermitted".to_owned()), "{}", alone.body);
+    let with_pod = pull(Some(&checkout));
+    assert_eq!(with_pod.status, 200, "{}", with_pod.body);
+    assert_eq!(with_pod.json()["credentials"].as_array().unwrap().len(), 1, "{}", with_pod.body);
+    assert!(with_pod.body.contains("pay-bot") && !with_pod.body.contains("wide-bot"), "{}", with_pod.body);
+    assert_eq!(export("everything", None).status, 403, "the export is no way around the switch");
+    assert_eq!(export("everything", Some(&checkout)).status, 403, "a secret not bound to the pod");
+    assert_eq!(export("payments", Some(&checkout)).status, 200);
+    assert_eq!(pull(Some(&pod_token_of(&key, issuer, "cart"))).status, 403, "an unbound service account");
+    assert!(app.logs().contains("PodTokenRequired"), "why is logged");
+
+    trust["requirePodToken"] = false.into();
+    assert_eq!(app.call("PUT", "/v2/admin/workloadIdentity").bearer(&admin).json(&trust).send().status, 200);
+    let again = pull(None);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert!(again.body.contains("pay-bot") && again.body.contains("wide-bot"), "switched off: the node's matches");
 }

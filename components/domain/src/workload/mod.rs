@@ -48,6 +48,13 @@ pub struct WorkloadTrust {
     pub issuers: Vec<TrustedIssuer>,
     #[serde(default)]
     pub bindings: Vec<Binding>,
+    /// When true, the tenant's pull-time calls (`GET /v2/pull/credentials` and the export of one
+    /// secret) must carry a pod's service-account token (`x-regsecrets-service-account-token`) and
+    /// answer only what its service account is bound to: a node's puller token alone gets nothing
+    /// (403 `WorkloadNotPermitted`). Pair it with `requireServiceAccount: true` in the kubelet's
+    /// `CredentialProviderConfig`.
+    #[serde(default, rename = "requirePodToken", skip_serializing_if = "std::ops::Not::not")]
+    pub require_pod_token: bool,
 }
 
 /// A cluster's service-account token issuer (`kubectl get --raw /.well-known/openid-configuration`
@@ -273,6 +280,28 @@ pub fn bound_secrets(trust: &WorkloadTrust, workload: &Workload) -> Result<BTree
         return Err(refuse(WorkloadFailure::NotBound));
     }
     Ok(secrets)
+}
+
+/// What a pull-time call of `who` may answer: `None`, everything its tenant holds (no pod token,
+/// and the tenant does not require one); `Some`, the verified workload and the secrets bound to it.
+/// Without a pod token where the tenant requires one: 403 `WorkloadNotPermitted`.
+pub fn pull_scope<S: KeyValue, C: Clock>(
+    env: &Env<S, C>,
+    who: &Principal,
+    pod_token: Option<&str>,
+    discovery: Option<&Discovery<'_>>,
+    now_unix_secs: u64,
+) -> Result<Option<(Workload, BTreeSet<String>)>, Error> {
+    let trust = load(env, &who.tenant)?;
+    match pod_token {
+        Some(token) => {
+            let workload = verify(&trust, token, discovery, now_unix_secs)?;
+            let secrets = bound_secrets(&trust, &workload)?;
+            Ok(Some((workload, secrets)))
+        }
+        None if trust.require_pod_token => Err(refuse(WorkloadFailure::PodTokenRequired)),
+        None => Ok(None),
+    }
 }
 
 /// The names of the secrets a workload's token may resolve, for the tenant of `who`.

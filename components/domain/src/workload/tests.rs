@@ -57,6 +57,7 @@ fn trust(cluster: &Cluster, bindings: Vec<Binding>) -> WorkloadTrust {
             jwks: Some(cluster.jwks()),
         }],
         bindings,
+        require_pod_token: false,
     }
 }
 
@@ -315,4 +316,41 @@ fn a_cluster_trusted_by_issuer_url_is_followed_through_its_key_rotation() {
     let stranger = Cluster { issuer: ISSUER, key: ES256KeyPair::generate().with_key_id("sa-key-3") };
     let unavailable = verify(&trust, &checkout(&stranger), Some(&discovery), NOW + 80).unwrap_err();
     assert_eq!(unavailable.status(), 503, "{unavailable:?}");
+}
+
+#[test]
+fn a_tenant_that_requires_pod_tokens_gives_a_node_nothing_without_one() {
+    let cluster = Cluster::new(ISSUER);
+    let node = Principal {
+        tenant: TenantId::parse("acme").unwrap(),
+        scopes: Scopes::empty().with(Scope::Admin).with(Scope::Puller),
+        subject: None,
+        client: None,
+    };
+    let store = MemoryStore::new();
+    let env =
+        crate::secrets::Env { store: &store, clock: &crate::clock::ManualClock::at(0), policy: Default::default() };
+    let pod = cluster.token("shop", "checkout", AUDIENCE, NOW + 600);
+    assert!(pull_scope(&env, &node, None, None, NOW).unwrap().is_none(), "no trust: the node's matches");
+
+    let mut required = trust(&cluster, vec![binding("system:serviceaccount:shop:checkout", &["payments-registry"])]);
+    put(&env, &node, required.clone()).unwrap();
+    assert!(pull_scope(&env, &node, None, None, NOW).unwrap().is_none(), "trusted, not required: still the node's");
+    required.require_pod_token = true;
+    put(&env, &node, required.clone()).unwrap();
+    assert_eq!(load(&env, &node.tenant).unwrap(), required, "the switch is kept in the trust, through the log");
+    assert_eq!(refusal(pull_scope(&env, &node, None, None, NOW)), WorkloadFailure::PodTokenRequired);
+    let (workload, secrets) = pull_scope(&env, &node, Some(&pod), None, NOW).unwrap().unwrap();
+    assert_eq!(workload.subject, "system:serviceaccount:shop:checkout");
+    assert_eq!(secrets, BTreeSet::from(["payments-registry".to_owned()]));
+    assert_eq!(
+        refusal(pull_scope(&env, &node, Some(&cluster.token("shop", "cart", AUDIENCE, NOW + 600)), None, NOW)),
+        WorkloadFailure::NotBound
+    );
+
+    // On the wire: `requirePodToken`, left out while false (a trust saved before the switch reads the same).
+    let text = serde_json::to_value(&required).unwrap();
+    assert_eq!(text["requirePodToken"], true);
+    required.require_pod_token = false;
+    assert!(serde_json::to_value(&required).unwrap().get("requirePodToken").is_none());
 }

@@ -1,0 +1,548 @@
+//! The console's sign-in against a scripted OpenID provider (a stub [`Sender`] that serves the
+//! discovery document, the keys and the token endpoint, checks PKCE and spends each code once) and
+//! a clock set by hand.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use jwt_simple::prelude::*;
+use serde_json::{json, Map, Value};
+
+use super::*;
+use crate::audit::Event;
+use crate::clock::{Clock, ManualClock};
+use crate::identity::session::caller;
+use crate::jwks::encode_member;
+use crate::net::{FetchError, Fetched};
+use crate::store::MemoryStore;
+
+const ISSUER: &str = "https://idp.test";
+const CLIENT: &str = "console-client";
+const SECRET: &str = "client secret/with:odd chars";
+const REDIRECT: &str = "https://console.test/auth/callback";
+const ORIGIN: &str = "https://console.test";
+const T0: u64 = 1_800_000_000_000;
+const ACCESS_TTL: u64 = 600;
+
+struct Code {
+    challenge: String,
+    nonce: String,
+    redirect_uri: String,
+    spent: bool,
+}
+
+#[derive(Default)]
+struct Script {
+    /// The nonce the next ID tokens carry instead of the login's.
+    nonce_override: Option<String>,
+    /// The audience of the next ID tokens instead of the client id.
+    id_audience: Option<String>,
+    down: bool,
+}
+
+struct Provider {
+    key: Ed25519KeyPair,
+    codes: Mutex<BTreeMap<String, Code>>,
+    script: Mutex<Script>,
+    /// Grant types asked of the token endpoint, in order.
+    grants: Mutex<Vec<String>>,
+    now: Mutex<u64>,
+    refreshes: Mutex<u32>,
+}
+
+impl Provider {
+    fn new() -> Provider {
+        Provider {
+            key: Ed25519KeyPair::generate().with_key_id("k1"),
+            codes: Mutex::new(BTreeMap::new()),
+            script: Mutex::new(Script::default()),
+            grants: Mutex::new(Vec::new()),
+            now: Mutex::new(T0 / 1000),
+            refreshes: Mutex::new(0),
+        }
+    }
+
+    fn sign(&self, audience: &str, custom: Value) -> String {
+        let Value::Object(custom) = custom else { panic!() };
+        let now = *self.now.lock().unwrap();
+        let mut claims: JWTClaims<Map<String, Value>> =
+            Claims::with_custom_claims(custom, Duration::from_secs(ACCESS_TTL))
+                .with_issuer(ISSUER)
+                .with_audience(audience);
+        claims.issued_at = Some(Duration::from_secs(now));
+        claims.expires_at = Some(Duration::from_secs(now + ACCESS_TTL));
+        claims.subject = Some("alice".into());
+        self.key.sign(claims).unwrap()
+    }
+
+    fn access_token(&self) -> String {
+        self.sign(
+            "regsecrets",
+            json!({"tenant": "acme", "scope": "regsecrets.admin regsecrets.viewer", "client_id": CLIENT}),
+        )
+    }
+
+    /// The user signs in at the provider: a code for the authorization request at `location`.
+    fn authorize(&self, location: &str) -> (String, String) {
+        let url = Url::parse(location).unwrap();
+        assert!(location.starts_with("https://idp.test/auth?"), "{location}");
+        let q: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], CLIENT);
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert!(q["scope"].split(' ').any(|s| s == "openid"));
+        assert_eq!(q["code_challenge"].len(), 43);
+        let code = format!("code-{}", self.codes.lock().unwrap().len());
+        self.codes.lock().unwrap().insert(
+            code.clone(),
+            Code {
+                challenge: q["code_challenge"].clone(),
+                nonce: q["nonce"].clone(),
+                redirect_uri: q["redirect_uri"].clone(),
+                spent: false,
+            },
+        );
+        (code, q["state"].clone())
+    }
+
+    fn token_endpoint(&self, request: &Outgoing) -> Fetched {
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                CLIENT,
+                url::form_urlencoded::byte_serialize(SECRET.as_bytes()).collect::<String>()
+            ))
+        );
+        let refuse =
+            |status: u16| Fetched { status, headers: Vec::new(), body: br#"{"error":"invalid_grant"}"#.to_vec() };
+        if request.header("authorization") != Some(basic.as_str()) {
+            return refuse(401);
+        }
+        let form: BTreeMap<String, String> = url::form_urlencoded::parse(&request.body).into_owned().collect();
+        self.grants.lock().unwrap().push(form["grant_type"].clone());
+        let script = self.script.lock().unwrap();
+        let body = match form["grant_type"].as_str() {
+            "authorization_code" => {
+                let mut codes = self.codes.lock().unwrap();
+                let Some(code) = codes.get_mut(&form["code"]) else { return refuse(400) };
+                let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+                if code.spent
+                    || code.redirect_uri != form["redirect_uri"]
+                    || code_challenge(&verifier) != code.challenge
+                {
+                    return refuse(400);
+                }
+                code.spent = true;
+                let nonce = script.nonce_override.clone().unwrap_or(code.nonce.clone());
+                let audience = script.id_audience.clone().unwrap_or(CLIENT.into());
+                json!({"access_token": self.access_token(), "token_type": "Bearer",
+                       "id_token": self.sign(&audience, json!({"nonce": nonce})), "refresh_token": "refresh-1"})
+            }
+            "refresh_token" => {
+                *self.refreshes.lock().unwrap() += 1;
+                if !form["refresh_token"].starts_with("refresh-") {
+                    return refuse(400);
+                }
+                json!({"access_token": self.access_token(), "token_type": "Bearer", "refresh_token": "refresh-2"})
+            }
+            _ => return refuse(400),
+        };
+        Fetched { status: 200, headers: Vec::new(), body: body.to_string().into_bytes() }
+    }
+}
+
+impl Sender for Provider {
+    fn send(&self, request: &Outgoing) -> Result<Fetched, FetchError> {
+        if self.script.lock().unwrap().down {
+            return Err(FetchError::Unreachable);
+        }
+        let ok = |body: Value| Ok(Fetched { status: 200, headers: Vec::new(), body: body.to_string().into_bytes() });
+        match (request.method, request.url.as_str()) {
+            ("GET", "https://idp.test/.well-known/openid-configuration") => ok(json!({
+                "issuer": ISSUER, "jwks_uri": "https://idp.test/jwks", "authorization_endpoint": "https://idp.test/auth",
+                "token_endpoint": "https://idp.test/token", "end_session_endpoint": "https://idp.test/session/end"})),
+            ("GET", "https://idp.test/jwks") => ok(json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1",
+                "x": encode_member(&self.key.public_key().to_bytes())}]})),
+            ("POST", "https://idp.test/token") => Ok(self.token_endpoint(request)),
+            _ => Ok(Fetched { status: 404, headers: Vec::new(), body: Vec::new() }),
+        }
+    }
+}
+
+struct World {
+    store: MemoryStore,
+    provider: Provider,
+    clock: ManualClock,
+    keyring: Result<Keyring, Error>,
+    auth: AuthSettings,
+    settings: SignInSettings,
+}
+
+/// One answer: status, headers, body, audit.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    audit: Option<Event>,
+    log: Option<String>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .find_map(|(_, v)| v.strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_owned))
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            store: MemoryStore::new(),
+            provider: Provider::new(),
+            clock: ManualClock::at(T0),
+            keyring: Keyring::parse("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+            auth: AuthSettings {
+                jwks: String::new(),
+                issuer: String::new(),
+                audience: String::new(),
+                tenant_claim: "tenant".into(),
+                issuers: json!([{"issuer": ISSUER, "audience": "regsecrets"}]).to_string(),
+                keys_stale_secs: 3600,
+            },
+            settings: SignInSettings {
+                issuer: ISSUER.into(),
+                client_id: CLIENT.into(),
+                client_secret: SECRET.into(),
+                redirect_uri: REDIRECT.into(),
+                scopes: "regsecrets.admin".into(),
+                resource: String::new(),
+                paste: true,
+            },
+        }
+    }
+
+    fn at(&self, secs_after_t0: u64) {
+        self.clock.set(T0 + secs_after_t0 * 1000);
+        *self.provider.now.lock().unwrap() = T0 / 1000 + secs_after_t0;
+    }
+
+    fn call(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut builder = http::Request::builder().method(method).uri(path_and_query);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(crate::http::Body::Complete(Vec::new())).unwrap();
+        let ctx = SignIn {
+            store: &self.store,
+            keyring: &self.keyring,
+            sender: &self.provider,
+            clock: &self.clock,
+            auth: &self.auth,
+            settings: &self.settings,
+        };
+        let outcome = handle(&ctx, &request);
+        let headers = outcome
+            .response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect();
+        Answer {
+            status: outcome.response.status().as_u16(),
+            headers,
+            body: String::from_utf8(outcome.response.body().clone()).unwrap(),
+            audit: outcome.audit,
+            log: outcome.log,
+        }
+    }
+
+    /// A login: its `state` (the login cookie's value) and the provider's code for it.
+    fn login(&self) -> (String, String) {
+        let answer = self.call("GET", LOGIN, &[]);
+        assert_eq!(answer.status, 302, "{}", answer.body);
+        let cookie = answer.cookie(LOGIN_COOKIE).expect("login cookie");
+        let set = answer.header("set-cookie").unwrap();
+        for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
+            assert!(set.contains(attribute), "{set}");
+        }
+        let (code, state) = self.provider.authorize(answer.header("location").unwrap());
+        assert_eq!(cookie, state);
+        (state, code)
+    }
+
+    fn callback(&self, code: &str, state: &str, cookie_state: &str) -> Answer {
+        let cookie = format!("{LOGIN_COOKIE}={cookie_state}");
+        self.call(
+            "GET",
+            &format!("{CALLBACK}?code={code}&state={state}&iss=https%3A%2F%2Fidp.test"),
+            &[("cookie", &cookie)],
+        )
+    }
+
+    /// Signs in; the session id.
+    fn signed_in(&self) -> String {
+        let (state, code) = self.login();
+        let answer = self.callback(&code, &state, &state);
+        assert_eq!(answer.status, 303, "{} {:?}", answer.body, answer.log);
+        answer.cookie(SESSION_COOKIE).expect("session cookie")
+    }
+
+    fn caller(
+        &self,
+        session_id: &str,
+        method: &http::Method,
+        extra: &[(&str, &str)],
+    ) -> Result<crate::identity::Principal, Error> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("cookie", format!("{SESSION_COOKIE}={session_id}").parse().unwrap());
+        for (k, v) in extra {
+            headers.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        let request = session::Request { method, headers: &headers };
+        caller(&self.store, &request, self.clock.now_ms() / 1000).expect("a session cookie")
+    }
+}
+
+fn refusal(answer: &Answer) -> String {
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(answer.json()["error"]["code"], "SignInRefused");
+    answer.log.clone().unwrap()
+}
+
+#[test]
+fn a_sign_in_makes_a_session_that_names_the_access_tokens_tenant_and_scopes() {
+    let world = World::new();
+    let (state, code) = world.login();
+    let answer = world.callback(&code, &state, &state);
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert_eq!(answer.header("location"), Some("https://console.test/"));
+    let set: Vec<&str> = answer.headers.iter().filter(|(n, _)| n == "set-cookie").map(|(_, v)| v.as_str()).collect();
+    let session_cookie = set.iter().find(|c| c.starts_with(SESSION_COOKIE)).unwrap();
+    for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(session_cookie.contains(attribute), "{session_cookie}");
+    }
+    assert!(set.iter().any(|c| c.starts_with(&format!("{LOGIN_COOKIE}=;")) && c.contains("Max-Age=0")), "{set:?}");
+    assert!(answer.body.is_empty(), "the browser gets the cookie and nothing else");
+    let event = answer.audit.clone().unwrap();
+    assert_eq!((event.action, event.status, event.tenant.as_deref()), (Action::ConsoleSignIn, 303, Some("acme")));
+    assert_eq!(event.subject.as_deref(), Some("alice"));
+
+    let session_id = answer.cookie(SESSION_COOKIE).unwrap();
+    let who = world.caller(&session_id, &http::Method::GET, &[]).unwrap();
+    assert_eq!(who.tenant.as_str(), "acme");
+    assert!(who.scopes.contains(crate::identity::Scope::Admin) && who.scopes.contains(crate::identity::Scope::Viewer));
+    assert_eq!(world.provider.grants.lock().unwrap().as_slice(), ["authorization_code"]);
+
+    // Nothing in the store gives the session, a token or the verifier away.
+    let dump = world.store.dump();
+    let text: String = dump.iter().map(|(k, v)| format!("{k}={}\n", String::from_utf8_lossy(v))).collect();
+    assert!(!text.contains(&session_id), "the session id");
+    assert!(!text.contains("refresh-1") && !text.contains("eyJ"), "no token in clear");
+    assert!(
+        !dump.keys().any(|k| k.starts_with("auth:login:") && !k.ends_with(":n")),
+        "the login is gone: {:?}",
+        dump.keys()
+    );
+
+    let status = world.call("GET", SESSION, &[("cookie", &format!("{SESSION_COOKIE}={session_id}"))]);
+    assert_eq!(status.status, 200);
+    let body = status.json();
+    assert_eq!(body["session"]["tenant"], "acme");
+    assert_eq!(body["signIn"], json!({"oidc": true, "paste": true}));
+    assert!(!status.body.contains("eyJ"), "no token reaches the browser");
+}
+
+#[test]
+fn a_forged_or_unbound_state_is_refused_and_audited() {
+    let world = World::new();
+    let (state, code) = world.login();
+    let log = refusal(&world.callback(&code, "forged-state", &state));
+    assert!(log.contains("StateMismatch"), "{log}");
+    let log = refusal(&world.callback(&code, "forged-state", "forged-state"));
+    assert!(log.contains("StateUnknown"), "a state this service never issued: {log}");
+    let log = refusal(&world.call("GET", &format!("{CALLBACK}?code={code}&state={state}"), &[]));
+    assert!(log.contains("StateMismatch"), "no login cookie: another browser's callback: {log}");
+    let answer = world.call("GET", &format!("{CALLBACK}?error=access_denied&state={state}"), &[]);
+    assert!(refusal(&answer).contains("ProviderError"));
+    let event = answer.audit.clone().unwrap();
+    assert_eq!(
+        (event.action, event.outcome, event.tenant),
+        (Action::ConsoleSignIn, crate::audit::Verdict::Refused, None)
+    );
+    assert!(!answer.body.contains(&code) && !log.contains(&code), "the code is never quoted");
+    // The genuine callback still works: refusals did not consume the login.
+    assert_eq!(world.callback(&code, &state, &state).status, 303);
+}
+
+#[test]
+fn a_callback_is_served_once_and_a_login_expires() {
+    let world = World::new();
+    let (state, code) = world.login();
+    assert_eq!(world.callback(&code, &state, &state).status, 303);
+    let log = refusal(&world.callback(&code, &state, &state));
+    assert!(log.contains("StateUnknown") || log.contains("Replayed"), "{log}");
+    assert_eq!(world.provider.grants.lock().unwrap().len(), 1, "the replay never reached the provider");
+
+    let (state, code) = world.login();
+    world.at(LOGIN_TTL_SECS + 1);
+    assert!(refusal(&world.callback(&code, &state, &state)).contains("Expired"));
+}
+
+#[test]
+fn concurrent_replays_of_one_callback_make_one_session() {
+    // Both read the login before either takes the slot: only the first increment is one past the
+    // login's value. Here another callback of the same login took it first.
+    let world = World::new();
+    let (state, code) = world.login();
+    world.store.increment(&console_login_counter(console_login_slot(&state)), 1).unwrap();
+    assert!(refusal(&world.callback(&code, &state, &state)).contains("Replayed"));
+    assert!(world.provider.grants.lock().unwrap().is_empty(), "the code was never sent");
+}
+
+#[test]
+fn the_id_token_must_carry_the_logins_nonce_and_the_client_as_audience() {
+    let world = World::new();
+    world.provider.script.lock().unwrap().nonce_override = Some("another-nonce".into());
+    let (state, code) = world.login();
+    assert!(refusal(&world.callback(&code, &state, &state)).contains("IdToken(WrongNonce)"));
+
+    let world = World::new();
+    world.provider.script.lock().unwrap().id_audience = Some("regsecrets".into());
+    let (state, code) = world.login();
+    assert!(refusal(&world.callback(&code, &state, &state)).contains("IdToken(WrongAudience)"));
+}
+
+#[test]
+fn a_code_without_its_verifier_is_refused_by_the_provider() {
+    let world = World::new();
+    let (state, code) = world.login();
+    // Someone who intercepted the code redeems it without the verifier only this service holds.
+    let stolen = Outgoing::post(
+        Url::parse("https://idp.test/token").unwrap(),
+        "application/x-www-form-urlencoded",
+        format!("grant_type=authorization_code&code={code}&redirect_uri={REDIRECT}").into_bytes(),
+    );
+    let mut stolen = stolen;
+    stolen.headers.push((
+        "authorization".into(),
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{CLIENT}:{}",
+                url::form_urlencoded::byte_serialize(SECRET.as_bytes()).collect::<String>()
+            ))
+        ),
+    ));
+    assert_eq!(world.provider.send(&stolen).unwrap().status, 400);
+    assert_eq!(world.callback(&code, &state, &state).status, 303, "the code was not spent by the attempt");
+}
+
+#[test]
+fn the_session_is_refreshed_server_side_before_the_access_token_expires() {
+    let world = World::new();
+    let session_id = world.signed_in();
+    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    let first = world.call("GET", SESSION, &[("cookie", &cookie)]).json()["session"]["expiresAt"].clone();
+    assert_eq!(*world.provider.refreshes.lock().unwrap(), 0, "not yet");
+    world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    let status = world.call("GET", SESSION, &[("cookie", &cookie)]);
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert_eq!(*world.provider.refreshes.lock().unwrap(), 1);
+    assert_ne!(status.json()["session"]["expiresAt"], first);
+    world.at(ACCESS_TTL + 200);
+    assert!(
+        world.caller(&session_id, &http::Method::GET, &[]).is_ok(),
+        "the refreshed token serves past the first one's end"
+    );
+
+    // Past the first token, without a refresh while the provider is down: the session ends.
+    world.at(2 * ACCESS_TTL + 200);
+    world.provider.script.lock().unwrap().down = true;
+    assert_eq!(
+        world.caller(&session_id, &http::Method::GET, &[]).unwrap_err(),
+        Error::Unauthenticated(AuthFailure::SessionExpired)
+    );
+    assert_eq!(world.call("GET", SESSION, &[("cookie", &cookie)]).status, 503);
+    world.provider.script.lock().unwrap().down = false;
+    assert_eq!(world.call("GET", SESSION, &[("cookie", &cookie)]).json()["session"]["tenant"], "acme");
+}
+
+#[test]
+fn sign_out_needs_the_csrf_header_ends_the_session_and_names_the_providers_logout() {
+    let world = World::new();
+    let session_id = world.signed_in();
+    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    let forged = world.call("POST", LOGOUT, &[("cookie", &cookie), ("origin", "https://evil.test")]);
+    assert_eq!(forged.status, 401);
+    assert!(forged.log.unwrap().contains("CsrfCheckFailed"));
+    assert!(world.caller(&session_id, &http::Method::GET, &[]).is_ok(), "a forged sign-out changes nothing");
+
+    let out = world.call("POST", LOGOUT, &[("cookie", &cookie), (CSRF_HEADER, "1"), ("origin", ORIGIN)]);
+    assert_eq!(out.status, 200, "{}", out.body);
+    let location = Url::parse(out.json()["location"].as_str().unwrap()).unwrap();
+    assert_eq!(location.path(), "/session/end");
+    let q: BTreeMap<String, String> = location.query_pairs().into_owned().collect();
+    assert_eq!(q.get("client_id").map(String::as_str), Some(CLIENT));
+    assert_eq!(q.get("post_logout_redirect_uri").map(String::as_str), Some("https://console.test/"));
+    assert!(!q.contains_key("id_token_hint"), "no token in the browser's address bar");
+    assert_eq!(out.cookie(SESSION_COOKIE).as_deref(), Some(""));
+    let event = out.audit.unwrap();
+    assert_eq!((event.action, event.tenant.as_deref()), (Action::ConsoleSignOut, Some("acme")));
+    assert_eq!(
+        world.caller(&session_id, &http::Method::GET, &[]).unwrap_err(),
+        Error::Unauthenticated(AuthFailure::NoSession),
+        "the cookie without its session"
+    );
+    assert_eq!(world.call("GET", SESSION, &[("cookie", &cookie)]).json()["session"], Value::Null);
+}
+
+#[test]
+fn without_configuration_only_pasting_is_offered() {
+    let mut world = World::new();
+    world.settings.client_id = String::new();
+    world.settings.paste = false;
+    assert!(refusal(&world.call("GET", LOGIN, &[])).contains("NotConfigured"));
+    assert_eq!(world.call("GET", SESSION, &[]).json()["signIn"], json!({"oidc": false, "paste": false}));
+    let mut world = World::new();
+    world.settings.issuer = "https://not-an-accepted-issuer.test".into();
+    assert!(
+        refusal(&world.call("GET", LOGIN, &[])).contains("NotConfigured"),
+        "the provider's tokens must be accepted"
+    );
+    let mut world = World::new();
+    world.settings.redirect_uri = "http://console.test/auth/callback".into();
+    assert!(refusal(&world.call("GET", LOGIN, &[])).contains("NotConfigured"), "https only (http on loopback)");
+    assert_eq!(World::new().call("POST", LOGIN, &[]).status, 405);
+}
+
+#[test]
+fn a_later_login_in_the_same_slot_refuses_the_earlier_callback_and_the_store_stays_bounded() {
+    let world = World::new();
+    let mut by_slot: BTreeMap<u16, (String, String)> = BTreeMap::new();
+    let (earlier, later) = loop {
+        let (state, code) = world.login();
+        let slot = console_login_slot(&state);
+        if let Some(previous) = by_slot.insert(slot, (state.clone(), code.clone())) {
+            break (previous, (state, code));
+        }
+        assert!(by_slot.len() <= crate::store::LOGIN_SLOTS as usize);
+    };
+    assert!(refusal(&world.callback(&earlier.1, &earlier.0, &earlier.0)).contains("StateUnknown"));
+    assert_eq!(world.callback(&later.1, &later.0, &later.0).status, 303, "the later login signs in");
+    for _ in 0..300 {
+        world.login();
+    }
+    let login_keys = world.store.dump().keys().filter(|k| k.starts_with("auth:login:")).count();
+    assert!(login_keys <= 2 * crate::store::LOGIN_SLOTS as usize, "{login_keys} keys for logins in progress");
+}
