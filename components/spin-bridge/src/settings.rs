@@ -9,16 +9,21 @@ use domain::signin::SignInSettings;
 use domain::verify::{CheckPolicy, PlainHttpRegistries};
 use spin_sdk::variables;
 
-/// Which secret variables a component was given in spin.toml (least privilege): asking for one
-/// it was not given would fail anyway, so the adapter says up front what it needs.
+/// Which variables a component was given in spin.toml beyond the token settings (least
+/// privilege): asking for one it was not given would fail anyway, and each ask is a host call on
+/// every request, so the adapter says up front what it needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Grants {
     pub encryption_keys: bool,
+    /// The `verify` component's: `verify_timeout_ms`, `verify_insecure_registries` and the
+    /// minting endpoints. Other components reach registries and providers only through it.
+    pub outbound: bool,
 }
 
 impl Grants {
-    pub const METADATA: Grants = Grants { encryption_keys: false };
-    pub const CREDENTIALS: Grants = Grants { encryption_keys: true };
+    pub const METADATA: Grants = Grants { encryption_keys: false, outbound: false };
+    pub const CREDENTIALS: Grants = Grants { encryption_keys: true, outbound: false };
+    pub const VERIFY: Grants = Grants { encryption_keys: true, outbound: true };
 }
 
 pub struct Settings {
@@ -73,6 +78,10 @@ impl Settings {
             .and_then(|ms| ms.parse().ok())
             .map(|ms| WritePolicy::with_lease(Duration::from_millis(ms)))
             .unwrap_or_default();
+        if !grants.outbound {
+            let (check, endpoints) = (CheckPolicy::default(), ProviderEndpoints::default());
+            return Settings { auth, keyring, policy, check, endpoints };
+        }
         let check = CheckPolicy {
             timeout: variable("verify_timeout_ms")
                 .and_then(|ms| ms.parse().ok())
