@@ -2,16 +2,23 @@
 //! at a time) when `REDIS_URL` and `REGSECRETS_DYNAMO_URL` are set. Per backend: a create's and a
 //! read's p50 latency and one tenant's create storm throughput, each also as a ratio to SQLite in
 //! the same run (moto's absolute times mean nothing); and a tenant's keys and largest value at the
-//! 1,000-secret quota against the backends' limits. Prints markdown; asserts only that every
-//! request was answered as it must be (never a 5xx).
+//! 1,000-secret quota against the backends' limits. Also per backend, from the test host's counts
+//! (`testhost::kv::calls`): the store calls a create and a read make, by kind and key family; in
+//! the storm, how many `increment`s of the tenant's `P:seq` were refused for contention (and
+//! retried by the component); and on DynamoDB the API requests and capacity units each costs (what
+//! AWS bills). Prints markdown; asserts only that every request was answered as it must be (never
+//! a 5xx).
 //! Run: `cargo bench -p e2e --bench backends` (a few minutes with DynamoDB).
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use e2e::{structured, unique_tenant, Backend, Options, TestApp, SECRETS};
 use serde_json::json;
+use testhost::kv::calls::{CallKind, Outcome, Tally};
 
 const CREATES: usize = 40;
 const READS: usize = 200;
@@ -26,6 +33,75 @@ struct Row {
     read: Duration,
     storm: f64,
     refused: usize,
+    /// Store calls of the sequential creates, the reads, and the storm, and how many the storm wrote.
+    create_calls: Counts,
+    read_calls: Counts,
+    storm_calls: Counts,
+    storm_written: u64,
+}
+
+type Counts = BTreeMap<CallKind, Tally>;
+
+/// What happened between two snapshots of the host's counts.
+fn since(before: &Counts, after: &Counts) -> Counts {
+    after
+        .iter()
+        .filter_map(|(kind, tally)| {
+            let was = before.get(kind).copied().unwrap_or_default();
+            let calls = tally.calls - was.calls;
+            (calls > 0).then(|| {
+                let diff = Tally {
+                    calls,
+                    read_units: tally.read_units - was.read_units,
+                    write_units: tally.write_units - was.write_units,
+                };
+                (kind.clone(), diff)
+            })
+        })
+        .collect()
+}
+
+/// Calls made by the guests (not DynamoDB's requests), optionally of one kind, family and outcome.
+fn guest(counts: &Counts, kind: Option<&str>, family: Option<&str>, outcome: Option<Outcome>) -> u64 {
+    counts
+        .iter()
+        .filter(|(k, _)| !k.kind.starts_with("dynamodb:"))
+        .filter(|(k, _)| kind.is_none_or(|want| k.kind == want))
+        .filter(|(k, _)| family.is_none_or(|want| k.family == want))
+        .filter(|(k, _)| outcome.is_none_or(|want| k.outcome == want))
+        .map(|(_, t)| t.calls)
+        .sum()
+}
+
+/// DynamoDB's requests: how many, and the read and write capacity units they consumed.
+fn dynamodb(counts: &Counts) -> (u64, f64, f64) {
+    counts
+        .iter()
+        .filter(|(k, _)| k.kind.starts_with("dynamodb:"))
+        .fold((0, 0.0, 0.0), |(n, r, w), (_, t)| (n + t.calls, r + t.read_units, w + t.write_units))
+}
+
+/// `get P:v:* 3.0, increment P:seq 1.0, …`: calls per operation by kind and family, most first.
+fn breakdown(counts: &Counts, per: f64, dynamodb_requests: bool) -> String {
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    for (k, t) in counts {
+        if k.kind.starts_with("dynamodb:") != dynamodb_requests {
+            continue;
+        }
+        let mut label = match dynamodb_requests {
+            true => k.kind.trim_start_matches("dynamodb:").to_owned(),
+            false => format!("{} {}", k.kind, k.family),
+        };
+        match k.outcome {
+            Outcome::Ok => {}
+            Outcome::Contended => label.push_str(" (contended)"),
+            Outcome::Failed => label.push_str(" (failed)"),
+        }
+        *by.entry(label).or_default() += t.calls;
+    }
+    let mut by: Vec<(String, u64)> = by.into_iter().collect();
+    by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    by.iter().map(|(label, n)| format!("{label} {:.1}", *n as f64 / per)).collect::<Vec<_>>().join(", ")
 }
 
 fn p50(mut samples: Vec<Duration>) -> Duration {
@@ -47,7 +123,7 @@ fn roomy_tenant(app: &TestApp, label: &str) -> (String, String) {
 
 /// `STORM_CLIENTS` clients creating in one tenant for `STORM_WINDOW` (or `STORM_CAP` creates):
 /// creates per second, and how many were answered 503 `TenantBusy` (none other than 201 or that).
-fn storm(app: &Arc<TestApp>, token: &str) -> (f64, usize) {
+fn storm(app: &Arc<TestApp>, token: &str) -> (f64, usize, u64) {
     let started = Instant::now();
     let budget = Arc::new(AtomicI64::new(STORM_CAP));
     let refused = Arc::new(AtomicUsize::new(0));
@@ -72,7 +148,7 @@ fn storm(app: &Arc<TestApp>, token: &str) -> (f64, usize) {
         })
         .collect();
     let written: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    (written as f64 / started.elapsed().as_secs_f64(), refused.load(Ordering::SeqCst))
+    (written as f64 / started.elapsed().as_secs_f64(), refused.load(Ordering::SeqCst), written as u64)
 }
 
 fn measure(backend: Backend) -> Row {
@@ -84,6 +160,7 @@ fn measure(backend: Backend) -> Row {
     eprintln!("== {label}");
     let app = Arc::new(TestApp::start(Options { backend, ..Options::default() }));
     let (_, token) = roomy_tenant(&app, "bench-backends");
+    let before = app.app.kv_calls();
     let creates: Vec<Duration> = (0..CREATES)
         .map(|i| {
             let started = Instant::now();
@@ -92,6 +169,7 @@ fn measure(backend: Backend) -> Row {
             started.elapsed()
         })
         .collect();
+    let after_creates = app.app.kv_calls();
     let reads: Vec<Duration> = (0..READS)
         .map(|i| {
             let started = Instant::now();
@@ -100,9 +178,22 @@ fn measure(backend: Backend) -> Row {
             started.elapsed()
         })
         .collect();
+    let after_reads = app.app.kv_calls();
     let (_, storm_token) = roomy_tenant(&app, "bench-storm");
-    let (storm, refused) = storm(&app, &storm_token);
-    Row { backend: label, create: p50(creates), read: p50(reads), storm, refused }
+    let before_storm = app.app.kv_calls();
+    let (storm, refused, storm_written) = storm(&app, &storm_token);
+    let after_storm = app.app.kv_calls();
+    Row {
+        backend: label,
+        create: p50(creates),
+        read: p50(reads),
+        storm,
+        refused,
+        create_calls: since(&before, &after_creates),
+        read_calls: since(&after_creates, &after_reads),
+        storm_calls: since(&before_storm, &after_storm),
+        storm_written,
+    }
 }
 
 /// One tenant filled to the quota (on SQLite: the sizes do not depend on the backend).
@@ -155,6 +246,56 @@ fn main() {
             row.refused
         );
     }
+    let (creates, reads) = (CREATES as f64, READS as f64);
+    println!("\nStore calls per operation (guest calls to the key-value store, from the test host's counts): a create and a read of the sequential runs above, and a create of the storm, where `increment P:seq` refused for contention is retried by the component\n");
+    println!("| backend | per create | of which `get P:v:*` | per read | per storm create | `increment P:seq` in the storm | refused for contention (retried) |");
+    println!("|---|---|---|---|---|---|---|");
+    for row in &rows {
+        let written = row.storm_written.max(1) as f64;
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            row.backend,
+            guest(&row.create_calls, None, None, None) as f64 / creates,
+            guest(&row.create_calls, Some("get"), Some("P:v:*"), None) as f64 / creates,
+            guest(&row.read_calls, None, None, None) as f64 / reads,
+            guest(&row.storm_calls, None, None, None) as f64 / written,
+            guest(&row.storm_calls, Some("increment"), Some("P:seq"), None),
+            guest(&row.storm_calls, Some("increment"), Some("P:seq"), Some(Outcome::Contended)),
+        );
+    }
+    println!("\nThe same calls by kind and key family (per operation)\n");
+    println!("| backend | a create | a read | a storm create |");
+    println!("|---|---|---|---|");
+    for row in &rows {
+        let written = row.storm_written.max(1) as f64;
+        println!(
+            "| {} | {} | {} | {} |",
+            row.backend,
+            breakdown(&row.create_calls, creates, false),
+            breakdown(&row.read_calls, reads, false),
+            breakdown(&row.storm_calls, written, false)
+        );
+    }
+    for row in rows.iter().filter(|r| dynamodb(&r.create_calls).0 > 0) {
+        let written = row.storm_written.max(1) as f64;
+        println!("\nOn {}: DynamoDB API requests (what AWS bills) per operation, and the capacity units they consumed (strongly consistent reads: 1 read unit per 4 KB of item; writes 1 unit per KB, transactions twice)\n", row.backend);
+        println!("| operation | requests | by operation | read units | write units |");
+        println!("|---|---|---|---|---|");
+        for (what, counts, per) in [
+            ("a create", &row.create_calls, creates),
+            ("a read", &row.read_calls, reads),
+            ("a storm create", &row.storm_calls, written),
+        ] {
+            let (requests, read_units, write_units) = dynamodb(counts);
+            println!(
+                "| {what} | {:.1} | {} | {:.1} | {:.1} |",
+                requests as f64 / per,
+                breakdown(counts, per, true),
+                read_units / per,
+                write_units / per
+            );
+        }
+    }
     let (keys, largest) = at_quota();
     println!("\nOne tenant at its quota of {QUOTA} secrets (40-character names)\n");
     println!("| what | measured | limit | share of the limit |");
@@ -168,4 +309,12 @@ fn main() {
         largest as f64 / 1024.0,
         largest as f64 * 100.0 / (400.0 * 1024.0)
     );
+    // Computed from the size, as DynamoDB bills: one item is served by one partition, whose
+    // ceiling is 3,000 read and 1,000 write units a second.
+    let (read_units, write_units) = (largest.div_ceil(4096).max(1), largest.div_ceil(1024).max(1));
+    println!(
+        "| on DynamoDB, one strongly consistent read of that view | {read_units} read units | 3,000 read units/s per partition | at most {} reads of it a second |",
+        3000 / read_units
+    );
+    println!("| on DynamoDB, writing one view of that size | {write_units} write units | 1,000 write units/s per partition | |");
 }

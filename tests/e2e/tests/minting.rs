@@ -1,5 +1,7 @@
 //! Secrets that mint (issue 19), end to end: the built components in the test host, against moto's
-//! server for AWS (IAM authentication on) and the test token endpoints for Google and Azure. The
+//! server for AWS (IAM authentication on) and the test token endpoints for Google and Azure, on
+//! every store backend this run reaches (SQLite, and Redis and DynamoDB when configured: the
+//! minted credential's cache is the store's). The
 //! provider endpoints reach the `verify` component only through `allowed_outbound_hosts`
 //! templates (`{{ aws_endpoint_url }}`, …) set by the variables below, as under Spin, with no edit
 //! of spin.toml.
@@ -16,15 +18,15 @@ use domain::provider::{Identity, Kind};
 use domain::store::{KeyValue, MemoryStore};
 use domain::verify::PlainHttpRegistries;
 use e2e::minting::{google_key_file, AzurePeers, GoogleTokens, Moto, UreqSender, AZURE_CLIENT, AZURE_TENANT};
-use e2e::{unique_tenant, Options, Reply, TestApp, Tokens, SECRETS};
+use e2e::{unique_tenant, Backend, Options, Reply, TestApp, Tokens, SECRETS};
 use jwt_simple::prelude::*;
 use serde_json::{json, Value};
 
 const PULL: &[&str] = &["regsecrets.admin", "regsecrets.viewer", "regsecrets.puller"];
 
-fn start(variables: &[(&str, String)]) -> TestApp {
+fn start(backend: &Backend, variables: &[(&str, String)]) -> TestApp {
     let extra: BTreeMap<String, String> = variables.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    TestApp::start_with(Options::default(), Tokens::default(), extra)
+    TestApp::start_with(Options { backend: backend.clone(), ..Options::default() }, Tokens::default(), extra)
 }
 
 fn export(app: &TestApp, token: &str, name: &str) -> Reply {
@@ -52,7 +54,13 @@ fn credential(reply: &Reply) -> (String, String, String, String) {
 #[test]
 fn ecr_is_minted_by_moto_once_for_a_burst_and_refused_as_aws_refuses() {
     let Some(moto) = Moto::start() else { return };
-    let app = start(&[("aws_endpoint_url", moto.url())]);
+    for backend in Backend::all() {
+        ecr_minted_once_on(&backend, &moto);
+    }
+}
+
+fn ecr_minted_once_on(backend: &Backend, moto: &Moto) {
+    let app = start(backend, &[("aws_endpoint_url", moto.url())]);
     let tenant = unique_tenant("ecr");
     let token = app.token(&tenant, PULL);
     let aws =
@@ -117,7 +125,13 @@ fn ecr_is_minted_by_moto_once_for_a_burst_and_refused_as_aws_refuses() {
 #[test]
 fn ecr_with_registry_ids_exports_and_resolves_each_registrys_own_token() {
     let Some(moto) = Moto::start() else { return };
-    let app = start(&[("aws_endpoint_url", moto.url())]);
+    for backend in Backend::all() {
+        ecr_registry_ids_on(&backend, &moto);
+    }
+}
+
+fn ecr_registry_ids_on(backend: &Backend, moto: &Moto) {
+    let app = start(backend, &[("aws_endpoint_url", moto.url())]);
     let tenant = unique_tenant("ecr-ids");
     let token = app.token(&tenant, PULL);
     let accounts = ["111111111111", "222222222222", "333333333333", "444444444444"];
@@ -197,15 +211,24 @@ fn ecr_is_minted_again_once_the_cached_credential_nears_its_expiry() {
 
 #[test]
 fn google_and_azure_are_minted_through_their_token_endpoints_once_per_burst() {
+    for backend in Backend::all() {
+        google_and_azure_on(&backend);
+    }
+}
+
+fn google_and_azure_on(backend: &Backend) {
     let key = RS256KeyPair::generate(2048).unwrap();
     let google = GoogleTokens::start(key.public_key());
     let azure = AzurePeers::start("client~secret");
     let azure_host = format!("localhost:{}", azure.port());
-    let app = start(&[
-        ("google_token_url", google.url()),
-        ("azure_authority_url", format!("http://{azure_host}")),
-        ("verify_insecure_registries", azure_host.clone()),
-    ]);
+    let app = start(
+        backend,
+        &[
+            ("google_token_url", google.url()),
+            ("azure_authority_url", format!("http://{azure_host}")),
+            ("verify_insecure_registries", azure_host.clone()),
+        ],
+    );
     let tenant = unique_tenant("gcp-acr");
     let token = app.token(&tenant, PULL);
 

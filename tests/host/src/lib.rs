@@ -141,6 +141,12 @@ impl RunningApp {
         self.app.logs.file(component, stream)
     }
 
+    /// What the app's guests asked of its stores so far, by kind, key family and outcome (see
+    /// `kv::calls`): take one before and one after the requests to count.
+    pub fn kv_calls(&self) -> std::collections::BTreeMap<kv::calls::CallKind, kv::calls::Tally> {
+        self.app.kv_calls()
+    }
+
     /// Every (store, key, value) in the configured backends (Redis rows carry their label).
     pub fn kv_dump(&self) -> Result<Vec<(String, String, Vec<u8>)>> {
         let app = self.app.clone();

@@ -64,6 +64,7 @@ pub struct DynamoKv {
     consistent_read: bool,
     credentials: Option<Credentials>,
     stale: Option<StaleReads>,
+    pub(crate) calls: super::calls::Calls,
 }
 
 impl DynamoKv {
@@ -105,6 +106,7 @@ impl DynamoKv {
             consistent_read,
             credentials,
             stale: (!consistent_read).then(StaleReads::default),
+            calls: Default::default(),
         })
     }
 
@@ -116,19 +118,39 @@ impl DynamoKv {
         self.consistent_read
     }
 
-    /// One call of DynamoDB's JSON API: `Ok` with the answer's JSON, or the error text the guest gets.
+    /// One call of DynamoDB's JSON API: `Ok` with the answer's JSON, or the error text the guest
+    /// gets. Counted in [`DynamoKv::calls`] as `dynamodb:<operation>` with the capacity units it
+    /// consumed, unless it is the harness's own (a table's creation, a dump).
     async fn call(&self, operation: &str, body: Value) -> KvResult<Value> {
-        let body = serde_json::to_vec(&body).map_err(super::other)?;
-        let (status, answer) = self.send(operation, body).await.map_err(|e| {
-            KvError::Other(format!(
+        self.call_counted(operation, body, true).await
+    }
+
+    async fn call_counted(&self, operation: &str, body: Value, counted: bool) -> KvResult<Value> {
+        let request = serde_json::to_vec(&body).map_err(super::other)?;
+        let result = match self.send(operation, request).await {
+            Err(e) => Err(KvError::Other(format!(
                 "DispatchFailure(DispatchFailure {{ source: ConnectorError {{ kind: Io, source: {e:?} }} }})"
-            ))
-        })?;
-        let value: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-        if status == 200 {
-            return Ok(value);
+            ))),
+            Ok((status, answer)) => {
+                let value: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+                if status == 200 {
+                    Ok(value)
+                } else {
+                    Err(KvError::Other(service_error(status, &value)))
+                }
+            }
+        };
+        if counted {
+            use super::calls::Outcome;
+            let outcome = match &result {
+                Ok(_) => Outcome::Ok,
+                Err(KvError::Other(m)) if m.contains("TransactionCanceledException") => Outcome::Contended,
+                Err(_) => Outcome::Failed,
+            };
+            let (read, write) = capacity(operation, &body, result.as_ref().ok());
+            self.calls.add(&format!("dynamodb:{operation}"), String::new(), outcome, read, write);
         }
-        Err(KvError::Other(service_error(status, &value)))
+        result
     }
 
     async fn send(&self, operation: &str, body: Vec<u8>) -> anyhow::Result<(u16, Vec<u8>)> {
@@ -212,11 +234,11 @@ impl DynamoKv {
     }
 
     pub async fn get_keys(&self) -> KvResult<Vec<String>> {
-        Ok(self.scan(PK).await?.into_iter().map(|(k, _)| k).collect())
+        Ok(self.scan(PK, true).await?.into_iter().map(|(k, _)| k).collect())
     }
 
     /// Every item's key and (when projected) value: a `Scan` of the whole table, page by page.
-    async fn scan(&self, projection: &str) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
+    async fn scan(&self, projection: &str, counted: bool) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
         let mut out = Vec::new();
         let mut start: Option<Value> = None;
         loop {
@@ -224,7 +246,7 @@ impl DynamoKv {
             if let Some(start) = start.take() {
                 body["ExclusiveStartKey"] = start;
             }
-            let answer = self.call("Scan", body).await?;
+            let answer = self.call_counted("Scan", body, counted).await?;
             for item in answer.get("Items").and_then(Value::as_array).into_iter().flatten() {
                 if let Some(pk) = item.get(PK).and_then(|v| v.get("S")).and_then(Value::as_str) {
                     out.push((pk.to_owned(), binary(item.get(VAL))));
@@ -239,8 +261,12 @@ impl DynamoKv {
 
     /// Every item of the table, for tests that check what a request left behind.
     pub async fn dump(&self) -> KvResult<Vec<(String, Vec<u8>)>> {
-        let mut rows: Vec<_> =
-            self.scan(&format!("{PK},{VAL}")).await?.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+        let mut rows: Vec<_> = self
+            .scan(&format!("{PK},{VAL}"), false)
+            .await?
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
         rows.sort();
         Ok(rows)
     }
@@ -392,7 +418,7 @@ impl DynamoKv {
     /// capacity), unless it exists. Spin never creates tables; tests and `testhost` do.
     pub async fn create_table(&self) -> KvResult<()> {
         let created = self
-            .call(
+            .call_counted(
                 "CreateTable",
                 json!({
                     "TableName": self.table,
@@ -400,6 +426,7 @@ impl DynamoKv {
                     "KeySchema": [{ "AttributeName": PK, "KeyType": "HASH" }],
                     "BillingMode": "PAY_PER_REQUEST",
                 }),
+                false,
             )
             .await;
         match created {
@@ -459,6 +486,83 @@ impl StaleReads {
             None => None,
         };
         changes.insert(key.to_owned(), (Instant::now(), before, value));
+    }
+}
+
+/// The read and write capacity units DynamoDB bills for one request (see
+/// [`super::calls::Tally`]), from what the host sent and got back: an item's size is its
+/// attributes' names and values; an item read but not found costs one unit, as does a delete (the
+/// deleted item's size is not seen). A `Scan` is billed by the size of what it read, here only the
+/// keys it returned: an underestimate (it reads whole items).
+fn capacity(operation: &str, body: &Value, answer: Option<&Value>) -> (f64, f64) {
+    use super::calls::units;
+    let reads = |consistent: bool, sizes: &mut dyn Iterator<Item = usize>| {
+        let factor = if consistent { 1.0 } else { 0.5 };
+        sizes.map(|size| units(size, 4096) * factor).sum::<f64>()
+    };
+    let consistent = |b: &Value| b.get("ConsistentRead").and_then(Value::as_bool).unwrap_or(false);
+    match operation {
+        "GetItem" => {
+            let size = answer.and_then(|a| a.get("Item")).map_or(0, item_size);
+            (reads(consistent(body), &mut std::iter::once(size)), 0.0)
+        }
+        "BatchGetItem" => {
+            let mut total = 0.0;
+            for (table, request) in body["RequestItems"].as_object().into_iter().flatten() {
+                let asked = request["Keys"].as_array().map_or(0, Vec::len);
+                let found: Vec<usize> = answer
+                    .and_then(|a| a["Responses"][table].as_array())
+                    .map(|items| items.iter().map(item_size).collect())
+                    .unwrap_or_default();
+                let missing = asked.saturating_sub(found.len());
+                let sizes = found.into_iter().chain(std::iter::repeat_n(0, missing));
+                total += reads(consistent(request), &mut sizes.into_iter());
+            }
+            (total, 0.0)
+        }
+        "Scan" => {
+            let size: usize = answer.and_then(|a| a["Items"].as_array()).map_or(0, |i| i.iter().map(item_size).sum());
+            (reads(consistent(body), &mut std::iter::once(size)), 0.0)
+        }
+        "PutItem" => (0.0, units(item_size(&body["Item"]), 1024)),
+        "DeleteItem" => (0.0, 1.0),
+        "BatchWriteItem" => {
+            let requests =
+                body["RequestItems"].as_object().into_iter().flatten().flat_map(|(_, r)| r.as_array()).flatten();
+            let write = requests
+                .map(|r| match r.get("PutRequest") {
+                    Some(put) => units(item_size(&put["Item"]), 1024),
+                    None => 1.0,
+                })
+                .sum();
+            (0.0, write)
+        }
+        "TransactWriteItems" => {
+            let items = body["TransactItems"].as_array().into_iter().flatten();
+            let write = items
+                .map(|i| {
+                    let update = &i["Update"];
+                    let value = &update["ExpressionAttributeValues"][":new_val"];
+                    let size = item_size(&update["Key"]) + VAL.len() + attribute_size(value);
+                    2.0 * units(size, 1024)
+                })
+                .sum();
+            (0.0, write)
+        }
+        _ => (0.0, 0.0),
+    }
+}
+
+/// An item's size as DynamoDB counts it: each attribute's name and value.
+fn item_size(item: &Value) -> usize {
+    item.as_object().map_or(0, |attributes| attributes.iter().map(|(name, v)| name.len() + attribute_size(v)).sum())
+}
+
+fn attribute_size(value: &Value) -> usize {
+    match (value.get("S"), value.get("N"), value.get("B")) {
+        (Some(s), _, _) | (_, Some(s), _) => s.as_str().map_or(0, str::len),
+        (_, _, Some(b)) => b.as_str().map_or(0, |b| B64.decode(b).map_or(0, |d| d.len())),
+        _ => 0,
     }
 }
 

@@ -2,6 +2,7 @@
 //! key-value-aws),
 //! weak spots included: they are what the components will meet in production.
 
+pub mod calls;
 pub mod dynamo;
 pub mod redis;
 pub mod runtime_config;
@@ -37,6 +38,33 @@ pub enum Backend {
     Dynamo(Arc<dynamo::DynamoKv>),
 }
 
+impl Backend {
+    /// What guests asked of this backend so far (see [`calls`]).
+    pub fn calls(&self) -> &calls::Calls {
+        match self {
+            Backend::Sqlite(s) => &s.calls,
+            Backend::Redis(r) => &r.calls,
+            Backend::Dynamo(d) => &d.calls,
+        }
+    }
+}
+
+/// What became of a call, for the counts: a DynamoDB `increment` whose transaction was cancelled
+/// on its condition is contention (as the components read the error: `spin-bridge`'s store).
+fn outcome<T>(kind: &str, result: &KvResult<T>) -> calls::Outcome {
+    match result {
+        Ok(_) => calls::Outcome::Ok,
+        Err(KvError::Other(m))
+            if kind == "increment"
+                && m.contains("TransactionCanceledException")
+                && (m.contains("ConditionalCheckFailed") || m.contains("TransactionConflict")) =>
+        {
+            calls::Outcome::Contended
+        }
+        Err(_) => calls::Outcome::Failed,
+    }
+}
+
 /// An open store (a `bucket` resource).
 #[derive(Clone)]
 pub struct Store {
@@ -63,75 +91,102 @@ impl Cas {
 
 impl Store {
     pub async fn get(&self, key: &str) -> KvResult<Option<Vec<u8>>> {
-        match &self.backend {
+        let family = calls::family(key);
+        let result = match &self.backend {
             Backend::Sqlite(s) => s.get(&self.label, key),
             Backend::Redis(r) => r.get(key).await,
             Backend::Dynamo(d) => d.get(key).await,
-        }
+        };
+        self.backend.calls().record("get", family, outcome("get", &result));
+        result
     }
 
     pub async fn set(&self, key: &str, value: &[u8]) -> KvResult<()> {
-        match &self.backend {
+        let family = calls::family(key);
+        let result = match &self.backend {
             Backend::Sqlite(s) => s.set(&self.label, key, value),
             Backend::Redis(r) => r.set(key, value).await,
             Backend::Dynamo(d) => d.set(key, value).await,
-        }
+        };
+        self.backend.calls().record("set", family, outcome("set", &result));
+        result
     }
 
     pub async fn delete(&self, key: &str) -> KvResult<()> {
-        match &self.backend {
+        let family = calls::family(key);
+        let result = match &self.backend {
             Backend::Sqlite(s) => s.delete(&self.label, key),
             Backend::Redis(r) => r.delete(key).await,
             Backend::Dynamo(d) => d.delete(key).await,
-        }
+        };
+        self.backend.calls().record("delete", family, outcome("delete", &result));
+        result
     }
 
     pub async fn exists(&self, key: &str) -> KvResult<bool> {
-        match &self.backend {
-            Backend::Sqlite(s) => Ok(s.get(&self.label, key)?.is_some()),
+        let family = calls::family(key);
+        let result = match &self.backend {
+            Backend::Sqlite(s) => s.get(&self.label, key).map(|v| v.is_some()),
             Backend::Redis(r) => r.exists(key).await,
             Backend::Dynamo(d) => d.exists(key).await,
-        }
+        };
+        self.backend.calls().record("exists", family, outcome("exists", &result));
+        result
     }
 
     pub async fn get_keys(&self) -> KvResult<Vec<String>> {
-        match &self.backend {
+        let family = String::new();
+        let result = match &self.backend {
             Backend::Sqlite(s) => s.get_keys(&self.label),
             Backend::Redis(r) => r.get_keys().await,
             Backend::Dynamo(d) => d.get_keys().await,
-        }
+        };
+        self.backend.calls().record("get_keys", family, outcome("get_keys", &result));
+        result
     }
 
     pub async fn get_many(&self, keys: Vec<String>) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
-        match &self.backend {
+        let family = calls::family_of_all(&keys);
+        let result = match &self.backend {
             Backend::Sqlite(s) => s.get_many(&self.label, keys),
             Backend::Redis(r) => r.get_many(keys).await,
             Backend::Dynamo(d) => d.get_many(keys).await,
-        }
+        };
+        self.backend.calls().record("get_many", family, outcome("get_many", &result));
+        result
     }
 
     pub async fn set_many(&self, key_values: Vec<(String, Vec<u8>)>) -> KvResult<()> {
-        match &self.backend {
+        let family = calls::family_of_all(key_values.iter().map(|(k, _)| k));
+        let result = match &self.backend {
             Backend::Sqlite(s) => s.set_many(&self.label, key_values),
             Backend::Redis(r) => r.set_many(key_values).await,
             Backend::Dynamo(d) => d.set_many(key_values).await,
-        }
+        };
+        self.backend.calls().record("set_many", family, outcome("set_many", &result));
+        result
     }
 
     pub async fn delete_many(&self, keys: Vec<String>) -> KvResult<()> {
-        match &self.backend {
+        let family = calls::family_of_all(&keys);
+        let result = match &self.backend {
             Backend::Sqlite(s) => s.delete_many(&self.label, keys),
             Backend::Redis(r) => r.delete_many(keys).await,
             Backend::Dynamo(d) => d.delete_many(keys).await,
-        }
+        };
+        self.backend.calls().record("delete_many", family, outcome("delete_many", &result));
+        result
     }
 
     pub async fn increment(&self, key: &str, delta: i64) -> KvResult<i64> {
-        match &self.backend {
+        let family = calls::family(key);
+        let result = match &self.backend {
             Backend::Sqlite(s) => s.increment(&self.label, key, delta),
             Backend::Redis(r) => r.increment(key, delta).await,
             Backend::Dynamo(d) => d.increment(key, delta).await,
-        }
+        };
+        self.backend.calls().record("increment", family, outcome("increment", &result));
+        result
     }
 
     pub async fn new_cas(&self, key: &str) -> KvResult<Cas> {

@@ -11,12 +11,13 @@ use tokio::sync::OnceCell;
 pub struct RedisKv {
     url: String,
     connection: OnceCell<ConnectionManager>,
+    pub(crate) calls: super::calls::Calls,
 }
 
 impl RedisKv {
     pub fn new(url: &str) -> anyhow::Result<RedisKv> {
         redis::parse_redis_url(url).ok_or_else(|| anyhow::anyhow!("Invalid Redis URL"))?;
-        Ok(RedisKv { url: url.to_string(), connection: OnceCell::new() })
+        Ok(RedisKv { url: url.to_string(), connection: OnceCell::new(), calls: Default::default() })
     }
 
     pub fn url(&self) -> &str {

@@ -15,6 +15,7 @@ const SELECT: &str = "SELECT value FROM spin_key_value WHERE store=$1 AND key=$2
 pub struct SqliteKv {
     path: Option<PathBuf>,
     connection: Arc<Mutex<Connection>>,
+    pub(crate) calls: super::calls::Calls,
 }
 
 /// SQLite work blocks; Spin does it in `block_in_place`, so it holds a runtime worker meanwhile.
@@ -47,7 +48,11 @@ impl SqliteKv {
             [],
         )?;
         rusqlite::vtab::array::load_module(&connection)?;
-        Ok(SqliteKv { path: path.map(Path::to_path_buf), connection: Arc::new(Mutex::new(connection)) })
+        Ok(SqliteKv {
+            path: path.map(Path::to_path_buf),
+            connection: Arc::new(Mutex::new(connection)),
+            calls: Default::default(),
+        })
     }
 
     pub fn path(&self) -> Option<&Path> {
