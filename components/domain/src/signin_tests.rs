@@ -38,6 +38,9 @@ struct Script {
     /// The audience of the next ID tokens instead of the client id.
     id_audience: Option<String>,
     down: bool,
+    /// The status the token endpoint answers refresh requests with instead of serving them (a
+    /// provider that is overloaded or restarting: 500, 503, 429).
+    refresh_status: Option<u16>,
 }
 
 struct Provider {
@@ -141,6 +144,13 @@ impl Provider {
             }
             "refresh_token" => {
                 *self.refreshes.lock().unwrap() += 1;
+                if let Some(status) = script.refresh_status {
+                    return Fetched {
+                        status,
+                        headers: Vec::new(),
+                        body: br#"{"error":"temporarily_unavailable"}"#.to_vec(),
+                    };
+                }
                 if !form["refresh_token"].starts_with("refresh-") {
                     return refuse(400);
                 }
@@ -545,4 +555,69 @@ fn a_later_login_in_the_same_slot_refuses_the_earlier_callback_and_the_store_sta
     }
     let login_keys = world.store.dump().keys().filter(|k| k.starts_with("auth:login:")).count();
     assert!(login_keys <= 2 * crate::store::LOGIN_SLOTS as usize, "{login_keys} keys for logins in progress");
+}
+
+/// Review finding: the token endpoint answering 503 (or 500, 429) to a refresh is the provider being
+/// unavailable, not the refresh being refused; while the session's access token is still good it
+/// must keep serving (docs/security.md: "While the provider cannot be reached, a still valid token
+/// keeps serving; a session whose refresh is refused ends"). Today `token_request` maps every
+/// non-200 to `SignInRefused(ExchangeRefused)` and `status` deletes the session on it.
+#[test]
+fn a_provider_answering_503_to_a_refresh_does_not_end_a_live_session() {
+    let world = World::new();
+    let session_id = world.signed_in();
+    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    world.provider.script.lock().unwrap().refresh_status = Some(503);
+    let status = world.call("GET", SESSION, &[("cookie", &cookie)]);
+    assert_eq!(*world.provider.refreshes.lock().unwrap(), 1, "a refresh was tried");
+    assert_ne!(status.json()["session"], Value::Null, "signed out by a provider hiccup: {}", status.body);
+    assert!(
+        world.caller(&session_id, &http::Method::GET, &[]).is_ok(),
+        "the access token is still good for {} s",
+        REFRESH_MARGIN_SECS - 1
+    );
+    // The provider comes back: the next status refreshes.
+    world.provider.script.lock().unwrap().refresh_status = None;
+    assert_eq!(world.call("GET", SESSION, &[("cookie", &cookie)]).json()["session"]["tenant"], "acme");
+}
+
+/// Review finding: a sign-out that lands while `GET /auth/session` of the same session is refreshing
+/// (the status read the record, then waits on the provider's token endpoint) is undone: the refresh
+/// writes the record back with `set`, so the session lives on in the store with freshly refreshed
+/// tokens, and anyone holding the cookie's value keeps using the API after the user signed out.
+/// The interleaving is played step by step with the two requests' own code: the status's read and
+/// its `refresh` (which is what `status` calls after the read), with the sign-out in between.
+#[test]
+fn a_sign_out_during_a_refresh_is_not_undone_by_the_refresh() {
+    let world = World::new();
+    let session_id = world.signed_in();
+    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    // `GET /auth/session`: reads the record, finds it due for refresh.
+    let record = session::read(&world.store, &session_id).unwrap().unwrap();
+    assert!(world.clock.now_ms() / 1000 + REFRESH_MARGIN_SECS >= record.expires_at);
+    // Meanwhile, `POST /auth/logout` from the console.
+    let out = world.call("POST", LOGOUT, &[("cookie", &cookie), (CSRF_HEADER, "1"), ("origin", ORIGIN)]);
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert!(session::read(&world.store, &session_id).unwrap().is_none(), "signed out");
+    // The status's refresh completes.
+    let ctx = SignIn {
+        store: &world.store,
+        keyring: &world.keyring,
+        sender: &world.provider,
+        clock: &world.clock,
+        auth: &world.auth,
+        settings: &world.settings,
+    };
+    let _ = ctx.refresh(&session_id, &record);
+    assert!(
+        session::read(&world.store, &session_id).unwrap().is_none(),
+        "the signed-out session came back with refreshed tokens"
+    );
+    assert_eq!(
+        world.caller(&session_id, &http::Method::GET, &[]).unwrap_err(),
+        Error::Unauthenticated(AuthFailure::NoSession),
+        "the cookie still works after sign-out"
+    );
 }
