@@ -248,13 +248,18 @@ impl World {
     }
 
     fn call(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)]) -> Answer {
+        self.call_on(&self.store, method, path_and_query, headers)
+    }
+
+    /// [`World::call`] with the component's store being `store` (a wrapper over the world's).
+    fn call_on(&self, store: &dyn KeyValue, method: &str, path_and_query: &str, headers: &[(&str, &str)]) -> Answer {
         let mut builder = http::Request::builder().method(method).uri(path_and_query);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
         let request = builder.body(crate::http::Body::Complete(Vec::new())).unwrap();
         let ctx = SignIn {
-            store: &self.store,
+            store,
             keyring: &self.keyring,
             sender: &self.provider,
             clock: &self.clock,
@@ -620,4 +625,73 @@ fn a_sign_out_during_a_refresh_is_not_undone_by_the_refresh() {
         Error::Unauthenticated(AuthFailure::NoSession),
         "the cookie still works after sign-out"
     );
+}
+
+/// The world's store, with a hook run right after the first `increment` of one key once armed:
+/// another request's steps, played between two steps of this one.
+struct Interleaved<'w> {
+    inner: &'w MemoryStore,
+    key: crate::store::Key,
+    hook: Mutex<Option<Box<dyn FnOnce() + 'w>>>,
+}
+
+impl KeyValue for Interleaved<'_> {
+    fn get(&self, key: &crate::store::Key) -> crate::store::StoreResult<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &crate::store::Key, value: &[u8]) -> crate::store::StoreResult<()> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &crate::store::Key) -> crate::store::StoreResult<()> {
+        self.inner.delete(key)
+    }
+    fn exists(&self, key: &crate::store::Key) -> crate::store::StoreResult<bool> {
+        self.inner.exists(key)
+    }
+    fn increment(&self, key: &crate::store::Key, delta: i64) -> crate::store::StoreResult<i64> {
+        let value = self.inner.increment(key, delta)?;
+        if key.as_str() == self.key.as_str() {
+            if let Some(hook) = self.hook.lock().unwrap().take() {
+                hook();
+            }
+        }
+        Ok(value)
+    }
+    fn keys(&self) -> crate::store::StoreResult<Vec<String>> {
+        self.inner.keys()
+    }
+}
+
+/// Review finding: a callback that wins its slot's counter then deletes the slot's record
+/// unconditionally (`let _ = self.store.delete(&console_login(slot))`). A login that took the same
+/// slot between that callback's `increment` and its `delete` (another user starting to sign in at
+/// that moment) has its record deleted: its callback is refused as `StateUnknown`, although no
+/// later login took its slot and it was never served. The fix: delete only the record read (e.g.
+/// skip the delete, the counter already refuses a replay and the next login overwrites the slot;
+/// or re-read and delete only when its state digest is still this login's).
+#[test]
+fn a_callback_does_not_delete_a_later_login_that_took_its_slot_meanwhile() {
+    let world = World::new();
+    let (state_a, code_a) = world.login();
+    let slot = console_login_slot(&state_a);
+    let later: Mutex<Option<(String, String)>> = Mutex::new(None);
+    let store = Interleaved {
+        inner: &world.store,
+        key: console_login_counter(slot),
+        hook: Mutex::new(Some(Box::new(|| loop {
+            // Someone else starts a login, which lands in the same slot.
+            let (state, code) = world.login();
+            if console_login_slot(&state) == slot {
+                *later.lock().unwrap() = Some((state, code));
+                break;
+            }
+        }))),
+    };
+    let cookie = format!("{LOGIN_COOKIE}={state_a}");
+    let first =
+        world.call_on(&store, "GET", &format!("{CALLBACK}?code={code_a}&state={state_a}"), &[("cookie", &cookie)]);
+    assert_eq!(first.status, 303, "the first callback took its slot's counter first: {}", first.body);
+    let (state_b, code_b) = later.lock().unwrap().take().expect("the hook ran");
+    let second = world.callback(&code_b, &state_b, &state_b);
+    assert_eq!(second.status, 303, "the later login was never served: {} {:?}", second.body, second.log);
 }
