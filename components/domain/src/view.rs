@@ -744,6 +744,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Review: hosts drawn from every character a host, a port, an IPv6 literal or a glob can
+        /// hold (upper case, `[`, `]`, `:`, `*`, `?`, `/`, `%`, `=`, space), and every registry a
+        /// lookup can ask for (what `parse_registry` accepts): a lookup through the index finds
+        /// every entry the keyring matches.
+        #[test]
+        fn a_lookup_through_the_host_index_finds_every_entry_the_keyring_matches(
+            hosts in proptest::collection::vec(proptest::collection::vec("[aA.:\\[\\]1*?/%= -]{0,6}", 1..3), 1..8),
+            authorities in proptest::collection::vec("[aA1.:\\[\\]-]{1,8}", 1..8),
+        ) {
+            let mut view = View::empty();
+            for (i, registries) in hosts.iter().enumerate() {
+                let registries: Vec<&str> = registries.iter().map(String::as_str).collect();
+                let name = format!("s{i}");
+                view = view.next(header(i as u64 + 1), Some(&on(&name, 1, &registries)), None).unwrap();
+            }
+            let view = View::decode(view.bytes().to_vec()).unwrap();
+            let entries = view.entries().unwrap();
+            // The registries a lookup can ask for: what `registry=` (and an image's registry) parse to.
+            let asked = authorities.iter().chain(hosts.iter().flatten());
+            for authority in asked.filter_map(|a| crate::resolve::reference::parse_registry(a).ok()) {
+                let found = view.entries_on(&authority).unwrap();
+                proptest::prop_assert_eq!(covering(&found, &authority), covering(&entries, &authority), "{}", authority);
+            }
+        }
+    }
+
     #[test]
     fn a_view_written_before_the_table_is_read_by_scanning() {
         let view = three();
