@@ -771,6 +771,32 @@ mod tests {
         }
     }
 
+    /// Review: a view of the release between the line table and the host index (a `lines` table,
+    /// no `hosts`) decodes to the same header and entries, a lookup reads every line, and its
+    /// next view carries the index.
+    #[test]
+    fn a_view_with_a_line_table_but_no_host_index_is_looked_up_whole() {
+        let mut view = View::empty();
+        for (slot, (name, registries)) in
+            [("a", &["ghcr.io"][..]), ("b", &["quay.io", "*.example.com"]), ("c", &["quay.io"])].iter().enumerate()
+        {
+            view = view.next(header(slot as u64 + 1), Some(&on(name, 1, registries)), None).unwrap();
+        }
+        let text = String::from_utf8(view.bytes().to_vec()).unwrap();
+        let (start, end) = (text.find(",\"hosts\":\"").unwrap(), text.find(",\"lines\":\"").unwrap());
+        let older = View::decode(format!("{}{}", &text[..start], &text[end..]).into_bytes()).unwrap();
+        assert!(older.hosts.is_none());
+        assert_eq!(older.header(), view.header());
+        assert_eq!(older.entries().unwrap(), view.entries().unwrap());
+        let names =
+            |v: &View, authority: &str| -> Vec<String> { covering(&v.entries_on(authority).unwrap(), authority) };
+        for authority in ["quay.io", "ghcr.io", "x.example.com", "docker.io"] {
+            assert_eq!(names(&older, authority), names(&view, authority), "{authority}");
+        }
+        let next = older.next(header(9), None, Some("a")).unwrap();
+        assert!(String::from_utf8(next.bytes().to_vec()).unwrap().contains(r#","hosts":"*=0 quay.io:=0,1","#));
+    }
+
     #[test]
     fn a_view_written_before_the_table_is_read_by_scanning() {
         let view = three();
