@@ -38,6 +38,9 @@ struct Script {
     /// The audience of the next ID tokens instead of the client id.
     id_audience: Option<String>,
     down: bool,
+    /// The status the token endpoint answers refresh requests with instead of serving them (a
+    /// provider that is overloaded or restarting: 500, 503, 429).
+    refresh_status: Option<u16>,
 }
 
 struct Provider {
@@ -141,6 +144,13 @@ impl Provider {
             }
             "refresh_token" => {
                 *self.refreshes.lock().unwrap() += 1;
+                if let Some(status) = script.refresh_status {
+                    return Fetched {
+                        status,
+                        headers: Vec::new(),
+                        body: br#"{"error":"temporarily_unavailable"}"#.to_vec(),
+                    };
+                }
                 if !form["refresh_token"].starts_with("refresh-") {
                     return refuse(400);
                 }
@@ -238,13 +248,18 @@ impl World {
     }
 
     fn call(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)]) -> Answer {
+        self.call_on(&self.store, method, path_and_query, headers)
+    }
+
+    /// [`World::call`] with the component's store being `store` (a wrapper over the world's).
+    fn call_on(&self, store: &dyn KeyValue, method: &str, path_and_query: &str, headers: &[(&str, &str)]) -> Answer {
         let mut builder = http::Request::builder().method(method).uri(path_and_query);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
         let request = builder.body(crate::http::Body::Complete(Vec::new())).unwrap();
         let ctx = SignIn {
-            store: &self.store,
+            store,
             keyring: &self.keyring,
             sender: &self.provider,
             clock: &self.clock,
@@ -545,4 +560,138 @@ fn a_later_login_in_the_same_slot_refuses_the_earlier_callback_and_the_store_sta
     }
     let login_keys = world.store.dump().keys().filter(|k| k.starts_with("auth:login:")).count();
     assert!(login_keys <= 2 * crate::store::LOGIN_SLOTS as usize, "{login_keys} keys for logins in progress");
+}
+
+/// Review finding: the token endpoint answering 503 (or 500, 429) to a refresh is the provider being
+/// unavailable, not the refresh being refused; while the session's access token is still good it
+/// must keep serving (docs/security.md: "While the provider cannot be reached, a still valid token
+/// keeps serving; a session whose refresh is refused ends"). Today `token_request` maps every
+/// non-200 to `SignInRefused(ExchangeRefused)` and `status` deletes the session on it.
+#[test]
+fn a_provider_answering_503_to_a_refresh_does_not_end_a_live_session() {
+    let world = World::new();
+    let session_id = world.signed_in();
+    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    world.provider.script.lock().unwrap().refresh_status = Some(503);
+    let status = world.call("GET", SESSION, &[("cookie", &cookie)]);
+    assert_eq!(*world.provider.refreshes.lock().unwrap(), 1, "a refresh was tried");
+    assert_ne!(status.json()["session"], Value::Null, "signed out by a provider hiccup: {}", status.body);
+    assert!(
+        world.caller(&session_id, &http::Method::GET, &[]).is_ok(),
+        "the access token is still good for {} s",
+        REFRESH_MARGIN_SECS - 1
+    );
+    // The provider comes back: the next status refreshes.
+    world.provider.script.lock().unwrap().refresh_status = None;
+    assert_eq!(world.call("GET", SESSION, &[("cookie", &cookie)]).json()["session"]["tenant"], "acme");
+}
+
+/// Review finding: a sign-out that lands while `GET /auth/session` of the same session is refreshing
+/// (the status read the record, then waits on the provider's token endpoint) is undone: the refresh
+/// writes the record back with `set`, so the session lives on in the store with freshly refreshed
+/// tokens, and anyone holding the cookie's value keeps using the API after the user signed out.
+/// The interleaving is played step by step with the two requests' own code: the status's read and
+/// its `refresh` (which is what `status` calls after the read), with the sign-out in between.
+#[test]
+fn a_sign_out_during_a_refresh_is_not_undone_by_the_refresh() {
+    let world = World::new();
+    let session_id = world.signed_in();
+    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    // `GET /auth/session`: reads the record, finds it due for refresh.
+    let record = session::read(&world.store, &session_id).unwrap().unwrap();
+    assert!(world.clock.now_ms() / 1000 + REFRESH_MARGIN_SECS >= record.expires_at);
+    // Meanwhile, `POST /auth/logout` from the console.
+    let out = world.call("POST", LOGOUT, &[("cookie", &cookie), (CSRF_HEADER, "1"), ("origin", ORIGIN)]);
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert!(session::read(&world.store, &session_id).unwrap().is_none(), "signed out");
+    // The status's refresh completes.
+    let ctx = SignIn {
+        store: &world.store,
+        keyring: &world.keyring,
+        sender: &world.provider,
+        clock: &world.clock,
+        auth: &world.auth,
+        settings: &world.settings,
+    };
+    let _ = ctx.refresh(&session_id, &record);
+    assert!(
+        session::read(&world.store, &session_id).unwrap().is_none(),
+        "the signed-out session came back with refreshed tokens"
+    );
+    assert_eq!(
+        world.caller(&session_id, &http::Method::GET, &[]).unwrap_err(),
+        Error::Unauthenticated(AuthFailure::NoSession),
+        "the cookie still works after sign-out"
+    );
+}
+
+/// The world's store, with a hook run right after the first `increment` of one key once armed:
+/// another request's steps, played between two steps of this one.
+struct Interleaved<'w> {
+    inner: &'w MemoryStore,
+    key: crate::store::Key,
+    hook: Mutex<Option<Box<dyn FnOnce() + 'w>>>,
+}
+
+impl KeyValue for Interleaved<'_> {
+    fn get(&self, key: &crate::store::Key) -> crate::store::StoreResult<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &crate::store::Key, value: &[u8]) -> crate::store::StoreResult<()> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &crate::store::Key) -> crate::store::StoreResult<()> {
+        self.inner.delete(key)
+    }
+    fn exists(&self, key: &crate::store::Key) -> crate::store::StoreResult<bool> {
+        self.inner.exists(key)
+    }
+    fn increment(&self, key: &crate::store::Key, delta: i64) -> crate::store::StoreResult<i64> {
+        let value = self.inner.increment(key, delta)?;
+        if key.as_str() == self.key.as_str() {
+            if let Some(hook) = self.hook.lock().unwrap().take() {
+                hook();
+            }
+        }
+        Ok(value)
+    }
+    fn keys(&self) -> crate::store::StoreResult<Vec<String>> {
+        self.inner.keys()
+    }
+}
+
+/// Review finding: a callback that wins its slot's counter then deletes the slot's record
+/// unconditionally (`let _ = self.store.delete(&console_login(slot))`). A login that took the same
+/// slot between that callback's `increment` and its `delete` (another user starting to sign in at
+/// that moment) has its record deleted: its callback is refused as `StateUnknown`, although no
+/// later login took its slot and it was never served. The fix: delete only the record read (e.g.
+/// skip the delete, the counter already refuses a replay and the next login overwrites the slot;
+/// or re-read and delete only when its state digest is still this login's).
+#[test]
+fn a_callback_does_not_delete_a_later_login_that_took_its_slot_meanwhile() {
+    let world = World::new();
+    let (state_a, code_a) = world.login();
+    let slot = console_login_slot(&state_a);
+    let later: Mutex<Option<(String, String)>> = Mutex::new(None);
+    let store = Interleaved {
+        inner: &world.store,
+        key: console_login_counter(slot),
+        hook: Mutex::new(Some(Box::new(|| loop {
+            // Someone else starts a login, which lands in the same slot.
+            let (state, code) = world.login();
+            if console_login_slot(&state) == slot {
+                *later.lock().unwrap() = Some((state, code));
+                break;
+            }
+        }))),
+    };
+    let cookie = format!("{LOGIN_COOKIE}={state_a}");
+    let first =
+        world.call_on(&store, "GET", &format!("{CALLBACK}?code={code_a}&state={state_a}"), &[("cookie", &cookie)]);
+    assert_eq!(first.status, 303, "the first callback took its slot's counter first: {}", first.body);
+    let (state_b, code_b) = later.lock().unwrap().take().expect("the hook ran");
+    let second = world.callback(&code_b, &state_b, &state_b);
+    assert_eq!(second.status, 303, "the later login was never served: {} {:?}", second.body, second.log);
 }

@@ -744,6 +744,59 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Review: hosts drawn from every character a host, a port, an IPv6 literal or a glob can
+        /// hold (upper case, `[`, `]`, `:`, `*`, `?`, `/`, `%`, `=`, space), and every registry a
+        /// lookup can ask for (what `parse_registry` accepts): a lookup through the index finds
+        /// every entry the keyring matches.
+        #[test]
+        fn a_lookup_through_the_host_index_finds_every_entry_the_keyring_matches(
+            hosts in proptest::collection::vec(proptest::collection::vec("[aA.:\\[\\]1*?/%= -]{0,6}", 1..3), 1..8),
+            authorities in proptest::collection::vec("[aA1.:\\[\\]-]{1,8}", 1..8),
+        ) {
+            let mut view = View::empty();
+            for (i, registries) in hosts.iter().enumerate() {
+                let registries: Vec<&str> = registries.iter().map(String::as_str).collect();
+                let name = format!("s{i}");
+                view = view.next(header(i as u64 + 1), Some(&on(&name, 1, &registries)), None).unwrap();
+            }
+            let view = View::decode(view.bytes().to_vec()).unwrap();
+            let entries = view.entries().unwrap();
+            // The registries a lookup can ask for: what `registry=` (and an image's registry) parse to.
+            let asked = authorities.iter().chain(hosts.iter().flatten());
+            for authority in asked.filter_map(|a| crate::resolve::reference::parse_registry(a).ok()) {
+                let found = view.entries_on(&authority).unwrap();
+                proptest::prop_assert_eq!(covering(&found, &authority), covering(&entries, &authority), "{}", authority);
+            }
+        }
+    }
+
+    /// Review: a view of the release between the line table and the host index (a `lines` table,
+    /// no `hosts`) decodes to the same header and entries, a lookup reads every line, and its
+    /// next view carries the index.
+    #[test]
+    fn a_view_with_a_line_table_but_no_host_index_is_looked_up_whole() {
+        let mut view = View::empty();
+        for (slot, (name, registries)) in
+            [("a", &["ghcr.io"][..]), ("b", &["quay.io", "*.example.com"]), ("c", &["quay.io"])].iter().enumerate()
+        {
+            view = view.next(header(slot as u64 + 1), Some(&on(name, 1, registries)), None).unwrap();
+        }
+        let text = String::from_utf8(view.bytes().to_vec()).unwrap();
+        let (start, end) = (text.find(",\"hosts\":\"").unwrap(), text.find(",\"lines\":\"").unwrap());
+        let older = View::decode(format!("{}{}", &text[..start], &text[end..]).into_bytes()).unwrap();
+        assert!(older.hosts.is_none());
+        assert_eq!(older.header(), view.header());
+        assert_eq!(older.entries().unwrap(), view.entries().unwrap());
+        let names =
+            |v: &View, authority: &str| -> Vec<String> { covering(&v.entries_on(authority).unwrap(), authority) };
+        for authority in ["quay.io", "ghcr.io", "x.example.com", "docker.io"] {
+            assert_eq!(names(&older, authority), names(&view, authority), "{authority}");
+        }
+        let next = older.next(header(9), None, Some("a")).unwrap();
+        assert!(String::from_utf8(next.bytes().to_vec()).unwrap().contains(r#","hosts":"*=0 quay.io:=0,1","#));
+    }
+
     #[test]
     fn a_view_written_before_the_table_is_read_by_scanning() {
         let view = three();
