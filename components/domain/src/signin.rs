@@ -17,7 +17,8 @@
 //! - `GET /auth/session`: what the console shows (tenant, scopes, expiry; which sign-in ways are
 //!   offered); refreshes the session's access token server-side when it expires within
 //!   [`REFRESH_MARGIN_SECS`] or the keys that verified it are no longer fresh.
-//! - `POST /auth/logout` (anti-CSRF checked): the session is deleted here, and the answer names the
+//! - `POST /auth/logout` (anti-CSRF checked): the session is signed out here (`session::sign_out`:
+//!   marked, then its record deleted; a refresh under way cannot bring it back), and the answer names the
 //!   provider's `end_session_endpoint` (RP-initiated logout, with `client_id` and
 //!   `post_logout_redirect_uri`; no `id_token_hint`, so no token reaches the browser) when it has one.
 //!   Audited as `console.signout`.
@@ -286,6 +287,12 @@ impl SignIn<'_> {
             ));
         }
         let answer = self.sender.send(&request).map_err(|_| unavailable("token endpoint unreachable"))?;
+        // An overloaded or restarting provider (5xx, 429) has not refused anything: the session
+        // keeps its still valid token and the refresh is tried again (RFC 6749 section 5.2 names
+        // what a refusal is: a 400 or 401 with an `error`).
+        if answer.status >= 500 || answer.status == 429 {
+            return Err(unavailable("token endpoint answered an error of its own"));
+        }
         if answer.status != 200 {
             return Err(refused(SignInFailure::ExchangeRefused(answer.status)));
         }
@@ -371,7 +378,10 @@ impl SignIn<'_> {
         if self.store.increment(&console_login_counter(slot), 1)? != login.epoch + 1 {
             return Err(refused(SignInFailure::Replayed));
         }
-        let _ = self.store.delete(&console_login(slot));
+        // The slot's record is left for the next login to overwrite: deleting it here could delete
+        // a later login that took the slot since the read above (the store has no compare-and-
+        // delete), and it is already spent (the counter refuses its replay; the code it was for is
+        // being exchanged, and a verifier is worthless after that).
         let plain =
             keyring.open(&BindingContext { tenant: LOGIN_BINDING_TENANT, name: &state_digest }, &login.secrets)?;
         let secrets: LoginSecrets = serde_json::from_slice(&plain).map_err(|_| Internal::CorruptRecord)?;
@@ -450,6 +460,12 @@ impl SignIn<'_> {
         let tokens = Tokens { access_token, refresh_token };
         let renewed = Record::new(keyring, session_id, &verified, &tokens, record.ends_at, &record.origin)?;
         session::write(self.store, session_id, &renewed)?;
+        // A sign-out may have come while the provider was asked (`session::sign_out`): it is never
+        // undone, because every reader checks its mark; here the record written back is removed.
+        if session::signed_out(self.store, session_id)? {
+            session::delete(self.store, session_id)?;
+            return Err(Error::Unauthenticated(AuthFailure::NoSession));
+        }
         Ok(renewed)
     }
 
@@ -514,7 +530,7 @@ impl SignIn<'_> {
                 if let Ok(principal) = record.principal() {
                     trail.caller(&principal);
                 }
-                session::delete(self.store, session_id)?;
+                session::sign_out(self.store, session_id)?;
             } else if !session::csrf_ok(&check, configured.as_ref().map_or("", |c| c.origin.as_str())) {
                 return Err(Error::Unauthenticated(AuthFailure::CsrfCheckFailed));
             }

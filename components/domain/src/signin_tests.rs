@@ -364,11 +364,12 @@ fn a_sign_in_makes_a_session_that_names_the_access_tokens_tenant_and_scopes() {
     let text: String = dump.iter().map(|(k, v)| format!("{k}={}\n", String::from_utf8_lossy(v))).collect();
     assert!(!text.contains(&session_id), "the session id");
     assert!(!text.contains("refresh-1") && !text.contains("eyJ"), "no token in clear");
-    assert!(
-        !dump.keys().any(|k| k.starts_with("auth:login:") && !k.ends_with(":n")),
-        "the login is gone: {:?}",
-        dump.keys()
-    );
+    // The spent login stays until the next login of its slot overwrites it: its state only as a
+    // digest, its nonce and verifier sealed, and a replay of its callback is refused.
+    assert!(!text.contains(&state), "the state in clear");
+    let logins = dump.keys().filter(|k| k.starts_with("auth:login:") && !k.ends_with(":n")).count();
+    assert_eq!(logins, 1, "{:?}", dump.keys());
+    assert!(refusal(&world.callback(&code, &state, &state)).contains("Replayed"));
 
     let status = world.call("GET", SESSION, &[("cookie", &format!("{SESSION_COOKIE}={session_id}"))]);
     assert_eq!(status.status, 200);
@@ -694,4 +695,28 @@ fn a_callback_does_not_delete_a_later_login_that_took_its_slot_meanwhile() {
     let (state_b, code_b) = later.lock().unwrap().take().expect("the hook ran");
     let second = world.callback(&code_b, &state_b, &state_b);
     assert_eq!(second.status, 303, "the later login was never served: {} {:?}", second.body, second.log);
+}
+
+/// A refresh's `set` that failed and took effect after the sign-out (or any late copy of the
+/// record) does not bring the session back: every read checks the sign-out mark.
+#[test]
+fn a_record_written_back_after_sign_out_is_no_session() {
+    let world = World::new();
+    let session_id = world.signed_in();
+    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    let record = session::read(&world.store, &session_id).unwrap().unwrap();
+    let out = world.call("POST", LOGOUT, &[("cookie", &cookie), (CSRF_HEADER, "1"), ("origin", ORIGIN)]);
+    assert_eq!(out.status, 200, "{}", out.body);
+    // The late write lands.
+    session::write(&world.store, &session_id, &record).unwrap();
+    assert!(session::read(&world.store, &session_id).unwrap().is_none());
+    assert_eq!(
+        world.caller(&session_id, &http::Method::GET, &[]).unwrap_err(),
+        Error::Unauthenticated(AuthFailure::NoSession)
+    );
+    assert_eq!(world.call("GET", SESSION, &[("cookie", &cookie)]).json()["session"], Value::Null);
+    // A sign-out leaves one key for the session, as a session never signed out keeps its record.
+    world.store.delete(&crate::store::console_session(&session_id)).unwrap();
+    let keys = world.store.dump().keys().filter(|k| k.starts_with("auth:session:")).count();
+    assert_eq!(keys, 1, "the mark alone");
 }

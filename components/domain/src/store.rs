@@ -103,6 +103,13 @@ pub fn console_session(session_id: &str) -> Key {
     Key::from_parts(&["auth", "session", &digest_hex("session", session_id)])
 }
 
+/// A console session's sign-out mark (`auth:session:<digest>:out`): set by sign-out before the
+/// record is deleted, and checked by every read of the record, so that a refresh writing the record
+/// back late cannot undo a sign-out (`identity::session::read`).
+pub fn console_signed_out(session_id: &str) -> Key {
+    Key::from_parts(&["auth", "session", &digest_hex("session", session_id), "out"])
+}
+
 /// How many slots hold console logins in progress ([`console_login`]): a fixed share of the
 /// store's keys (two per slot used) however many `/auth/login` requests come; small, for Fermyon
 /// Cloud's 1,024-key stores. A login whose slot a later login takes before its callback is refused

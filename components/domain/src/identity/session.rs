@@ -27,7 +27,7 @@ use super::{Principal, Scope, Scopes, Verified, TIME_TOLERANCE_SECS};
 use crate::crypto::{BindingContext, Keyring, Sealed};
 use crate::error::{AuthFailure, Error, Internal};
 use crate::name::TenantId;
-use crate::store::{console_session, digest_of, KeyValue};
+use crate::store::{console_session, console_signed_out, digest_of, KeyValue};
 
 /// The session cookie: only the session id, 256 random bits in base64url.
 pub const SESSION_COOKIE: &str = "__Host-regsecrets-session";
@@ -177,11 +177,37 @@ pub fn cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
         })
 }
 
-/// Reads a session's record (`None`: no such session).
+/// Reads a session's record (`None`: no such session, or one signed out).
+///
+/// Sign-out and refresh race without compare-and-swap: a refresh reads the record, asks the
+/// provider (seconds), and writes the renewed record back with `set`, which may land after a
+/// sign-out deleted it, or later still when that `set` failed and took effect anyway. So a
+/// sign-out first sets the session's mark ([`console_signed_out`], never removed before the
+/// record) and only then deletes the record, and a record is a session only while its mark is
+/// absent, read after the record. Why that holds on any store whose keys are each linearizable,
+/// at any timing: the mark is set before the sign-out answers and never deleted while a record may
+/// exist, so every read that starts after the sign-out answered finds the mark, whatever record a
+/// refresh wrote, when.
 pub fn read<S: KeyValue + ?Sized>(store: &S, session_id: &str) -> Result<Option<Record>, Error> {
     let Some(bytes) = store.get(&console_session(session_id))? else { return Ok(None) };
     // An unreadable record is no session: the user signs in again.
-    Ok(serde_json::from_slice(&bytes).ok())
+    let Ok(record) = serde_json::from_slice(&bytes) else { return Ok(None) };
+    if signed_out(store, session_id)? {
+        return Ok(None);
+    }
+    Ok(Some(record))
+}
+
+/// Whether the session was signed out ([`read`]).
+pub fn signed_out<S: KeyValue + ?Sized>(store: &S, session_id: &str) -> Result<bool, Error> {
+    Ok(store.exists(&console_signed_out(session_id))?)
+}
+
+/// Signs a session out for good: the mark, then the record ([`read`] says why in that order).
+/// The mark takes the record's place in the store (one key either way) until sessions' expiry.
+pub fn sign_out<S: KeyValue + ?Sized>(store: &S, session_id: &str) -> Result<(), Error> {
+    store.set(&console_signed_out(session_id), b"1")?;
+    delete(store, session_id)
 }
 
 pub fn write<S: KeyValue + ?Sized>(store: &S, session_id: &str, record: &Record) -> Result<(), Error> {
