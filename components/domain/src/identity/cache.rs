@@ -10,9 +10,15 @@
 //!
 //! Why it is cheap: a hit is one read (microseconds on SQLite) instead of 0.4 to 2 ms of
 //! verification inside the component. A miss writes its entry (an fsync on SQLite) only after the
-//! read it served succeeded, so refused requests still store nothing, and only into a free or
-//! expired slot, so colliding live tokens never make every request write. There are
-//! [`SLOTS`] slots: a fixed, small share of the store's keys whatever the number of tokens.
+//! read it served succeeded, so refused requests still store nothing, and only into a free place
+//! (a slot holds up to [`PER_SLOT`] live entries; expired ones and those of other settings make
+//! room), so more live tokens than places never make every request write. There are [`SLOTS`]
+//! slots: a fixed, small share of the store's keys whatever the number of tokens, and room for
+//! `SLOTS × PER_SLOT` tokens (a cluster's pullers, a fleet's CI jobs) before any is verified again.
+//!
+//! Two misses on one slot at once both write the slot as they read it plus their own entry, so
+//! one entry may be lost: that only costs its token one more verification (every entry is checked
+//! whole on every hit, and only ever written for a token verified in full).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -24,6 +30,8 @@ use crate::name::TenantId;
 use crate::store::{token_cache_slot, Key, KeyValue};
 
 pub const SLOTS: u8 = 16;
+/// Live entries one slot holds (about 250 bytes each, so a slot's read stays a few KB).
+pub const PER_SLOT: usize = 8;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Entry {
@@ -63,6 +71,25 @@ impl Entry {
         let tenant = TenantId::parse(&self.tenant).ok()?;
         let scopes = self.scopes.iter().filter_map(|s| Scope::from_claim_value(s)).collect::<Scopes>();
         Some(Principal { tenant, scopes, subject: self.subject.clone(), client: self.client.clone() })
+    }
+}
+
+/// What a slot holds: its entries; a slot of the release before buckets held one entry alone (read
+/// alike; a node of that release reads a list as an unreadable slot, a miss, and overwrites it).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Many(Vec<Entry>),
+    One(Entry),
+}
+
+/// A slot's entries; an unreadable slot is an empty one: the cache can only ever save work, never
+/// refuse a request.
+fn read_slot<S: KeyValue>(store: &S, key: &Key) -> Vec<Entry> {
+    match store.get(key).ok().flatten().and_then(|bytes| serde_json::from_slice(&bytes).ok()) {
+        Some(Stored::Many(entries)) => entries,
+        Some(Stored::One(entry)) => vec![entry],
+        None => Vec::new(),
     }
 }
 
@@ -114,19 +141,18 @@ pub fn authenticate_cached<S: KeyValue>(
     let digest = Sha256::digest(token.as_bytes());
     let key = token_cache_slot(digest[0] % SLOTS);
     let (settings_id, token_id) = (settings_digest(settings), hex(&digest));
-    // An unreadable slot is a miss: the cache can only ever save work, never refuse a request.
-    let cached: Option<Entry> = store.get(&key).ok().flatten().and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    if let Some(entry) = cached.as_ref().filter(|e| e.settings == settings_id && e.token == token_id && e.live(now)) {
-        if let Some(principal) = entry.principal() {
-            return Ok((principal, Lookup::Hit));
-        }
+    let mut entries = read_slot(store, &key);
+    let found = entries.iter().find(|e| e.settings == settings_id && e.token == token_id && e.live(now));
+    if let Some(principal) = found.and_then(Entry::principal) {
+        return Ok((principal, Lookup::Hit));
     }
     let verified = verify_with(authorization, settings, discovery, now)?;
-    let slot_free = cached.is_none_or(|e| e.settings != settings_id || !e.live(now));
+    // Room: entries that expired, or were verified under other settings, are dropped.
+    entries.retain(|e| e.settings == settings_id && e.token != token_id && e.live(now));
     // Keys served past their freshness (their provider is down) verify, but are not remembered.
     let keys_fresh = verified.keys_fresh_until.is_none_or(|until| now < until);
-    let remember = (slot_free && keys_fresh).then(|| {
-        let entry = Entry {
+    let remember = (entries.len() < PER_SLOT && keys_fresh).then(|| {
+        entries.push(Entry {
             settings: settings_id,
             token: token_id,
             tenant: verified.principal.tenant.as_str().to_owned(),
@@ -136,8 +162,8 @@ pub fn authenticate_cached<S: KeyValue>(
             subject: verified.principal.subject.clone(),
             client: verified.principal.client.clone(),
             keys_fresh_until: verified.keys_fresh_until,
-        };
-        Remember { key, bytes: serde_json::to_vec(&entry).expect("entries serialize") }
+        });
+        Remember { key, bytes: serde_json::to_vec(&entries).expect("entries serialize") }
     });
     Ok((verified.principal, Lookup::Verified(remember)))
 }

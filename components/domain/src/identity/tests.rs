@@ -483,10 +483,12 @@ mod cache {
         expired.expires_at = Some(Duration::from_secs(NOW - 3600));
         assert!(cached(&store, &ed_token(expired), &settings(), NOW).is_err());
         assert!(store.dump().is_empty());
-        // Fill every slot, then a new token finds its slot taken by a live entry: no write.
+        // Fill every place of every slot, then a new token finds its slot full of live entries:
+        // no write, and every remembered token still hits.
+        let places = crate::identity::cache::SLOTS as usize * crate::identity::cache::PER_SLOT;
         let mut tokens = Vec::new();
         let mut n = 0;
-        while store.dump().len() < crate::identity::cache::SLOTS as usize {
+        while tokens.len() < places {
             let token = ed_token(claims_with(json!({"tenant": format!("t{n}"), "scope": "regsecrets.viewer"})));
             n += 1;
             if let Lookup::Verified(Some(remember)) = cached(&store, &token, &settings(), NOW).unwrap().1 {
@@ -494,9 +496,59 @@ mod cache {
                 tokens.push(token);
             }
         }
+        assert_eq!(store.dump().len(), crate::identity::cache::SLOTS as usize, "one key per slot, whatever the tokens");
+        let before = store.dump();
         let newcomer = ed_token(claims_with(json!({"tenant": "late", "scope": "regsecrets.viewer"})));
         assert!(matches!(cached(&store, &newcomer, &settings(), NOW).unwrap().1, Lookup::Verified(None)));
-        assert!(matches!(cached(&store, &tokens[0], &settings(), NOW).unwrap().1, Lookup::Hit));
+        assert_eq!(store.dump(), before);
+        for token in &tokens {
+            assert!(matches!(cached(&store, token, &settings(), NOW).unwrap().1, Lookup::Hit));
+        }
+        // Once they expire, their places are free again.
+        let later = NOW + 3600 + 120;
+        let mut fresh = claims_with(json!({"tenant": "late", "scope": "regsecrets.viewer"}));
+        fresh.expires_at = Some(Duration::from_secs(later + 3600));
+        assert!(matches!(cached(&store, &ed_token(fresh), &settings(), later).unwrap().1, Lookup::Verified(Some(_))));
+    }
+
+    /// A slot written by the release before buckets (one entry alone) is read alike; two misses on
+    /// one slot at once lose at most an entry, which costs that token one more verification.
+    #[test]
+    fn an_old_single_entry_slot_hits_and_a_lost_entry_is_only_verified_again() {
+        let store = MemoryStore::new();
+        let token = ed_token(claims());
+        let Lookup::Verified(Some(remember)) = cached(&store, &token, &settings(), NOW).unwrap().1 else { panic!() };
+        remember.save(&store);
+        let key = (0..crate::identity::cache::SLOTS)
+            .map(crate::store::token_cache_slot)
+            .find(|k| store.dump().contains_key(k.as_str()))
+            .unwrap();
+        let entries: Vec<Value> = serde_json::from_slice(&store.dump()[key.as_str()]).unwrap();
+        crate::store::KeyValue::set(&store, &key, &serde_json::to_vec(&entries[0]).unwrap()).unwrap();
+        assert!(matches!(cached(&store, &token, &settings(), NOW).unwrap().1, Lookup::Hit), "the old form hits");
+
+        // Two tokens of one slot, both missing at once: the second write wins.
+        let store = MemoryStore::new();
+        let slot_of = |t: &str| <sha2::Sha256 as sha2::Digest>::digest(t.as_bytes())[0] % crate::identity::cache::SLOTS;
+        let a = ed_token(claims_with(json!({"tenant": "a", "scope": "regsecrets.viewer"})));
+        let b = (0..)
+            .map(|n| ed_token(claims_with(json!({"tenant": format!("b{n}"), "scope": "regsecrets.viewer"}))))
+            .find(|b| slot_of(b) == slot_of(&a))
+            .unwrap();
+        let (Lookup::Verified(Some(first)), Lookup::Verified(Some(second))) =
+            (cached(&store, &a, &settings(), NOW).unwrap().1, cached(&store, &b, &settings(), NOW).unwrap().1)
+        else {
+            panic!("both verified with room to remember")
+        };
+        first.save(&store);
+        second.save(&store);
+        assert!(matches!(cached(&store, &b, &settings(), NOW).unwrap().1, Lookup::Hit));
+        let Lookup::Verified(Some(again)) = cached(&store, &a, &settings(), NOW).unwrap().1 else {
+            panic!("the lost entry is verified again and remembered")
+        };
+        again.save(&store);
+        assert!(matches!(cached(&store, &a, &settings(), NOW).unwrap().1, Lookup::Hit));
+        assert!(matches!(cached(&store, &b, &settings(), NOW).unwrap().1, Lookup::Hit));
     }
 }
 
