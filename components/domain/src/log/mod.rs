@@ -92,9 +92,11 @@
 //! `v(k)` is written only by a writer that read a true `v(k-1)`, learned slot `k`'s value, and then
 //! found (fence) that slot `k` was not applied. By R2 nothing it read of slot `k` had been
 //! deleted, so the value it learned is the one decided (A), and it writes `apply(v(k-1), value)`,
-//! the same bytes every other writer of `v(k)` writes (the same release's `apply` on the same
-//! format, F below). A writer that pauses after its fence and writes `v(k)` late writes those
-//! same true bytes (at worst re-creating a deleted view outside every reader's window, C).
+//! the same state every other writer of `v(k)` writes (the same `apply` on the same format, F
+//! below; within one release the same bytes too, while across releases only what is derived from
+//! the state, such as the host index, may differ). A writer that pauses after its fence and writes
+//! `v(k)` late writes that same true state (at worst re-creating a deleted view outside every
+//! reader's window, C).
 //!
 //! **C. Reads are linearizable.** A read returns `v(j)` present at its read, true (B). Any write
 //! acknowledged before the read began wrote its view `v(m)` first, with `m ≤ S`. If `j = S`, `v(S)`
@@ -134,7 +136,12 @@
 //! an operation of a newer format in a ballot, and never writes a view after one. So every view a
 //! node writes is one every node that may write it computes the same (B). A release that changes
 //! `apply` or the view's encoding introduces a new format, writes it only once told to
-//! (`write_format`), and keeps the old one's behaviour for old-format inputs.
+//! (`write_format`), and keeps the old one's behaviour for old-format inputs. What a view
+//! carries that is derived from its state alone (the line table and the host index, `view.rs`) is
+//! not format: a release may add one without a format, because every release decodes the same state
+//! from a view with or without it: an older one ignores it and re-encodes the header from the fields
+//! it knows, so it drops it rather than carrying it forward stale; a newer one rebuilds it when
+//! absent.
 //!
 //! ## Failure model: a writer dies or pauses between any two store calls
 //! - before `increment`: nothing happened. After it, before its intent: the slot is empty; the
