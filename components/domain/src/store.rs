@@ -110,6 +110,14 @@ pub fn console_signed_out(session_id: &str) -> Key {
     Key::from_parts(&["auth", "session", &digest_hex("session", session_id), "out"])
 }
 
+/// The counter of a console session's refresh lease for `window` (`auth:session:<digest>:refresh:<window>`;
+/// `increment` only, see `crate::lease`): at most one refresh of a session at a time, whatever the
+/// number of tabs and nodes (`signin`). Deleted by the refresher when done, or, left by one that
+/// died, by the collection of ended sessions (`identity::session::collect`).
+pub fn console_refresh_claim(session_id: &str, window: u64) -> Key {
+    Key::from_parts(&["auth", "session", &digest_hex("session", session_id), "refresh", &window.to_string()])
+}
+
 /// How many slots hold console logins in progress ([`console_login`]): a fixed share of the
 /// store's keys (two per slot used) however many `/auth/login` requests come; small, for Fermyon
 /// Cloud's 1,024-key stores. A login whose slot a later login takes before its callback is refused

@@ -37,6 +37,9 @@ pub const LOGIN_COOKIE: &str = "__Host-regsecrets-login";
 pub const CSRF_HEADER: &str = "x-regsecrets-csrf";
 /// A session ends this long after sign-in at the latest, refreshed or not.
 pub const MAX_SESSION_SECS: u64 = 12 * 3600;
+/// A refresh of a session holds the session's lease (`crate::lease`) for windows this long
+/// (`signin`): longer than a refresh takes.
+pub const REFRESH_WINDOW_MS: u64 = 30_000;
 /// Longest session id accepted from a cookie (43 characters are made).
 const MAX_SESSION_ID_LENGTH: usize = 64;
 
