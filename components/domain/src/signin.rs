@@ -440,6 +440,9 @@ impl SignIn<'_> {
         let tokens = Tokens { access_token: answer.access_token, refresh_token: answer.refresh_token };
         let record = Record::new(keyring, &session_id, &verified, &tokens, now + MAX_SESSION_SECS, &configured.origin)?;
         session::write(self.store, &session_id, &record)?;
+        // The keys of ended sessions, at most once an hour (a sign-in is rare, a listing costly).
+        // Best effort: a collection that fails leaves them to a later hour's.
+        let _ = session::collect(self.store, now);
         Ok(Reply { status: 303, headers: Vec::new(), body: Vec::new() }
             .with_header(LOCATION, format!("{}/", configured.origin))
             .with_header(SET_COOKIE, cookie(SESSION_COOKIE, &session_id, MAX_SESSION_SECS, "Strict"))
@@ -655,7 +658,7 @@ impl SignIn<'_> {
                 if let Ok(principal) = record.principal() {
                     trail.caller(&principal);
                 }
-                session::sign_out(self.store, session_id)?;
+                session::sign_out(self.store, session_id, record.ends_at)?;
             } else if !session::csrf_ok(&check, configured.as_ref().map_or("", |c| c.origin.as_str())) {
                 return Err(Error::Unauthenticated(AuthFailure::CsrfCheckFailed));
             }

@@ -214,6 +214,10 @@ impl TestStore {
     fn dump(&self) -> BTreeMap<String, Vec<u8>> {
         self.inner.dump()
     }
+
+    fn listings(&self) -> u32 {
+        *self.listings.lock().unwrap()
+    }
 }
 
 impl KeyValue for TestStore {
@@ -375,6 +379,13 @@ impl World {
         let answer = self.callback(&code, &state, &state);
         assert_eq!(answer.status, 303, "{} {:?}", answer.body, answer.log);
         answer.cookie(SESSION_COOKIE).expect("session cookie")
+    }
+
+    /// Signs the session out (`POST /auth/logout` from the console).
+    fn sign_out(&self, session_id: &str) {
+        let cookie = format!("{SESSION_COOKIE}={session_id}");
+        let out = self.call("POST", LOGOUT, &[("cookie", &cookie), (CSRF_HEADER, "1"), ("origin", ORIGIN)]);
+        assert_eq!(out.status, 200, "{}", out.body);
     }
 
     /// The component's context over the world itself.
@@ -995,4 +1006,120 @@ fn a_refresher_that_lost_the_claim_waits_for_the_winners_record() {
     assert_signed_in(&answer, "the request that waited");
     assert_ne!(answer.json()["session"]["expiresAt"], rfc3339(record.expires_at * 1000), "the renewed record");
     assert_eq!(refreshes(&world), 1, "the winner's refresh alone");
+}
+
+const HOUR: u64 = 3600;
+
+/// The store's keys of console sessions (records, sign-out marks, refresh leases).
+fn session_keys(world: &World) -> Vec<String> {
+    world.store.dump().into_keys().filter(|k| k.starts_with("auth:session:")).collect()
+}
+
+fn has(world: &World, key: &crate::store::Key) -> bool {
+    world.store.get(key).unwrap().is_some()
+}
+
+/// Sessions that ended are collected: their records (refreshed or not, abandoned without sign-out),
+/// their sign-out marks, the leases refreshers left, and records that cannot be read. The store
+/// has no expiry, and Fermyon Cloud holds 1,024 keys per store: without this, every sign-in would
+/// keep a key forever.
+#[test]
+fn a_sign_in_collects_the_keys_of_sessions_that_ended() {
+    let world = World::new();
+    let abandoned = world.signed_in();
+    let signed_out = world.signed_in();
+    world.sign_out(&signed_out);
+    let refreshed = world.signed_in();
+    world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    assert_signed_in(&world.status(&refreshed), "refreshed");
+    world.at(ACCESS_TTL + 100);
+    world.dies_while_refreshing(&abandoned);
+    // A record that cannot be read (damaged, say): no session, and never one.
+    world.store.set(&crate::store::console_session("unreadable"), b"{not a record").unwrap();
+    assert!(session_keys(&world).len() >= 5, "{:?}", session_keys(&world));
+
+    // An hour past the sessions' 12 hours.
+    world.at(MAX_SESSION_SECS + HOUR + 1);
+    let fresh = world.signed_in();
+    assert_eq!(session_keys(&world), [crate::store::console_session(&fresh).as_str()], "only the live session's");
+    let claims = world.store.dump().into_keys().filter(|k| k.starts_with("auth:session-collect:")).count();
+    assert_eq!(claims, 1, "the collections' claims of past windows are collected too");
+    assert_signed_in(&world.status(&fresh), "the fresh session");
+}
+
+/// A sign-out mark guards its session against a record a refresh writes back late: it is removed
+/// only once that session has ended (an hour after, for clocks apart), when any record it guards is
+/// refused for having ended anyway.
+#[test]
+fn a_sign_out_mark_is_never_collected_while_its_session_could_be_live() {
+    let world = World::new();
+    let early = world.signed_in();
+    let early_record = session::read(&world.store, &early).unwrap().unwrap();
+    world.sign_out(&early);
+    world.at(11 * HOUR);
+    let late = world.signed_in();
+    let late_record = session::read(&world.store, &late).unwrap().unwrap();
+    world.sign_out(&late);
+    // A mark set before marks carried their session's end.
+    let legacy = world.signed_in();
+    let legacy_record = session::read(&world.store, &legacy).unwrap().unwrap();
+    world.sign_out(&legacy);
+    world.store.set(&crate::store::console_signed_out(&legacy), b"1").unwrap();
+    let mark = |id: &str| has(&world, &crate::store::console_signed_out(id));
+    let record = |id: &str| has(&world, &crate::store::console_session(id));
+
+    // The early session has ended, within the margin: its mark stays.
+    world.at(MAX_SESSION_SECS + HOUR / 2);
+    world.signed_in();
+    assert!(mark(&early) && mark(&late) && mark(&legacy));
+
+    world.at(MAX_SESSION_SECS + HOUR + 1);
+    world.signed_in();
+    assert!(!mark(&early), "the early session ended over an hour ago");
+    assert!(mark(&late), "the late one could still be live for 10 hours");
+    assert!(mark(&legacy), "a mark without its session's end is given a late enough one");
+    // Refreshes' records written back late: no session either way.
+    for (id, written) in [(&early, &early_record), (&late, &late_record), (&legacy, &legacy_record)] {
+        session::write(&world.store, id, written).unwrap();
+        assert!(
+            world.caller(id, &http::Method::GET, &[]).is_err(),
+            "a signed-out session came back: {:?}",
+            world.caller(id, &http::Method::GET, &[])
+        );
+        assert_eq!(world.status(id).json()["session"], Value::Null);
+    }
+
+    // An hour after the late session's end, and after the end given to the legacy mark.
+    world.at(11 * HOUR + MAX_SESSION_SECS + HOUR + 1);
+    session::write(&world.store, &late, &late_record).unwrap();
+    session::write(&world.store, &legacy, &legacy_record).unwrap();
+    world.signed_in();
+    assert!(!mark(&late) && !record(&late), "collected, the record written back too");
+    assert!(mark(&legacy), "its end was set at the collection that met it: {} s on", MAX_SESSION_SECS);
+    assert!(!record(&legacy), "a signed-out session's record is collected while its mark stays");
+    world.at(2 * (MAX_SESSION_SECS + HOUR) + 2);
+    world.signed_in();
+    assert!(!mark(&legacy));
+}
+
+/// The collection lists the whole store (`get_keys` scans it on every Spin backend): it runs at
+/// most once per hour, at the first sign-in of the hour across nodes.
+#[test]
+fn the_collection_runs_at_most_once_per_hour() {
+    let world = World::new();
+    world.signed_in();
+    assert_eq!(world.store.listings(), 1, "the first sign-in of the hour collects");
+    world.signed_in();
+    world.at(HOUR - 1);
+    world.signed_in();
+    assert_eq!(world.store.listings(), 1, "not again within the hour");
+    let session_id = world.signed_in();
+    world.at(HOUR - 1 + ACCESS_TTL);
+    world.status(&session_id);
+    world.sign_out(&session_id);
+    assert_eq!(world.store.listings(), 1, "nor on other routes");
+    world.at(HOUR);
+    world.signed_in();
+    world.signed_in();
+    assert_eq!(world.store.listings(), 2, "the next hour's first sign-in");
 }
