@@ -573,6 +573,12 @@ impl SignIn<'_> {
                 }
             }
             Err(Error::StoreUnavailable(_)) => Err(unavailable("the session could not be refreshed")),
+            // A fault of ours (the keyring missing or unable to open the tokens, say) is not the
+            // provider refusing: answered 500 and logged, the session kept for when it is mended.
+            Err(error @ Error::Internal(_)) => {
+                release(lease);
+                Err(error)
+            }
             Err(_) => {
                 release(lease);
                 match session::read(store, session_id)? {

@@ -1123,3 +1123,20 @@ fn the_collection_runs_at_most_once_per_hour() {
     world.signed_in();
     assert_eq!(world.store.listings(), 2, "the next hour's first sign-in");
 }
+
+/// A fault of ours during a refresh (here the keyring cannot be had: a configuration mistake) is a
+/// 500, and the session stays for when it is mended; only the provider refusing ends a session.
+#[test]
+fn an_internal_error_during_a_refresh_does_not_end_the_session() {
+    let mut world = World::new();
+    let session_id = world.signed_in();
+    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    world.keyring = Err(Internal::Config("encryption_keys").into());
+    let status = world.call("GET", SESSION, &[("cookie", &cookie)]);
+    assert_eq!(status.status, 500, "{}", status.body);
+    assert!(session::read(&world.store, &session_id).unwrap().is_some(), "the session is kept");
+    world.keyring = Keyring::parse("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    assert_eq!(world.call("GET", SESSION, &[("cookie", &cookie)]).json()["session"]["tenant"], "acme");
+    assert_eq!(world.provider.grants.lock().unwrap().last().map(String::as_str), Some("refresh_token"));
+}
