@@ -839,7 +839,10 @@ function wire() {
     if (state.token === api.SESSION) {
       const info = await api.sessionInfo();
       if (state.token !== api.SESSION) return;
-      if (!info?.session) return handleUnauthenticated();
+      // No answer (the server busy refreshing in another tab, or the provider down): the session
+      // is kept; the next tick asks again. Only an answer without a session signs out.
+      if (!info) return;
+      if (!info.session) return handleUnauthenticated();
       state.identity.expiresAt = new Date(info.session.expiresAt);
     }
     renderExpiry();

@@ -19,7 +19,7 @@
 //! | 9 | `log` | the tenant's write log: slots, their consensus, applying them |
 //! | 8 | `view` | the tenant's state after a slot |
 //! | 7 | `audit` | the audit line |
-//! | 6 | `identity`, `index`, `readiness` | tokens; a secret's metadata; the store probe |
+//! | 6 | `identity`, `index`, `lease`, `readiness` | tokens; a secret's metadata; a lease on a stretch of time, one holder at a time; the store probe |
 //! | 5 | `store` | the `KeyValue` trait and the key layout |
 //! | 4 | `name`, `paging`, `crypto`, `dockerconfig`, `routes` | checked values, sealing, the route table |
 //! | 3 | `provider`, `reread` | a provider identity (AWS, Google, Azure) and the secret kinds; the readers' one retry |
@@ -40,6 +40,7 @@ pub mod http;
 pub mod identity;
 pub mod index;
 pub mod jwks;
+pub mod lease;
 pub mod log;
 pub mod mint;
 pub mod name;

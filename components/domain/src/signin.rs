@@ -16,7 +16,8 @@
 //!   and scopes), and a session is made. Audited as `console.signin`, refusals too.
 //! - `GET /auth/session`: what the console shows (tenant, scopes, expiry; which sign-in ways are
 //!   offered); refreshes the session's access token server-side when it expires within
-//!   [`REFRESH_MARGIN_SECS`] or the keys that verified it are no longer fresh.
+//!   [`REFRESH_MARGIN_SECS`] or the keys that verified it are no longer fresh, one refresh of a
+//!   session at a time across tabs and nodes (`SignIn::renewed` says how, and why that is safe).
 //! - `POST /auth/logout` (anti-CSRF checked): the session is signed out here (`session::sign_out`:
 //!   marked, then its record deleted; a refresh under way cannot bring it back), and the answer names the
 //!   provider's `end_session_endpoint` (RP-initiated logout, with `client_id` and
@@ -39,11 +40,19 @@ use crate::clock::{rfc3339, Clock};
 use crate::crypto::{BindingContext, Keyring, Sealed};
 use crate::error::{AuthFailure, Error, Internal, SignInFailure};
 use crate::http::{finish, Outcome, Reply, Request, RequestId};
-use crate::identity::discovery::{discovery_url, fetchable, freshness, Discovery, Issuer, MAX_DOCUMENT_BYTES};
-use crate::identity::session::{self, Record, Tokens, CSRF_HEADER, LOGIN_COOKIE, MAX_SESSION_SECS, SESSION_COOKIE};
+use crate::identity::discovery::{
+    discovery_url, fetchable, freshness, Discovery, Issuer, MAX_DOCUMENT_BYTES, POLLS, POLL_INTERVAL,
+};
+use crate::identity::session::{
+    self, Record, Tokens, CSRF_HEADER, LOGIN_COOKIE, MAX_SESSION_SECS, REFRESH_WINDOW_MS, SESSION_COOKIE,
+};
 use crate::identity::{verify_id_token, verify_with, AuthSettings};
+use crate::lease;
 use crate::net::{Outgoing, Sender};
-use crate::store::{console_login, console_login_counter, console_login_slot, digest_of, provider_metadata, KeyValue};
+use crate::store::{
+    console_login, console_login_counter, console_login_slot, console_refresh_claim, digest_of, provider_metadata,
+    KeyValue,
+};
 
 pub const LOGIN: &str = "/auth/login";
 pub const CALLBACK: &str = "/auth/callback";
@@ -177,6 +186,13 @@ fn refused(why: SignInFailure) -> Error {
 
 fn unavailable(why: &str) -> Error {
     Error::IdentityProviderUnavailable { retry_after_secs: PROVIDER_RETRY_SECS, why: why.to_owned() }
+}
+
+/// Whether a session's record is to be refreshed: its access token expires within
+/// [`REFRESH_MARGIN_SECS`], or the keys that verified it are no longer fresh by then.
+fn due(record: &Record, now: u64) -> bool {
+    let keys_stale = record.keys_fresh_until.is_some_and(|until| now + REFRESH_MARGIN_SECS >= until);
+    now + REFRESH_MARGIN_SECS >= record.expires_at || keys_stale
 }
 
 fn b64url(bytes: &[u8]) -> String {
@@ -424,6 +440,9 @@ impl SignIn<'_> {
         let tokens = Tokens { access_token: answer.access_token, refresh_token: answer.refresh_token };
         let record = Record::new(keyring, &session_id, &verified, &tokens, now + MAX_SESSION_SECS, &configured.origin)?;
         session::write(self.store, &session_id, &record)?;
+        // The keys of ended sessions, at most once an hour (a sign-in is rare, a listing costly).
+        // Best effort: a collection that fails leaves them to a later hour's.
+        let _ = session::collect(self.store, now);
         Ok(Reply { status: 303, headers: Vec::new(), body: Vec::new() }
             .with_header(LOCATION, format!("{}/", configured.origin))
             .with_header(SET_COOKIE, cookie(SESSION_COOKIE, &session_id, MAX_SESSION_SECS, "Strict"))
@@ -459,6 +478,14 @@ impl SignIn<'_> {
         }
         let tokens = Tokens { access_token, refresh_token };
         let renewed = Record::new(keyring, session_id, &verified, &tokens, record.ends_at, &record.origin)?;
+        // A refresher paused past its lease may come back after a later refresh wrote: the later
+        // record stays (its refresh token is the one the provider handed out last). And a session
+        // gone meanwhile (signed out, ended, its refresh refused elsewhere) is not brought back.
+        match session::read(self.store, session_id)? {
+            None => return Err(Error::Unauthenticated(AuthFailure::NoSession)),
+            Some(stored) if stored.expires_at > renewed.expires_at => return Ok(stored),
+            Some(_) => {}
+        }
         session::write(self.store, session_id, &renewed)?;
         // A sign-out may have come while the provider was asked (`session::sign_out`): it is never
         // undone, because every reader checks its mark; here the record written back is removed.
@@ -467,6 +494,120 @@ impl SignIn<'_> {
             return Err(Error::Unauthenticated(AuthFailure::NoSession));
         }
         Ok(renewed)
+    }
+
+    /// The session's record once refreshed, by this request or another (`None`: the session is
+    /// over: signed out, or its refresh refused). `record` is the record as read, due for refresh.
+    ///
+    /// At most one refresh of a session runs at a time, across tabs and nodes: a refresh holds the
+    /// session's [`lease`] (`store::console_refresh_claim`, windows of [`REFRESH_WINDOW_MS`], longer
+    /// than a refresh takes: the discovery document, the token endpoint and a key fetch are each
+    /// bounded by the platform's 5 s). It has to be: providers that rotate refresh tokens (panva's
+    /// oidc-provider, Auth0, Okta) refuse a spent one, and some then revoke every token issued
+    /// from it, so the second of two refreshes at once would end the session of anyone with two
+    /// tabs open.
+    /// - The holder reads the record again under the lease (a refresher before it may have written,
+    ///   and spent the refresh token of the first read) and refreshes only if that one is still
+    ///   due. It releases the lease when done, so that the next refresh need not wait; but not after
+    ///   a failed store call, which may still take effect (its record written late): the lease then
+    ///   lapses with its windows.
+    /// - A request that finds the lease held does not ask the provider: while the session's access
+    ///   token is live it answers the record as it is; otherwise it re-reads the record (bounded,
+    ///   [`POLLS`] times [`POLL_INTERVAL`]) until the holder's write shows, else answers 503 with
+    ///   `Retry-After`. It never ends the session.
+    /// - A refused refresh reads the record again before ending the session: one whose `expires_at`
+    ///   is later than the record it refreshed from was written by another refresh (this one was
+    ///   paused past its lease, see below), and is answered instead.
+    ///
+    /// Why that is safe with no compare-and-swap, whatever the timing: no session outlives its
+    /// sign-out or its end, or changes tenant, whatever pauses; timing decides only how soon a
+    /// refresh happens, and whether a paused request (or nodes' clocks apart by more than a window)
+    /// costs the user a new sign-in.
+    /// - no two requests hold the lease at once (`lease`). An `increment` of the claim that failed
+    ///   and took effect later, like a holder that died, holds windows nobody uses: the session's
+    ///   refreshes wait until those (two at most) have passed, answering from the record or 503
+    ///   meanwhile; the keys left are removed by the collection of ended sessions
+    ///   (`session::collect`).
+    /// - a refresher paused past its lease comes back to a record another may have refreshed. If it
+    ///   had not yet reached the provider, it presents a refresh token that may be spent: refused,
+    ///   it finds the later record and answers that. (A provider that revokes the whole family on
+    ///   reuse, as Auth0 does, revokes the later refresh token too: the session keeps serving its
+    ///   access token and ends at its next refresh. No lease keeps a paused request from reaching
+    ///   the provider late.) If it had, it writes its record only when the stored one is not later
+    ///   (`refresh`); a pause between that read and its write, or a write that lands late, can
+    ///   still put back a refresh token spent since, and the next refresh, refused and finding no
+    ///   later record, ends the session: the user signs in again. Never more than that.
+    /// - nothing here undoes a sign-out: a refresher checks the mark after its write (`refresh`),
+    ///   and every read checks it (`session::read`).
+    fn renewed(&self, session_id: &str, record: Record) -> Result<Option<Record>, Error> {
+        let store = self.store;
+        let now = self.now();
+        let claim = |window| console_refresh_claim(session_id, window);
+        let Some(lease) = lease::take(store, claim, self.clock.now_ms(), REFRESH_WINDOW_MS)? else {
+            return self.refreshed_elsewhere(session_id, record);
+        };
+        // Best effort: a lease not released lapses with its windows.
+        let release = |lease: lease::Lease| {
+            let _ = lease.release(store);
+        };
+        let Some(current) = session::read(store, session_id)? else {
+            release(lease);
+            return Ok(None);
+        };
+        if !due(&current, now) {
+            release(lease);
+            return Ok(Some(current));
+        }
+        match self.refresh(session_id, &current) {
+            Ok(renewed) => {
+                release(lease);
+                Ok(Some(renewed))
+            }
+            // The provider is down: the token keeps serving while it is good.
+            Err(Error::IdentityProviderUnavailable { .. }) => {
+                release(lease);
+                if current.live(now) {
+                    Ok(Some(current))
+                } else {
+                    Err(unavailable("the session could not be refreshed"))
+                }
+            }
+            Err(Error::StoreUnavailable(_)) => Err(unavailable("the session could not be refreshed")),
+            // A fault of ours (the keyring missing or unable to open the tokens, say) is not the
+            // provider refusing: answered 500 and logged, the session kept for when it is mended.
+            Err(error @ Error::Internal(_)) => {
+                release(lease);
+                Err(error)
+            }
+            Err(_) => {
+                release(lease);
+                match session::read(store, session_id)? {
+                    Some(later) if later.expires_at > current.expires_at => Ok(Some(later)),
+                    _ => {
+                        session::delete(store, session_id)?;
+                        Ok(None)
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`SignIn::renewed`] when another request holds the session's refresh lease.
+    fn refreshed_elsewhere(&self, session_id: &str, record: Record) -> Result<Option<Record>, Error> {
+        if record.live(self.now()) {
+            return Ok(Some(record));
+        }
+        for _ in 0..POLLS {
+            self.clock.sleep(POLL_INTERVAL);
+            let Some(latest) = session::read(self.store, session_id)? else { return Ok(None) };
+            if latest.expires_at > record.expires_at || !due(&latest, self.now()) {
+                return Ok(Some(latest));
+            }
+        }
+        Err(Error::IdentityProviderUnavailable {
+            retry_after_secs: PROVIDER_RETRY_SECS,
+            why: "the session is being refreshed by another request".to_owned(),
+        })
     }
 
     fn status(&self, request: &Request) -> Result<Reply, Error> {
@@ -485,26 +626,19 @@ impl SignIn<'_> {
             }
         };
         let Some(session_id) = session::cookie(request.headers(), SESSION_COOKIE) else { return Ok(signed_out(false)) };
-        let Some(mut record) = session::read(self.store, session_id)? else { return Ok(signed_out(true)) };
+        let Some(record) = session::read(self.store, session_id)? else { return Ok(signed_out(true)) };
         if record.ended(now) {
             session::delete(self.store, session_id)?;
             return Ok(signed_out(true));
         }
-        let keys_stale = record.keys_fresh_until.is_some_and(|until| now + REFRESH_MARGIN_SECS >= until);
-        if now + REFRESH_MARGIN_SECS >= record.expires_at || keys_stale {
-            match self.refresh(session_id, &record) {
-                Ok(renewed) => record = renewed,
-                // The provider is down: the token keeps serving while it is good.
-                Err(Error::IdentityProviderUnavailable { .. }) if record.live(now) => {}
-                Err(Error::IdentityProviderUnavailable { .. } | Error::StoreUnavailable(_)) => {
-                    return Err(unavailable("the session could not be refreshed"))
-                }
-                Err(_) => {
-                    session::delete(self.store, session_id)?;
-                    return Ok(signed_out(true));
-                }
+        let record = if due(&record, now) {
+            match self.renewed(session_id, record)? {
+                Some(renewed) => renewed,
+                None => return Ok(signed_out(true)),
             }
-        }
+        } else {
+            record
+        };
         let principal = record.principal().map_err(Error::Unauthenticated)?;
         let body = json!({
             "signIn": offered,
@@ -530,7 +664,7 @@ impl SignIn<'_> {
                 if let Ok(principal) = record.principal() {
                     trail.caller(&principal);
                 }
-                session::sign_out(self.store, session_id)?;
+                session::sign_out(self.store, session_id, record.ends_at)?;
             } else if !session::csrf_ok(&check, configured.as_ref().map_or("", |c| c.origin.as_str())) {
                 return Err(Error::Unauthenticated(AuthFailure::CsrfCheckFailed));
             }

@@ -41,6 +41,9 @@ struct Script {
     /// The status the token endpoint answers refresh requests with instead of serving them (a
     /// provider that is overloaded or restarting: 500, 503, 429).
     refresh_status: Option<u16>,
+    /// Refresh tokens are rotated (panva's oidc-provider, Auth0, Okta): each is good for one
+    /// refresh, which answers a new one; a spent one is refused (400 `invalid_grant`).
+    rotating: bool,
 }
 
 struct Provider {
@@ -51,6 +54,8 @@ struct Provider {
     grants: Mutex<Vec<String>>,
     now: Mutex<u64>,
     refreshes: Mutex<u32>,
+    /// The refresh tokens handed out and not yet spent (when rotating), and how many were made.
+    refresh_tokens: Mutex<(std::collections::BTreeSet<String>, u32)>,
 }
 
 impl Provider {
@@ -62,6 +67,7 @@ impl Provider {
             grants: Mutex::new(Vec::new()),
             now: Mutex::new(T0 / 1000),
             refreshes: Mutex::new(0),
+            refresh_tokens: Mutex::new(Default::default()),
         }
     }
 
@@ -76,6 +82,15 @@ impl Provider {
         claims.expires_at = Some(Duration::from_secs(now + ACCESS_TTL));
         claims.subject = Some("alice".into());
         self.key.sign(claims).unwrap()
+    }
+
+    /// A new refresh token, good until spent.
+    fn refresh_token(&self) -> String {
+        let mut tokens = self.refresh_tokens.lock().unwrap();
+        tokens.1 += 1;
+        let token = format!("refresh-{}", tokens.1);
+        tokens.0.insert(token.clone());
+        token
     }
 
     fn access_token(&self) -> String {
@@ -140,7 +155,7 @@ impl Provider {
                 let nonce = script.nonce_override.clone().unwrap_or(code.nonce.clone());
                 let audience = script.id_audience.clone().unwrap_or(CLIENT.into());
                 json!({"access_token": self.access_token(), "token_type": "Bearer",
-                       "id_token": self.sign(&audience, json!({"nonce": nonce})), "refresh_token": "refresh-1"})
+                       "id_token": self.sign(&audience, json!({"nonce": nonce})), "refresh_token": self.refresh_token()})
             }
             "refresh_token" => {
                 *self.refreshes.lock().unwrap() += 1;
@@ -154,7 +169,14 @@ impl Provider {
                 if !form["refresh_token"].starts_with("refresh-") {
                     return refuse(400);
                 }
-                json!({"access_token": self.access_token(), "token_type": "Bearer", "refresh_token": "refresh-2"})
+                if !script.rotating {
+                    json!({"access_token": self.access_token(), "token_type": "Bearer", "refresh_token": "refresh-0"})
+                } else if self.refresh_tokens.lock().unwrap().0.remove(&form["refresh_token"]) {
+                    json!({"access_token": self.access_token(), "token_type": "Bearer",
+                           "refresh_token": self.refresh_token()})
+                } else {
+                    return refuse(400);
+                }
             }
             _ => return refuse(400),
         };
@@ -180,8 +202,48 @@ impl Sender for Provider {
     }
 }
 
+/// The world's store: a [`MemoryStore`] that also counts its listings (`keys`, a scan of the
+/// whole store on every Spin backend).
+#[derive(Default)]
+struct TestStore {
+    inner: MemoryStore,
+    listings: Mutex<u32>,
+}
+
+impl TestStore {
+    fn dump(&self) -> BTreeMap<String, Vec<u8>> {
+        self.inner.dump()
+    }
+
+    fn listings(&self) -> u32 {
+        *self.listings.lock().unwrap()
+    }
+}
+
+impl KeyValue for TestStore {
+    fn get(&self, key: &crate::store::Key) -> crate::store::StoreResult<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &crate::store::Key, value: &[u8]) -> crate::store::StoreResult<()> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &crate::store::Key) -> crate::store::StoreResult<()> {
+        self.inner.delete(key)
+    }
+    fn exists(&self, key: &crate::store::Key) -> crate::store::StoreResult<bool> {
+        self.inner.exists(key)
+    }
+    fn increment(&self, key: &crate::store::Key, delta: i64) -> crate::store::StoreResult<i64> {
+        self.inner.increment(key, delta)
+    }
+    fn keys(&self) -> crate::store::StoreResult<Vec<String>> {
+        *self.listings.lock().unwrap() += 1;
+        self.inner.keys()
+    }
+}
+
 struct World {
-    store: MemoryStore,
+    store: TestStore,
     provider: Provider,
     clock: ManualClock,
     keyring: Result<Keyring, Error>,
@@ -218,7 +280,7 @@ impl Answer {
 impl World {
     fn new() -> World {
         World {
-            store: MemoryStore::new(),
+            store: TestStore::default(),
             provider: Provider::new(),
             clock: ManualClock::at(T0),
             keyring: Keyring::parse("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
@@ -253,19 +315,25 @@ impl World {
 
     /// [`World::call`] with the component's store being `store` (a wrapper over the world's).
     fn call_on(&self, store: &dyn KeyValue, method: &str, path_and_query: &str, headers: &[(&str, &str)]) -> Answer {
+        self.call_with(store, &self.provider, &self.clock, method, path_and_query, headers)
+    }
+
+    /// [`World::call`] through wrappers of the world's store, provider and clock.
+    fn call_with(
+        &self,
+        store: &dyn KeyValue,
+        sender: &dyn Sender,
+        clock: &dyn Clock,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut builder = http::Request::builder().method(method).uri(path_and_query);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
         let request = builder.body(crate::http::Body::Complete(Vec::new())).unwrap();
-        let ctx = SignIn {
-            store,
-            keyring: &self.keyring,
-            sender: &self.provider,
-            clock: &self.clock,
-            auth: &self.auth,
-            settings: &self.settings,
-        };
+        let ctx = SignIn { store, keyring: &self.keyring, sender, clock, auth: &self.auth, settings: &self.settings };
         let outcome = handle(&ctx, &request);
         let headers = outcome
             .response
@@ -311,6 +379,47 @@ impl World {
         let answer = self.callback(&code, &state, &state);
         assert_eq!(answer.status, 303, "{} {:?}", answer.body, answer.log);
         answer.cookie(SESSION_COOKIE).expect("session cookie")
+    }
+
+    /// Signs the session out (`POST /auth/logout` from the console).
+    fn sign_out(&self, session_id: &str) {
+        let cookie = format!("{SESSION_COOKIE}={session_id}");
+        let out = self.call("POST", LOGOUT, &[("cookie", &cookie), (CSRF_HEADER, "1"), ("origin", ORIGIN)]);
+        assert_eq!(out.status, 200, "{}", out.body);
+    }
+
+    /// The component's context over the world itself.
+    fn context(&self) -> SignIn<'_> {
+        SignIn {
+            store: &self.store,
+            keyring: &self.keyring,
+            sender: &self.provider,
+            clock: &self.clock,
+            auth: &self.auth,
+            settings: &self.settings,
+        }
+    }
+
+    /// `GET /auth/session` with the session's cookie.
+    fn status(&self, session_id: &str) -> Answer {
+        self.status_with(&self.provider, &self.clock, session_id)
+    }
+
+    /// [`World::status`] through a wrapper of the provider or the clock.
+    fn status_with(&self, sender: &dyn Sender, clock: &dyn Clock, session_id: &str) -> Answer {
+        let cookie = format!("{SESSION_COOKIE}={session_id}");
+        self.call_with(&self.store, sender, clock, "GET", SESSION, &[("cookie", &cookie)])
+    }
+
+    /// A `GET /auth/session` whose node dies while its refresh request is on its way to the
+    /// provider (which never serves it): whatever it wrote to the store before stays there.
+    fn dies_while_refreshing(&self, session_id: &str) {
+        // `resume_unwind` unwinds without the panic hook's message.
+        let sender = on_refresh(&self.provider, || std::panic::resume_unwind(Box::new("the node dies")));
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.status_with(&sender, &self.clock, session_id)
+        }));
+        assert!(died.is_err(), "the request reached the provider: {:?}", died.map(|a| a.body));
     }
 
     fn caller(
@@ -608,15 +717,7 @@ fn a_sign_out_during_a_refresh_is_not_undone_by_the_refresh() {
     assert_eq!(out.status, 200, "{}", out.body);
     assert!(session::read(&world.store, &session_id).unwrap().is_none(), "signed out");
     // The status's refresh completes.
-    let ctx = SignIn {
-        store: &world.store,
-        keyring: &world.keyring,
-        sender: &world.provider,
-        clock: &world.clock,
-        auth: &world.auth,
-        settings: &world.settings,
-    };
-    let _ = ctx.refresh(&session_id, &record);
+    let _ = world.context().refresh(&session_id, &record);
     assert!(
         session::read(&world.store, &session_id).unwrap().is_none(),
         "the signed-out session came back with refreshed tokens"
@@ -631,7 +732,7 @@ fn a_sign_out_during_a_refresh_is_not_undone_by_the_refresh() {
 /// The world's store, with a hook run right after the first `increment` of one key once armed:
 /// another request's steps, played between two steps of this one.
 struct Interleaved<'w> {
-    inner: &'w MemoryStore,
+    inner: &'w TestStore,
     key: crate::store::Key,
     hook: Mutex<Option<Box<dyn FnOnce() + 'w>>>,
 }
@@ -719,4 +820,323 @@ fn a_record_written_back_after_sign_out_is_no_session() {
     world.store.delete(&crate::store::console_session(&session_id)).unwrap();
     let keys = world.store.dump().keys().filter(|k| k.starts_with("auth:session:")).count();
     assert_eq!(keys, 1, "the mark alone");
+}
+
+/// The provider, with a hook run once when the first refresh request reaches it, before it is
+/// served: another request's steps, played while this one waits on the token endpoint.
+struct OnRefresh<'w> {
+    provider: &'w Provider,
+    hook: Mutex<Option<Box<dyn FnOnce() + 'w>>>,
+}
+
+fn on_refresh<'w>(provider: &'w Provider, hook: impl FnOnce() + 'w) -> OnRefresh<'w> {
+    OnRefresh { provider, hook: Mutex::new(Some(Box::new(hook))) }
+}
+
+impl Sender for OnRefresh<'_> {
+    fn send(&self, request: &Outgoing) -> Result<Fetched, FetchError> {
+        let body = String::from_utf8_lossy(&request.body);
+        if request.method == "POST" && body.contains("grant_type=refresh_token") {
+            let hook = self.hook.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        self.provider.send(request)
+    }
+}
+
+/// The world's clock, with a hook run at its `at`-th sleep: what lands in the store while a
+/// request waits.
+struct OnSleep<'w> {
+    clock: &'w ManualClock,
+    sleeps: Mutex<u32>,
+    at: u32,
+    hook: Mutex<Option<Box<dyn FnOnce() + 'w>>>,
+}
+
+fn on_sleep<'w>(clock: &'w ManualClock, at: u32, hook: impl FnOnce() + 'w) -> OnSleep<'w> {
+    OnSleep { clock, sleeps: Mutex::new(0), at, hook: Mutex::new(Some(Box::new(hook))) }
+}
+
+impl Clock for OnSleep<'_> {
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+    fn monotonic_ms(&self) -> u64 {
+        self.clock.monotonic_ms()
+    }
+    fn sleep(&self, _: std::time::Duration) {
+        let sleeps = {
+            let mut sleeps = self.sleeps.lock().unwrap();
+            *sleeps += 1;
+            *sleeps
+        };
+        if sleeps == self.at {
+            let hook = self.hook.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+    }
+}
+
+fn refreshes(world: &World) -> u32 {
+    *world.provider.refreshes.lock().unwrap()
+}
+
+fn assert_signed_in(answer: &Answer, which: &str) {
+    assert_eq!(answer.status, 200, "{which}: {}", answer.body);
+    assert_eq!(answer.json()["session"]["tenant"], "acme", "{which} signed out: {}", answer.body);
+    assert_eq!(answer.cookie(SESSION_COOKIE), None, "{which} cleared the session cookie");
+}
+
+/// Two tabs (or two nodes) refresh the same session at once, and the provider rotates refresh
+/// tokens: the second refresh would present the refresh token the first one spent, be refused
+/// (400 `invalid_grant`), and sign the user out for having two tabs open. One refresh runs; the
+/// other, finding it under way while the session's token is still good, answers the record as it is.
+#[test]
+fn two_refreshes_at_once_keep_the_session_with_a_provider_that_rotates_refresh_tokens() {
+    let world = World::new();
+    world.provider.script.lock().unwrap().rotating = true;
+    let session_id = world.signed_in();
+    world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    let second: Mutex<Option<Answer>> = Mutex::new(None);
+    // While the first tab's refresh waits on the token endpoint, the second tab asks.
+    let sender = on_refresh(&world.provider, || *second.lock().unwrap() = Some(world.status(&session_id)));
+    let first = world.status_with(&sender, &world.clock, &session_id);
+    let second = second.lock().unwrap().take().expect("the second tab asked during the first one's refresh");
+    assert_signed_in(&first, "the first tab");
+    assert_signed_in(&second, "the second tab");
+    assert_eq!(refreshes(&world), 1, "one refresh reached the provider");
+    let claims = world.store.dump().into_keys().filter(|k| k.contains(":refresh:")).collect::<Vec<_>>();
+    assert!(claims.is_empty(), "the lease was released: {claims:?}");
+    assert!(world.caller(&session_id, &http::Method::GET, &[]).is_ok());
+
+    // The record holds the refresh token the provider handed out last: the next refresh works.
+    world.at(2 * ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    assert_signed_in(&world.status(&session_id), "the next refresh");
+    assert_eq!(refreshes(&world), 2);
+}
+
+/// A refresher paused while its request is on its way to the provider, longer than its claim lasts:
+/// meanwhile another request refreshes and spends the refresh token, so the provider refuses the
+/// paused one's. It re-reads the record, finds the later refresh's, and answers that instead of
+/// signing the user out.
+#[test]
+fn a_refresh_refused_because_a_later_refresh_spent_its_token_answers_the_later_record() {
+    let world = World::new();
+    world.provider.script.lock().unwrap().rotating = true;
+    let session_id = world.signed_in();
+    let started = ACCESS_TTL - REFRESH_MARGIN_SECS + 1;
+    world.at(started);
+    let later: Mutex<Option<Answer>> = Mutex::new(None);
+    let sender = on_refresh(&world.provider, || {
+        world.at(started + 100);
+        *later.lock().unwrap() = Some(world.status(&session_id));
+    });
+    let paused = world.status_with(&sender, &world.clock, &session_id);
+    let later = later.lock().unwrap().take().expect("the later request ran during the pause");
+    assert_signed_in(&later, "the later refresh");
+    assert_eq!(refreshes(&world), 2, "the later refresh, then the paused one's (refused)");
+    assert_signed_in(&paused, "the paused refresh");
+    assert_eq!(paused.json()["session"]["expiresAt"], later.json()["session"]["expiresAt"], "the later record");
+    assert!(world.caller(&session_id, &http::Method::GET, &[]).is_ok());
+}
+
+/// The other side: a refresh refused with no later record to be found ends the session.
+#[test]
+fn a_refresh_refused_with_no_later_record_ends_the_session() {
+    let world = World::new();
+    world.provider.script.lock().unwrap().rotating = true;
+    let session_id = world.signed_in();
+    // The provider revoked the session's refresh token (the user's account was disabled, say).
+    world.provider.refresh_tokens.lock().unwrap().0.clear();
+    world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    let answer = world.status(&session_id);
+    assert_eq!(answer.json()["session"], Value::Null, "{}", answer.body);
+    assert_eq!(answer.cookie(SESSION_COOKIE).as_deref(), Some(""), "the cookie is cleared");
+    assert!(world.store.get(&crate::store::console_session(&session_id)).unwrap().is_none(), "the record is gone");
+    let claims = world.store.dump().into_keys().filter(|k| k.contains(":refresh:")).collect::<Vec<_>>();
+    assert!(claims.is_empty(), "the lease was released: {claims:?}");
+}
+
+/// A refresher whose node dies while it asks the provider leaves its claim behind: the session's
+/// refreshes wait for the claim's windows to pass (answering 503 with `Retry-After` while the token
+/// is no longer good, never signing the user out), then the next request refreshes.
+#[test]
+fn a_refresher_that_died_holding_the_claim_delays_the_next_refresh_by_two_windows_at_most() {
+    let world = World::new();
+    let session_id = world.signed_in();
+    // T0 is a multiple of the 30 s window: 700 s after it is in window 23 (690..720 s).
+    world.at(ACCESS_TTL + 100);
+    world.dies_while_refreshing(&session_id);
+    assert_eq!(refreshes(&world), 0, "the provider never served it");
+    for at in [ACCESS_TTL + 100, ACCESS_TTL + 149] {
+        world.at(at);
+        let answer = world.status(&session_id);
+        assert_eq!(answer.status, 503, "at {at} s: {}", answer.body);
+        assert!(answer.header("retry-after").is_some(), "{:?}", answer.headers);
+        assert_eq!(answer.cookie(SESSION_COOKIE), None, "at {at} s: signed out");
+    }
+    assert_eq!(refreshes(&world), 0, "no refresh while the claim holds");
+    assert!(session::read(&world.store, &session_id).unwrap().is_some(), "the session is kept");
+    world.at(ACCESS_TTL + 150);
+    assert_signed_in(&world.status(&session_id), "two windows on");
+    assert_eq!(refreshes(&world), 1);
+}
+
+/// A request that finds a refresh under way while the session's token is no longer good waits
+/// (bounded) for the refresher's record, and answers it, without asking the provider itself.
+#[test]
+fn a_refresher_that_lost_the_claim_waits_for_the_winners_record() {
+    let world = World::new();
+    world.provider.script.lock().unwrap().rotating = true;
+    let session_id = world.signed_in();
+    world.at(ACCESS_TTL + 100);
+    let record = session::read(&world.store, &session_id).unwrap().unwrap();
+    // The winner: it has claimed the refresh and is asking the provider.
+    world.dies_while_refreshing(&session_id);
+    let clock = on_sleep(&world.clock, 3, || {
+        // The winner's renewed record lands.
+        world.context().refresh(&session_id, &record).unwrap();
+    });
+    let answer = world.status_with(&world.provider, &clock, &session_id);
+    assert_eq!(*clock.sleeps.lock().unwrap(), 3, "it waited, and stopped once the record was renewed");
+    assert_signed_in(&answer, "the request that waited");
+    assert_ne!(answer.json()["session"]["expiresAt"], rfc3339(record.expires_at * 1000), "the renewed record");
+    assert_eq!(refreshes(&world), 1, "the winner's refresh alone");
+}
+
+const HOUR: u64 = 3600;
+
+/// The store's keys of console sessions (records, sign-out marks, refresh leases).
+fn session_keys(world: &World) -> Vec<String> {
+    world.store.dump().into_keys().filter(|k| k.starts_with("auth:session:")).collect()
+}
+
+fn has(world: &World, key: &crate::store::Key) -> bool {
+    world.store.get(key).unwrap().is_some()
+}
+
+/// Sessions that ended are collected: their records (refreshed or not, abandoned without sign-out),
+/// their sign-out marks, the leases refreshers left, and records that cannot be read. The store
+/// has no expiry, and Fermyon Cloud holds 1,024 keys per store: without this, every sign-in would
+/// keep a key forever.
+#[test]
+fn a_sign_in_collects_the_keys_of_sessions_that_ended() {
+    let world = World::new();
+    let abandoned = world.signed_in();
+    let signed_out = world.signed_in();
+    world.sign_out(&signed_out);
+    let refreshed = world.signed_in();
+    world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    assert_signed_in(&world.status(&refreshed), "refreshed");
+    world.at(ACCESS_TTL + 100);
+    world.dies_while_refreshing(&abandoned);
+    // A record that cannot be read (damaged, say): no session, and never one.
+    world.store.set(&crate::store::console_session("unreadable"), b"{not a record").unwrap();
+    assert!(session_keys(&world).len() >= 5, "{:?}", session_keys(&world));
+
+    // An hour past the sessions' 12 hours.
+    world.at(MAX_SESSION_SECS + HOUR + 1);
+    let fresh = world.signed_in();
+    assert_eq!(session_keys(&world), [crate::store::console_session(&fresh).as_str()], "only the live session's");
+    let claims = world.store.dump().into_keys().filter(|k| k.starts_with("auth:session-collect:")).count();
+    assert_eq!(claims, 1, "the collections' claims of past windows are collected too");
+    assert_signed_in(&world.status(&fresh), "the fresh session");
+}
+
+/// A sign-out mark guards its session against a record a refresh writes back late: it is removed
+/// only once that session has ended (an hour after, for clocks apart), when any record it guards is
+/// refused for having ended anyway.
+#[test]
+fn a_sign_out_mark_is_never_collected_while_its_session_could_be_live() {
+    let world = World::new();
+    let early = world.signed_in();
+    let early_record = session::read(&world.store, &early).unwrap().unwrap();
+    world.sign_out(&early);
+    world.at(11 * HOUR);
+    let late = world.signed_in();
+    let late_record = session::read(&world.store, &late).unwrap().unwrap();
+    world.sign_out(&late);
+    // A mark set before marks carried their session's end.
+    let legacy = world.signed_in();
+    let legacy_record = session::read(&world.store, &legacy).unwrap().unwrap();
+    world.sign_out(&legacy);
+    world.store.set(&crate::store::console_signed_out(&legacy), b"1").unwrap();
+    let mark = |id: &str| has(&world, &crate::store::console_signed_out(id));
+    let record = |id: &str| has(&world, &crate::store::console_session(id));
+
+    // The early session has ended, within the margin: its mark stays.
+    world.at(MAX_SESSION_SECS + HOUR / 2);
+    world.signed_in();
+    assert!(mark(&early) && mark(&late) && mark(&legacy));
+
+    world.at(MAX_SESSION_SECS + HOUR + 1);
+    world.signed_in();
+    assert!(!mark(&early), "the early session ended over an hour ago");
+    assert!(mark(&late), "the late one could still be live for 10 hours");
+    assert!(mark(&legacy), "a mark without its session's end is given a late enough one");
+    // Refreshes' records written back late: no session either way.
+    for (id, written) in [(&early, &early_record), (&late, &late_record), (&legacy, &legacy_record)] {
+        session::write(&world.store, id, written).unwrap();
+        assert!(
+            world.caller(id, &http::Method::GET, &[]).is_err(),
+            "a signed-out session came back: {:?}",
+            world.caller(id, &http::Method::GET, &[])
+        );
+        assert_eq!(world.status(id).json()["session"], Value::Null);
+    }
+
+    // An hour after the late session's end, and after the end given to the legacy mark.
+    world.at(11 * HOUR + MAX_SESSION_SECS + HOUR + 1);
+    session::write(&world.store, &late, &late_record).unwrap();
+    session::write(&world.store, &legacy, &legacy_record).unwrap();
+    world.signed_in();
+    assert!(!mark(&late) && !record(&late), "collected, the record written back too");
+    assert!(mark(&legacy), "its end was set at the collection that met it: {} s on", MAX_SESSION_SECS);
+    assert!(!record(&legacy), "a signed-out session's record is collected while its mark stays");
+    world.at(2 * (MAX_SESSION_SECS + HOUR) + 2);
+    world.signed_in();
+    assert!(!mark(&legacy));
+}
+
+/// The collection lists the whole store (`get_keys` scans it on every Spin backend): it runs at
+/// most once per hour, at the first sign-in of the hour across nodes.
+#[test]
+fn the_collection_runs_at_most_once_per_hour() {
+    let world = World::new();
+    world.signed_in();
+    assert_eq!(world.store.listings(), 1, "the first sign-in of the hour collects");
+    world.signed_in();
+    world.at(HOUR - 1);
+    world.signed_in();
+    assert_eq!(world.store.listings(), 1, "not again within the hour");
+    let session_id = world.signed_in();
+    world.at(HOUR - 1 + ACCESS_TTL);
+    world.status(&session_id);
+    world.sign_out(&session_id);
+    assert_eq!(world.store.listings(), 1, "nor on other routes");
+    world.at(HOUR);
+    world.signed_in();
+    world.signed_in();
+    assert_eq!(world.store.listings(), 2, "the next hour's first sign-in");
+}
+
+/// A fault of ours during a refresh (here the keyring cannot be had: a configuration mistake) is a
+/// 500, and the session stays for when it is mended; only the provider refusing ends a session.
+#[test]
+fn an_internal_error_during_a_refresh_does_not_end_the_session() {
+    let mut world = World::new();
+    let session_id = world.signed_in();
+    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
+    world.keyring = Err(Internal::Config("encryption_keys").into());
+    let status = world.call("GET", SESSION, &[("cookie", &cookie)]);
+    assert_eq!(status.status, 500, "{}", status.body);
+    assert!(session::read(&world.store, &session_id).unwrap().is_some(), "the session is kept");
+    world.keyring = Keyring::parse("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    assert_eq!(world.call("GET", SESSION, &[("cookie", &cookie)]).json()["session"]["tenant"], "acme");
+    assert_eq!(world.provider.grants.lock().unwrap().last().map(String::as_str), Some("refresh_token"));
 }

@@ -105,9 +105,56 @@ pub fn console_session(session_id: &str) -> Key {
 
 /// A console session's sign-out mark (`auth:session:<digest>:out`): set by sign-out before the
 /// record is deleted, and checked by every read of the record, so that a refresh writing the record
-/// back late cannot undo a sign-out (`identity::session::read`).
+/// back late cannot undo a sign-out (`identity::session::read`). Its value is the session's end,
+/// after which the collection removes it (`identity::session::collect`).
 pub fn console_signed_out(session_id: &str) -> Key {
     Key::from_parts(&["auth", "session", &digest_hex("session", session_id), "out"])
+}
+
+/// The counter of a console session's refresh lease for `window` (`auth:session:<digest>:refresh:<window>`;
+/// `increment` only, see `crate::lease`): at most one refresh of a session at a time, whatever the
+/// number of tabs and nodes (`signin`). Deleted by the refresher when done, or, left by one that
+/// died, by the collection of ended sessions (`identity::session::collect`).
+pub fn console_refresh_claim(session_id: &str, window: u64) -> Key {
+    Key::from_parts(&["auth", "session", &digest_hex("session", session_id), "refresh", &window.to_string()])
+}
+
+/// The counter that lets one sign-in per `window` (of `identity::session::COLLECTION_WINDOW_SECS`)
+/// collect the keys of ended sessions (`auth:session-collect:<window>`; `increment` only). Each is
+/// deleted by a later window's collection, which lists it.
+pub fn console_collection_claim(window: u64) -> Key {
+    Key::from_parts(&["auth", "session-collect", &window.to_string()])
+}
+
+/// One of the console's session keys, as listed by [`KeyValue::keys`] (`digest`: the session's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleKey {
+    /// [`console_session`].
+    Session { digest: String },
+    /// [`console_signed_out`].
+    SignedOut { digest: String },
+    /// [`console_refresh_claim`].
+    RefreshClaim { digest: String, window: u64 },
+    /// [`console_collection_claim`].
+    CollectionClaim { window: u64 },
+}
+
+/// Reads back a listed key of the console's sessions (`None`: not one), with the key itself to
+/// read or delete it by.
+pub fn console_key(listed: &str) -> Option<(ConsoleKey, Key)> {
+    let parts: Vec<&str> = listed.split(':').collect();
+    let digest = |d: &str| {
+        (d.len() == 32 && d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then(|| d.to_owned())
+    };
+    let number = |n: &str| n.parse::<u64>().ok().filter(|v| v.to_string() == n);
+    let family = match parts.as_slice() {
+        ["auth", "session", d] => ConsoleKey::Session { digest: digest(d)? },
+        ["auth", "session", d, "out"] => ConsoleKey::SignedOut { digest: digest(d)? },
+        ["auth", "session", d, "refresh", w] => ConsoleKey::RefreshClaim { digest: digest(d)?, window: number(w)? },
+        ["auth", "session-collect", w] => ConsoleKey::CollectionClaim { window: number(w)? },
+        _ => return None,
+    };
+    Some((family, Key(listed.to_owned())))
 }
 
 /// How many slots hold console logins in progress ([`console_login`]): a fixed share of the
@@ -516,6 +563,32 @@ mod tests {
             assert!(key.as_str().len() <= Key::MAX_LEN);
             assert!(key.as_str().split(':').all(|part| !part.is_empty()
                 && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')));
+        }
+    }
+
+    #[test]
+    fn console_session_keys_are_read_back_and_nothing_else_is_taken_for_one() {
+        let id = "a-session-id";
+        let digest = digest_hex("session", id);
+        for (key, family) in [
+            (console_session(id), ConsoleKey::Session { digest: digest.clone() }),
+            (console_signed_out(id), ConsoleKey::SignedOut { digest: digest.clone() }),
+            (console_refresh_claim(id, 7), ConsoleKey::RefreshClaim { digest: digest.clone(), window: 7 }),
+            (console_collection_claim(9), ConsoleKey::CollectionClaim { window: 9 }),
+        ] {
+            assert_eq!(console_key(key.as_str()), Some((family, key.clone())));
+        }
+        for other in [
+            "auth:session",
+            "auth:session:abc",
+            &format!("auth:session:{digest}:other"),
+            &format!("auth:session:{digest}:refresh:x"),
+            &format!("auth:session:{digest}:refresh:07"),
+            "auth:session-collect:",
+            "auth:login:1",
+            TenantKeys::new(&tenant("a")).seq().as_str(),
+        ] {
+            assert_eq!(console_key(other), None, "{other}");
         }
     }
 

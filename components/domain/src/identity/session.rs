@@ -20,6 +20,26 @@
 //! form cannot add one at all; and browsers send `Origin` on every cross-origin and every
 //! non-GET request, which must then name the origin the session was made on. A call that fails
 //! the check is treated as one without credentials (401 `CsrfCheckFailed`, logged).
+//!
+//! Collection: the store has no expiry (and Fermyon Cloud holds 1,024 keys per store), so the keys
+//! of ended sessions are removed by [`collect`], which a successful sign-in runs at most once per
+//! [`COLLECTION_WINDOW_SECS`] across nodes. It lists the store's keys and removes, among the
+//! sessions' ([`crate::store::console_key`]): a record whose `ends_at` is
+//! [`COLLECTION_MARGIN_SECS`] past, that cannot be read, or whose session is signed out; a
+//! sign-out mark whose value, its session's `ends_at`, is that far past; a refresh lease's counter
+//! whose windows are; the collections' own past counters. Why removing a mark is safe: its value is
+//! the `ends_at` of the record it was set for, which is every record of that session's (fixed at
+//! sign-in, kept by every refresh), so once it has passed, any record the mark guards, one a
+//! refresh writes back later included, has ended, and every reader refuses it with the mark or
+//! without ([`Record::live`]; `signin`'s status deletes it). The clock enters only as `ends_at`
+//! does for every reader; the margin covers the collecting node's clock running up to an hour
+//! ahead of a reader's. So time decides when a key is collected, never whether an ended or
+//! signed-out session is refused. A mark from before marks carried their session's end (value
+//! `1`) is given one that cannot be too early: now plus [`MAX_SESSION_SECS`], its session having
+//! been signed in before now. Deleting a record is safe at any time: an ended or unreadable record
+//! is no session, and a signed-out one stays signed out by its mark.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +47,9 @@ use super::{Principal, Scope, Scopes, Verified, TIME_TOLERANCE_SECS};
 use crate::crypto::{BindingContext, Keyring, Sealed};
 use crate::error::{AuthFailure, Error, Internal};
 use crate::name::TenantId;
-use crate::store::{console_session, console_signed_out, digest_of, KeyValue};
+use crate::store::{
+    console_collection_claim, console_key, console_session, console_signed_out, digest_of, ConsoleKey, KeyValue,
+};
 
 /// The session cookie: only the session id, 256 random bits in base64url.
 pub const SESSION_COOKIE: &str = "__Host-regsecrets-session";
@@ -37,6 +59,14 @@ pub const LOGIN_COOKIE: &str = "__Host-regsecrets-login";
 pub const CSRF_HEADER: &str = "x-regsecrets-csrf";
 /// A session ends this long after sign-in at the latest, refreshed or not.
 pub const MAX_SESSION_SECS: u64 = 12 * 3600;
+/// A refresh of a session holds the session's lease (`crate::lease`) for windows this long
+/// (`signin`): longer than a refresh takes.
+pub const REFRESH_WINDOW_MS: u64 = 30_000;
+/// The keys of a session are collected this long after its end ([`collect`]): a margin for
+/// clocks apart.
+pub const COLLECTION_MARGIN_SECS: u64 = 3600;
+/// At most one collection per window this long ([`collect`]).
+pub const COLLECTION_WINDOW_SECS: u64 = 3600;
 /// Longest session id accepted from a cookie (43 characters are made).
 const MAX_SESSION_ID_LENGTH: usize = 64;
 
@@ -203,11 +233,93 @@ pub fn signed_out<S: KeyValue + ?Sized>(store: &S, session_id: &str) -> Result<b
     Ok(store.exists(&console_signed_out(session_id))?)
 }
 
+/// A sign-out mark's value: the end of the session it was set for ([`collect`]).
+#[derive(Serialize, Deserialize)]
+struct Mark {
+    #[serde(rename = "z")]
+    ends_at: u64,
+}
+
+fn mark(ends_at: u64) -> Vec<u8> {
+    serde_json::to_vec(&Mark { ends_at }).expect("marks serialize")
+}
+
 /// Signs a session out for good: the mark, then the record ([`read`] says why in that order).
-/// The mark takes the record's place in the store (one key either way) until sessions' expiry.
-pub fn sign_out<S: KeyValue + ?Sized>(store: &S, session_id: &str) -> Result<(), Error> {
-    store.set(&console_signed_out(session_id), b"1")?;
+/// The mark takes the record's place in the store (one key either way) until it is collected,
+/// an hour after `ends_at`, the session's end ([`collect`]).
+pub fn sign_out<S: KeyValue + ?Sized>(store: &S, session_id: &str, ends_at: u64) -> Result<(), Error> {
+    store.set(&console_signed_out(session_id), &mark(ends_at))?;
     delete(store, session_id)
+}
+
+/// What a collection removed (module documentation, "Collection").
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    pub records: usize,
+    pub marks: usize,
+    pub claims: usize,
+}
+
+/// Collects the keys of ended sessions (module documentation), when no one has in this
+/// [`COLLECTION_WINDOW_SECS`] window (`None`: someone has; the first request whose `increment` of
+/// the window's counter answers 1 collects). An `increment` that failed and took effect later only
+/// skips a window's collection.
+///
+/// Store calls: the `increment`; then, for the window's collector, a listing of the store's keys
+/// (a scan of the whole store on every Spin backend, hence once per window), a `get` of each
+/// session's record and mark, and a `delete` of each key collected (or a `set` for a mark without
+/// its session's end).
+pub fn collect<S: KeyValue + ?Sized>(store: &S, now: u64) -> Result<Option<Collected>, Error> {
+    let window = now / COLLECTION_WINDOW_SECS;
+    if store.increment(&console_collection_claim(window), 1)? != 1 {
+        return Ok(None);
+    }
+    let past = |end: u64| end.saturating_add(COLLECTION_MARGIN_SECS) <= now;
+    let mut collected = Collected::default();
+    let mut records = Vec::new();
+    let mut marks = BTreeMap::new();
+    for listed in store.keys()? {
+        let Some((family, key)) = console_key(&listed) else { continue };
+        match family {
+            ConsoleKey::Session { digest } => records.push((digest, key)),
+            ConsoleKey::SignedOut { digest } => {
+                marks.insert(digest, key);
+            }
+            // The lease of windows `w` and `w + 1` has lapsed when `w + 2` begins.
+            ConsoleKey::RefreshClaim { window, .. }
+                if past(window.saturating_add(2).saturating_mul(REFRESH_WINDOW_MS) / 1000) =>
+            {
+                store.delete(&key)?;
+                collected.claims += 1;
+            }
+            ConsoleKey::CollectionClaim { window: w } if w < window => {
+                store.delete(&key)?;
+                collected.claims += 1;
+            }
+            ConsoleKey::RefreshClaim { .. } | ConsoleKey::CollectionClaim { .. } => {}
+        }
+    }
+    // Records before their marks: a mark is never removed before a record it guards.
+    for (digest, key) in records {
+        let Some(bytes) = store.get(&key)? else { continue };
+        let ended = serde_json::from_slice::<Record>(&bytes).map_or(true, |record| past(record.ends_at));
+        if ended || marks.contains_key(&digest) {
+            store.delete(&key)?;
+            collected.records += 1;
+        }
+    }
+    for key in marks.into_values() {
+        let Some(bytes) = store.get(&key)? else { continue };
+        match serde_json::from_slice::<Mark>(&bytes) {
+            Ok(mark) if past(mark.ends_at) => {
+                store.delete(&key)?;
+                collected.marks += 1;
+            }
+            Ok(_) => {}
+            Err(_) => store.set(&key, &mark(now.saturating_add(MAX_SESSION_SECS)))?,
+        }
+    }
+    Ok(Some(collected))
 }
 
 pub fn write<S: KeyValue + ?Sized>(store: &S, session_id: &str, record: &Record) -> Result<(), Error> {

@@ -1,12 +1,10 @@
-//! At most one check per secret in flight, with `increment` (the one reliable atomic) and a bounded
-//! lease, so that a node dying mid-check blocks the secret's checks for at most two leases.
+//! At most one check per secret in flight, with a [`crate::lease`] per secret version, so that a
+//! node dying mid-check blocks the secret's checks for at most two leases.
 //!
-//! Time is cut into windows of one lease (`w = now / lease`). A check claims the two windows it may
-//! run in, `P:check:<version>:<w>` and `…:<w+1>`, each with `increment`, and owns them only if both
-//! answered 1. A check never runs longer than a lease (its deadline stops new requests early enough,
-//! see [`super::CheckPolicy`]), so a check that started in window `w` has ended before `w+2` begins:
-//! two checks that could overlap started in the same or adjacent windows, share a key, and only one
-//! of them saw 1. The owner deletes both keys when done; a refused claimant deletes the one it owns.
+//! The lease's windows are the check's: `P:check:<version>:<w>` and `…:<w+1>`. A check never runs
+//! longer than a lease (its deadline stops new requests early enough, see
+//! [`super::CheckPolicy`]), which is what the lease's proof needs. The owner deletes both keys when
+//! done; a refused claimant deletes the one it owns.
 //!
 //! Store calls: `increment …:<w>`; `increment …:<w+1>` (only if the first gave 1); leftovers of dead
 //! checks, `exists` and `delete` of `…:<w-3>` to `…:<w-1>`; when done, `delete …:<w>`, `delete …:<w+1>`.
@@ -19,13 +17,13 @@
 //! version at once (harmless but for the registry's load), never more than that.
 
 use crate::error::Error;
+use crate::lease::{self, Lease};
 use crate::store::{KeyValue, TenantKeys};
 
 /// Proof that this check is the one in flight for the secret's version.
 #[derive(Debug)]
 pub struct Claim {
-    version: u64,
-    window: u64,
+    lease: Lease,
 }
 
 pub fn claim<S: KeyValue>(
@@ -35,30 +33,22 @@ pub fn claim<S: KeyValue>(
     now_ms: u64,
     lease_ms: u64,
 ) -> Result<Claim, Error> {
-    let window = now_ms / lease_ms.max(1);
-    let first = keys.check_claim(version, window);
-    if store.increment(&first, 1)? != 1 {
+    let Some(lease) = lease::take(store, |w| keys.check_claim(version, w), now_ms, lease_ms)? else {
         return Err(Error::VerificationInProgress);
-    }
-    let second = keys.check_claim(version, window + 1);
-    if store.increment(&second, 1)? != 1 {
-        store.delete(&first)?;
-        return Err(Error::VerificationInProgress);
-    }
+    };
+    let window = lease.window();
     for old in window.saturating_sub(3)..window {
         let leftover = keys.check_claim(version, old);
         if store.exists(&leftover)? {
             store.delete(&leftover)?;
         }
     }
-    Ok(Claim { version, window })
+    Ok(Claim { lease })
 }
 
 impl Claim {
-    pub fn release<S: KeyValue>(self, store: &S, keys: &TenantKeys) -> Result<(), Error> {
-        store.delete(&keys.check_claim(self.version, self.window))?;
-        store.delete(&keys.check_claim(self.version, self.window + 1))?;
-        Ok(())
+    pub fn release<S: KeyValue>(self, store: &S) -> Result<(), Error> {
+        self.lease.release(store)
     }
 }
 
@@ -82,9 +72,9 @@ mod tests {
             assert_eq!(claim(&store, &keys(), 7, now, LEASE).unwrap_err(), Error::VerificationInProgress, "{now}");
         }
         assert!(claim(&store, &keys(), 8, 5_500, LEASE).is_ok(), "another version is another secret state");
-        held.release(&store, &keys()).unwrap();
+        held.release(&store).unwrap();
         let again = claim(&store, &keys(), 7, 6_100, LEASE).unwrap();
-        again.release(&store, &keys()).unwrap();
+        again.release(&store).unwrap();
         let check_keys =
             |store: &MemoryStore| store.dump().into_keys().filter(|k| k.contains(":check:7:")).collect::<Vec<_>>();
         assert!(check_keys(&store).is_empty(), "{:?}", check_keys(&store));
@@ -97,7 +87,7 @@ mod tests {
         let _dead = claim(&store, &keys(), 7, 5_999, LEASE).unwrap();
         assert!(claim(&store, &keys(), 7, 6_500, LEASE).is_err());
         let next = claim(&store, &keys(), 7, 7_000, LEASE).unwrap();
-        next.release(&store, &keys()).unwrap();
+        next.release(&store).unwrap();
         assert!(store.dump().keys().all(|k| !k.contains(":check:")), "{:?}", store.dump().keys());
     }
 

@@ -56,7 +56,7 @@ pub fn verify_secret<S: KeyValue, C: Clock>(
     let claim = inflight::claim(env.store, &keys, entry.version, env.clock.now_ms(), checker.policy.lease_ms())?;
     let registries = checker.check_all(&config, repository);
     drop(config);
-    claim.release(env.store, &keys)?;
+    claim.release(env.store)?;
     let checked = Checked::of(registries);
     let last = LastCheck { at: env.clock.now_ms(), ok: checked.ok };
     let check = Op::Check { name: name.as_str().to_owned(), version: entry.version, check: last };
