@@ -16,7 +16,9 @@
 //! identity one the double accepts, so fuzzed secrets that mint are minted as well as refused, and
 //! holds the one exception to "no server error" to the truth: 502 `ProviderAnswerUnusable` without
 //! `Retry-After`, 503 `ProviderUnavailable` with `Retry-After` for a provider the test stopped, and
-//! only from the calls that mint.
+//! only from the calls that mint. Then every double is stopped, the provider really down: three
+//! secrets that mint answer 503 with `Retry-After` naming their provider on export, verification and
+//! lookup, and a short fuzz of the secrets' and lookup's calls finds nothing else (no 500).
 //!
 //! `.ci/run` installs schemathesis and moto (pinned) in virtual environments and names them in
 //! `REGSECRETS_SCHEMATHESIS_PYTHON` and `REGSECRETS_MOTO_SERVER`. Without either the test is skipped
@@ -33,7 +35,7 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use e2e::minting::{google_key_file, AzurePeers, GoogleTokens, Moto, AZURE_CLIENT, AZURE_TENANT};
 use e2e::tokens::Tokens;
-use e2e::{repo_root, unique_tenant, Options, TestApp};
+use e2e::{repo_root, unique_tenant, Options, TestApp, SECRETS};
 use jwt_simple::prelude::RS256KeyPair;
 use serde_json::{json, Value};
 
@@ -362,5 +364,80 @@ fn schemathesis_finds_nothing_with_sap_document_and_with_ours() {
         Duration::from_secs(90),
     );
 
+    // Every provider really down: three secrets that mint, created while their providers are up but
+    // never minted (nothing cached), then every double stopped.
+    let tenant = unique_tenant("fuzz-down");
+    let token = app.token(&tenant, ALL_SCOPES);
+    let ecr_registry = "111111111111.dkr.ecr.us-east-1.amazonaws.com";
+    let secrets = [
+        (
+            "down-ecr",
+            "AWS",
+            ecr_registry.to_owned(),
+            json!({"aws": {"accessKeyId": moto.puller.0, "secretAccessKey": moto.puller.1, "region": "us-east-1",
+                        "registryIds": ["111111111111"]}}),
+        ),
+        (
+            "down-gar",
+            "Google",
+            "europe-docker.pkg.dev".to_owned(),
+            json!({"google": {"serviceAccountKey": google_key_file(&key), "registries": ["europe-docker.pkg.dev"]}}),
+        ),
+        ("down-acr", "Microsoft Entra ID", azure_host.clone(), json!({"azure": accepted["azure"]})),
+    ];
+    for (name, _, _, identity) in &secrets {
+        let mut body = identity.clone();
+        body["name"] = json!(name);
+        let created = app.create(&token, &body);
+        assert_eq!(created.status, 201, "{name}: {}", created.body);
+    }
+    drop((moto, google, azure));
+    for (name, provider, registry, _) in &secrets {
+        let export = app.call("GET", &format!("{SECRETS}/{name}/credentials")).bearer(&token).send();
+        let verify = app.call("POST", &format!("{SECRETS}/{name}/verification")).bearer(&token).json(&json!({})).send();
+        let resolve = app.call("GET", &format!("/v2/pull/credentials?registry={registry}")).bearer(&token).send();
+        for (call, reply) in [("export", export), ("verification", verify), ("lookup", resolve)] {
+            let message = reply.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
+            assert_eq!(
+                (reply.status, reply.code().as_str(), reply.header("retry-after")),
+                (503, "ProviderUnavailable", Some("30")),
+                "{name}, {call}, {provider} stopped: {}",
+                reply.body
+            );
+            assert!(
+                message.starts_with(&format!("{provider} could not be reached")),
+                "{name}, {call}: the stopped provider, named: {message}"
+            );
+        }
+    }
+    println!("providers down: export, verification and lookup of an ECR, a Google and an Azure secret: 503 ProviderUnavailable, Retry-After: 30");
+
+    // A short fuzz of the secrets' and lookup's calls on that tenant, providers still down.
+    let down = Hooks { identities: accepted.to_string(), down: "AWS,Google,Microsoft Entra ID,The registry" };
+    let header = format!("Authorization: Bearer {token}");
+    let responses = run(
+        &python,
+        "our document, providers down",
+        &config("ours.toml"),
+        &[
+            &ours,
+            "--checks",
+            "all",
+            "--phases",
+            "fuzzing,stateful",
+            "--max-examples",
+            "10",
+            "--include-path-regex",
+            "^/v2/(admin/dockerRegistrySecrets|pull/)",
+            "-H",
+            &header,
+        ],
+        Some(&down),
+        Duration::from_secs(90),
+    );
+    assert!(
+        count(&responses, "", 503, "ProviderUnavailable") > 0,
+        "the fuzz with the providers down never reached a secret that mints"
+    );
     println!("fuzz_openapi: {:.0} s from moto's start", started.elapsed().as_secs_f64());
 }
