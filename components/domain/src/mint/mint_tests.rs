@@ -279,6 +279,23 @@ fn an_aws_outage_is_a_503_with_retry_after() {
     }
 }
 
+/// What asking again will not change is never "retry later": an untrusted certificate is the
+/// provider's answer we cannot use (502, no Retry-After), a destination our own network rules
+/// refuse is our configuration (500).
+#[test]
+fn an_untrusted_certificate_or_a_blocked_destination_is_no_outage() {
+    let clock = ManualClock::at(NOW);
+    let endpoints = ProviderEndpoints::default();
+    let tls = script(|_: &Outgoing| Err(FetchError::Tls));
+    let error = providers(&tls, &clock, &endpoints).mint(&aws_identity()).unwrap_err();
+    assert!(matches!(error, Error::ProviderAnswerUnusable(_)), "{error:?}");
+    assert_eq!((error.status(), error.retry_after_secs()), (502, None));
+    let blocked = script(|_: &Outgoing| Err(FetchError::Blocked));
+    let error = providers(&blocked, &clock, &endpoints).mint(&aws_identity()).unwrap_err();
+    assert_eq!(error, Error::Internal(Internal::Config("allowed_outbound_hosts")));
+    assert_eq!((error.status(), error.retry_after_secs()), (500, None));
+}
+
 #[test]
 fn a_role_is_assumed_first_and_its_session_signs_the_ecr_call() {
     let mut body = json!({"accessKeyId": KEY_ID, "secretAccessKey": SECRET, "region": "eu-central-1"});

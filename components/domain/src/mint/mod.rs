@@ -29,7 +29,7 @@ use url::Url;
 use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::dockerconfig::DockerConfig;
-use crate::error::Error;
+use crate::error::{Error, Internal};
 use crate::index::IndexEntry;
 use crate::name::TenantId;
 use crate::net::PlainHttpRegistries;
@@ -258,12 +258,20 @@ pub fn current<S: KeyValue>(
     }
 }
 
+/// A request that got no answer: an outage (503, retry later) when the provider could not be reached
+/// or was slow; never "retry later" for what asking again will not change: a certificate this
+/// service does not trust (502, the operator's `[[client_tls]]` or the endpoint variable), or a
+/// destination this service's own network rules refuse (500, its `allowed_outbound_hosts`).
 fn unavailable(provider: &str, error: FetchError) -> Error {
     let why = match error {
         FetchError::Unreachable => "could not be reached",
-        FetchError::Tls => "failed the TLS handshake (its certificate is not trusted)",
         FetchError::Timeout => "did not answer in time",
-        FetchError::Blocked => "is not reachable from this service (blocked by its network rules)",
+        FetchError::Tls => {
+            return Error::ProviderAnswerUnusable(format!(
+                "{provider} presented a certificate this service does not trust; nothing was minted or cached, and asking again would get the same answer: report it to the operator"
+            ))
+        }
+        FetchError::Blocked => return Internal::Config("allowed_outbound_hosts").into(),
     };
     Error::ProviderUnavailable {
         message: format!("{provider} {why}; nothing was minted or cached, retry later"),
