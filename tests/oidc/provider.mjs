@@ -16,7 +16,7 @@
 // Rotation follows oidc-provider's own recommendation for its `jwks` option: publish at the end,
 // reload, move to the front, reload. A reload is a new Provider behind the same listening socket.
 // The first line on stdout is {"issuer": "http://127.0.0.1:<port>"}.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 
@@ -31,9 +31,17 @@ const TENANT = process.env.OIDC_TENANT || 'oidc-e2e';
 const CLIENT_ID = 'regsecrets-e2e';
 const CLIENT_SECRET = 'e2e-client-secret';
 
+// The key is encoded inside the key generation and parsed again, never exported from the KeyObject
+// the generation made: Node 20 can deadlock when a garbage collection during that export destroys
+// the finished generation job, which locks the same key's mutex (seen here: the provider hung before
+// printing its first line, and with it the test reading that line).
 function signingKey() {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+  const { privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return { ...createPrivateKey(privateKey).export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
 }
 
 let keys = [signingKey()];
