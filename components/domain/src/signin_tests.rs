@@ -374,6 +374,13 @@ impl World {
     }
 
     /// Signs in; the session id.
+    /// [`World::signed_in`], and the `Cookie` header that names the session.
+    fn signed_in_with_cookie(&self) -> (String, String) {
+        let session_id = self.signed_in();
+        let cookie = cookie(&session_id);
+        (session_id, cookie)
+    }
+
     fn signed_in(&self) -> String {
         let (state, code) = self.login();
         let answer = self.callback(&code, &state, &state);
@@ -382,10 +389,10 @@ impl World {
     }
 
     /// Signs the session out (`POST /auth/logout` from the console).
-    fn sign_out(&self, session_id: &str) {
-        let cookie = format!("{SESSION_COOKIE}={session_id}");
-        let out = self.call("POST", LOGOUT, &[("cookie", &cookie), (CSRF_HEADER, "1"), ("origin", ORIGIN)]);
+    fn sign_out(&self, session_id: &str) -> Answer {
+        let out = self.call("POST", LOGOUT, &[("cookie", &cookie(session_id)), (CSRF_HEADER, "1"), ("origin", ORIGIN)]);
         assert_eq!(out.status, 200, "{}", out.body);
+        out
     }
 
     /// The component's context over the world itself.
@@ -436,6 +443,11 @@ impl World {
         let request = session::Request { method, headers: &headers };
         caller(&self.store, &request, self.clock.now_ms() / 1000).expect("a session cookie")
     }
+}
+
+/// The `Cookie` header that names a session.
+fn cookie(session_id: &str) -> String {
+    format!("{SESSION_COOKIE}={session_id}")
 }
 
 fn refusal(answer: &Answer) -> String {
@@ -576,8 +588,7 @@ fn a_code_without_its_verifier_is_refused_by_the_provider() {
 #[test]
 fn the_session_is_refreshed_server_side_before_the_access_token_expires() {
     let world = World::new();
-    let session_id = world.signed_in();
-    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    let (session_id, cookie) = world.signed_in_with_cookie();
     let first = world.call("GET", SESSION, &[("cookie", &cookie)]).json()["session"]["expiresAt"].clone();
     assert_eq!(*world.provider.refreshes.lock().unwrap(), 0, "not yet");
     world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
@@ -606,15 +617,13 @@ fn the_session_is_refreshed_server_side_before_the_access_token_expires() {
 #[test]
 fn sign_out_needs_the_csrf_header_ends_the_session_and_names_the_providers_logout() {
     let world = World::new();
-    let session_id = world.signed_in();
-    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    let (session_id, cookie) = world.signed_in_with_cookie();
     let forged = world.call("POST", LOGOUT, &[("cookie", &cookie), ("origin", "https://evil.test")]);
     assert_eq!(forged.status, 401);
     assert!(forged.log.unwrap().contains("CsrfCheckFailed"));
     assert!(world.caller(&session_id, &http::Method::GET, &[]).is_ok(), "a forged sign-out changes nothing");
 
-    let out = world.call("POST", LOGOUT, &[("cookie", &cookie), (CSRF_HEADER, "1"), ("origin", ORIGIN)]);
-    assert_eq!(out.status, 200, "{}", out.body);
+    let out = world.sign_out(&session_id);
     let location = Url::parse(out.json()["location"].as_str().unwrap()).unwrap();
     assert_eq!(location.path(), "/session/end");
     let q: BTreeMap<String, String> = location.query_pairs().into_owned().collect();
@@ -680,8 +689,7 @@ fn a_later_login_in_the_same_slot_refuses_the_earlier_callback_and_the_store_sta
 #[test]
 fn a_provider_answering_503_to_a_refresh_does_not_end_a_live_session() {
     let world = World::new();
-    let session_id = world.signed_in();
-    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    let (session_id, cookie) = world.signed_in_with_cookie();
     world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
     world.provider.script.lock().unwrap().refresh_status = Some(503);
     let status = world.call("GET", SESSION, &[("cookie", &cookie)]);
@@ -707,14 +715,12 @@ fn a_provider_answering_503_to_a_refresh_does_not_end_a_live_session() {
 fn a_sign_out_during_a_refresh_is_not_undone_by_the_refresh() {
     let world = World::new();
     let session_id = world.signed_in();
-    let cookie = format!("{SESSION_COOKIE}={session_id}");
     world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
     // `GET /auth/session`: reads the record, finds it due for refresh.
     let record = session::read(&world.store, &session_id).unwrap().unwrap();
     assert!(world.clock.now_ms() / 1000 + REFRESH_MARGIN_SECS >= record.expires_at);
     // Meanwhile, `POST /auth/logout` from the console.
-    let out = world.call("POST", LOGOUT, &[("cookie", &cookie), (CSRF_HEADER, "1"), ("origin", ORIGIN)]);
-    assert_eq!(out.status, 200, "{}", out.body);
+    world.sign_out(&session_id);
     assert!(session::read(&world.store, &session_id).unwrap().is_none(), "signed out");
     // The status's refresh completes.
     let _ = world.context().refresh(&session_id, &record);
@@ -803,11 +809,9 @@ fn a_callback_does_not_delete_a_later_login_that_took_its_slot_meanwhile() {
 #[test]
 fn a_record_written_back_after_sign_out_is_no_session() {
     let world = World::new();
-    let session_id = world.signed_in();
-    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    let (session_id, cookie) = world.signed_in_with_cookie();
     let record = session::read(&world.store, &session_id).unwrap().unwrap();
-    let out = world.call("POST", LOGOUT, &[("cookie", &cookie), (CSRF_HEADER, "1"), ("origin", ORIGIN)]);
-    assert_eq!(out.status, 200, "{}", out.body);
+    world.sign_out(&session_id);
     // The late write lands.
     session::write(&world.store, &session_id, &record).unwrap();
     assert!(session::read(&world.store, &session_id).unwrap().is_none());
@@ -1129,8 +1133,7 @@ fn the_collection_runs_at_most_once_per_hour() {
 #[test]
 fn an_internal_error_during_a_refresh_does_not_end_the_session() {
     let mut world = World::new();
-    let session_id = world.signed_in();
-    let cookie = format!("{SESSION_COOKIE}={session_id}");
+    let (session_id, cookie) = world.signed_in_with_cookie();
     world.at(ACCESS_TTL - REFRESH_MARGIN_SECS + 1);
     world.keyring = Err(Internal::Config("encryption_keys").into());
     let status = world.call("GET", SESSION, &[("cookie", &cookie)]);
