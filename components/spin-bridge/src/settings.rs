@@ -78,27 +78,30 @@ impl Settings {
             .and_then(|ms| ms.parse().ok())
             .map(|ms| WritePolicy::with_lease(Duration::from_millis(ms)))
             .unwrap_or_default();
-        if !grants.outbound {
-            let (check, endpoints) = (CheckPolicy::default(), ProviderEndpoints::default());
-            return Settings { auth, keyring, policy, check, endpoints };
-        }
-        let check = CheckPolicy {
-            timeout: variable("verify_timeout_ms")
-                .and_then(|ms| ms.parse().ok())
-                .map(Duration::from_millis)
-                .unwrap_or(CheckPolicy::default().timeout),
-            plain_http: PlainHttpRegistries::parse(&variable("verify_insecure_registries").unwrap_or_default()),
-        };
-        let endpoints = ProviderEndpoints::parse(
-            &variable("aws_endpoint_url").unwrap_or_default(),
-            &variable("google_token_url").unwrap_or_default(),
-            &variable("azure_authority_url").unwrap_or_default(),
-            check.plain_http.clone(),
-        )
-        .unwrap_or_else(|_| {
-            crate::log::error("a minting endpoint variable is not an http(s) URL; the providers' defaults apply");
-            ProviderEndpoints { plain_http: check.plain_http.clone(), ..ProviderEndpoints::default() }
-        });
+        let (check, endpoints) =
+            if grants.outbound { outbound() } else { (CheckPolicy::default(), ProviderEndpoints::default()) };
         Settings { auth, keyring, policy, check, endpoints }
     }
+}
+
+/// The `verify` component's variables ([`Grants::outbound`]): verification and minting.
+fn outbound() -> (CheckPolicy, ProviderEndpoints) {
+    let check = CheckPolicy {
+        timeout: variable("verify_timeout_ms")
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(CheckPolicy::default().timeout),
+        plain_http: PlainHttpRegistries::parse(&variable("verify_insecure_registries").unwrap_or_default()),
+    };
+    let endpoints = ProviderEndpoints::parse(
+        &variable("aws_endpoint_url").unwrap_or_default(),
+        &variable("google_token_url").unwrap_or_default(),
+        &variable("azure_authority_url").unwrap_or_default(),
+        check.plain_http.clone(),
+    )
+    .unwrap_or_else(|_| {
+        crate::log::error("a minting endpoint variable is not an http(s) URL; the providers' defaults apply");
+        ProviderEndpoints { plain_http: check.plain_http.clone(), ..ProviderEndpoints::default() }
+    });
+    (check, endpoints)
 }
