@@ -187,6 +187,48 @@ fn the_same_name_in_two_tenants_stays_two_secrets() {
     assert_ne!(export(&ta)["data"], export(&tb)["data"]);
 }
 
+/// JSON nested as deep as `serde_json` parses (128 levels) and deeper, in request bodies and in a
+/// token's claims, is answered as any bad body or unknown claim is: never by a component that ran
+/// out of stack (they run on 256 KiB, `components/spin-bridge/wasm-stack.rs`), and nothing stored.
+#[test]
+fn deeply_nested_bodies_and_claims_are_refused_not_crashed() {
+    let app = app();
+    let tenant = unique_tenant("deep");
+    let admin = app.token(&tenant, &["regsecrets.admin", "regsecrets.viewer"]);
+    assert_eq!(app.create(&admin, &structured("deep", "ghcr.io", "u", "p")).status, 201);
+    let before = app.tenant_rows(&tenant);
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    for depth in [100, 126, 127, 128, 129, 10_000] {
+        // The object is one level; its field `x` the rest.
+        let body = format!(r#"{{"name":"deep2","x":{}}}"#, nested(depth - 1));
+        for (method, path) in [("POST", SECRETS.to_owned()), ("PATCH", format!("{SECRETS}/deep"))] {
+            let reply = app
+                .call(method, &path)
+                .bearer(&admin)
+                .header("content-type", "application/json")
+                .raw(body.clone().into_bytes())
+                .send();
+            assert_eq!(reply.status, 400, "{method} nested {depth} deep: {}", reply.body);
+        }
+    }
+    assert_eq!(app.tenant_rows(&tenant), before, "nothing stored");
+    // Claims: a token whose claims nest 127 levels (the object and 126 arrays in one claim) still verifies
+    // (unknown claims are ignored); one nested deeper than `serde_json` parses is refused.
+    let deep_claim = |depth: usize| {
+        let mut value = json!([]);
+        for _ in 1..depth {
+            value = json!([value]);
+        }
+        set(&claims(&tenant), "x", value)
+    };
+    for alg in [Alg::Rs256, Alg::EdDsa] {
+        let token = app.tokens.sign(alg, &deep_claim(126));
+        assert_eq!(app.call("GET", &format!("{SECRETS}/deep")).bearer(&token).send().status, 200, "{alg:?}");
+        let token = app.tokens.sign(alg, &deep_claim(1000));
+        assert_invalid_token(&list_with(Some(&format!("Bearer {token}"))), "claims nested 1,000 deep");
+    }
+}
+
 #[test]
 fn a_viewers_list_and_get_carry_no_credential_material() {
     let app = app();
