@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use domain::crypto::Keyring;
@@ -8,10 +10,11 @@ use domain::mint::ProviderEndpoints;
 use domain::signin::SignInSettings;
 use domain::verify::{CheckPolicy, PlainHttpRegistries};
 use spin_sdk::variables;
+use spin_sdk::wit::wasi::config::store as config;
 
 /// Which variables a component was given in spin.toml beyond the token settings (least
-/// privilege): asking for one it was not given would fail anyway, and each ask is a host call on
-/// every request, so the adapter says up front what it needs.
+/// privilege): asking for one it was not given finds nothing, and what a component reads it also
+/// parses on every request, so the adapter says up front what it needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Grants {
     pub encryption_keys: bool,
@@ -39,8 +42,21 @@ pub struct Settings {
     pub endpoints: ProviderEndpoints,
 }
 
+/// The component's variables, asked for in one host call (`wasi:config/store`'s `get-all`, which
+/// Spin answers with exactly the variables the component was granted, each resolved as a `get`
+/// would) rather than one call per variable on every request. The instance serves one request,
+/// so nothing outlives it; if `get-all` fails, each variable is asked for on its own.
+fn all_variables() -> Option<&'static HashMap<String, String>> {
+    static ALL: OnceLock<Option<HashMap<String, String>>> = OnceLock::new();
+    ALL.get_or_init(|| config::get_all().ok().map(|all| all.into_iter().collect())).as_ref()
+}
+
 fn variable(name: &str) -> Option<String> {
-    variables::get(name).ok().filter(|v| !v.trim().is_empty())
+    let value = match all_variables() {
+        Some(all) => all.get(name).cloned(),
+        None => variables::get(name).ok(),
+    };
+    value.filter(|v| !v.trim().is_empty())
 }
 
 /// The console's sign-in (the `session` component): `console_oidc_issuer`, `console_oidc_client_id`,

@@ -248,5 +248,12 @@ source = "o.wasm"
         // App variables are not component variables.
         assert!(matches!(v.get("gw", "region"), Err(VarError::Undefined(_))));
         assert!(matches!(v.get("gw", "Bad"), Err(VarError::InvalidName(_))));
+        // `wasi:config/store`'s get-all (Spin's `resolve_all` of the component): its own, resolved.
+        let mut all = v.all("gw");
+        all.sort();
+        let names: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["claim", "issuer", "literal", "url"]);
+        assert!(all.contains(&("issuer".to_string(), "iss".to_string())));
+        assert!(v.all("other").is_empty());
     }
 }
