@@ -373,7 +373,6 @@ impl World {
         )
     }
 
-    /// Signs in; the session id.
     /// [`World::signed_in`], and the `Cookie` header that names the session.
     fn signed_in_with_cookie(&self) -> (String, String) {
         let session_id = self.signed_in();
@@ -381,6 +380,7 @@ impl World {
         (session_id, cookie)
     }
 
+    /// Signs in; the session id.
     fn signed_in(&self) -> String {
         let (state, code) = self.login();
         let answer = self.callback(&code, &state, &state);
