@@ -53,9 +53,10 @@
 //! 3. `set P:r:<k>` (if `op` carries credentials), then `set P:s:<k>:0` (the intent) and read the
 //!    slot's ballot counter: the slot decides `op` unless a takeover is under way (`slot.rs`).
 //!    From the intent on, a store failure answers 503 `WriteOutcomeUnknown`: the slot decides.
-//! 4. Obtain the view `v(k-1)`: read it when it appears; if the lowest unapplied slot has not
-//!    moved for a lease, take it over (decide it, adopting its intent if written, voiding it if
-//!    not) and apply it, and so on up to `k-1`.
+//! 4. Obtain the view `v(k-1)`: read it when it appears (looking as often as the writer's place in
+//!    the queue calls for, `Pace`); if the lowest unapplied slot has not moved for a lease, take
+//!    it over (decide it, adopting its intent if written, voiding it if not) and apply it, and so
+//!    on up to `k-1`.
 //! 5. The fence ([`applied`]): check that slot `k` has not been applied by someone else meanwhile.
 //!    If it has, this writer's reads may be stale (the slot's registers are deleted once it is
 //!    applied): it answers what a true view says became of slot `k` (below, D).
@@ -288,6 +289,62 @@ impl Backoff {
     fn pause<C: Clock>(&mut self, clock: &C) {
         clock.sleep(Duration::from_millis(self.0));
         self.0 = (self.0 * 2).min(25);
+    }
+}
+
+/// How a writer waiting for the view before its slot paces its looks at the store (liveness only:
+/// what it finds is checked as before, whenever it looks). A writer `d` slots behind the newest view
+/// it knows has about `d - 1` slots to wait for: it sleeps about that many slot-times (the log's pace
+/// as it has watched it) and then looks first where the log should have got to. Only the writer
+/// right behind the newest view polls often. Without this, `n` writers queued on one tenant each
+/// polled every 25 ms, two whole views a look: a 64-way race on moto's DynamoDB spent 38,909 of
+/// its 44,910 calls on those looks, and the writers applying slots waited behind them (2 s a slot).
+/// A sleep covers at most half a window of slots, so that the views behind it are still there when
+/// it wakes, and at most an eighth of a lease, so that a stalled slot is still noticed in time.
+struct Pace {
+    /// When the writer began to wait, and how many slots it has seen applied since.
+    began: u64,
+    advanced: u64,
+    /// A slot's time before any is seen: three times what this writer's own first calls took
+    /// (`increment`, its record, its intent, the ballot counter; applying a slot takes about a dozen).
+    prior: u64,
+    /// When the writer last saw the log move (or began to wait).
+    moved: u64,
+    backoff: Backoff,
+}
+
+impl Pace {
+    fn new(now: u64, started: u64) -> Pace {
+        Pace { began: now, advanced: 0, prior: 3 * now.saturating_sub(started), moved: now, backoff: Backoff::new() }
+    }
+
+    fn slot_ms(&self, now: u64) -> u64 {
+        match self.advanced {
+            0 => self.prior,
+            n => now.saturating_sub(self.began) / n,
+        }
+        .max(1)
+    }
+
+    /// The log moved `slots` ahead.
+    fn saw(&mut self, slots: u64, now: u64) {
+        self.advanced += slots;
+        self.moved = now;
+        self.backoff = Backoff::new();
+    }
+
+    /// How far past the newest view it knows, at most `distance`, the log should be by now.
+    fn expected(&self, now: u64, distance: u64) -> u64 {
+        (now.saturating_sub(self.moved) / self.slot_ms(now)).clamp(1, distance.max(1))
+    }
+
+    fn pause<C: Clock>(&mut self, clock: &C, distance: u64, shape: &Shape, lease: u64) {
+        if distance <= 1 {
+            return self.backoff.pause(clock);
+        }
+        let slots = (distance - 1).min((shape.window / 2).max(1));
+        let ms = (self.slot_ms(clock.monotonic_ms()) * slots).clamp(1, (lease / 8).max(1));
+        clock.sleep(Duration::from_millis(ms));
     }
 }
 
@@ -661,7 +718,7 @@ fn previous_view<S: KeyValue, C: Clock>(
     let lease = env.policy.lease.as_millis() as u64;
     let mut since = env.clock.monotonic_ms().saturating_sub(if current.validated { 0 } else { lease });
     let mut recovering = false;
-    let mut backoff = Backoff::new();
+    let mut pace = Pace::new(env.clock.monotonic_ms(), started);
     loop {
         if floor.slot() == target {
             return Ok(Some(Previous { view: floor, clean }));
@@ -669,14 +726,30 @@ fn previous_view<S: KeyValue, C: Clock>(
         if floor.slot() > target {
             return Ok(None);
         }
-        if let Some(view) = read_view(store, keys, target, &shape)? {
-            return Ok(Some(Previous { view, clean: false }));
+        // Where the log should be by now, then the view right after the one we know, then ours
+        // (in case the log went past the views we know while we were away).
+        let distance = target - floor.slot();
+        let expected = pace.expected(env.clock.monotonic_ms(), distance);
+        let mut looks = vec![floor.slot() + expected];
+        if expected > 1 {
+            looks.push(floor.slot() + 1);
         }
-        if let Some(view) = read_view(store, keys, floor.slot() + 1, &shape)? {
+        if expected < distance {
+            looks.push(target);
+        }
+        let mut found = None;
+        for slot in looks {
+            if let Some(view) = read_view(store, keys, slot, &shape)? {
+                found = Some(view);
+                break;
+            }
+        }
+        if let Some(view) = found {
+            let now = env.clock.monotonic_ms();
+            pace.saw(view.slot() - floor.slot(), now);
             (floor, clean) = (view, false);
-            since = env.clock.monotonic_ms();
+            since = now;
             recovering = false;
-            backoff = Backoff::new();
             continue;
         }
         let now = env.clock.monotonic_ms();
@@ -690,7 +763,7 @@ fn previous_view<S: KeyValue, C: Clock>(
         }
         if !recovering {
             if now.saturating_sub(since) < lease {
-                backoff.pause(env.clock);
+                pace.pause(env.clock, distance, &shape, lease);
                 continue;
             }
             // A lease without progress: the views may have moved past `floor` while we looked,
