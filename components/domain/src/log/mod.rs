@@ -408,15 +408,15 @@ pub fn read_for_write<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys)
     let mut newest: Option<View> = None;
     let mut since = started;
     loop {
-        if let Some(current) = read_once(env.store, keys, &shape)? {
-            return Ok(current);
-        }
-        let head = seq(env.store, keys)?;
         // The newest view: found once by walking down, then followed upwards (progress).
         let mut moved = false;
         let mut view = match newest.take() {
             Some(view) => view,
             None => {
+                if let Some(current) = read_once(env.store, keys, &shape)? {
+                    return Ok(current);
+                }
+                let head = seq(env.store, keys)?;
                 moved = true;
                 highest_view_between(env.store, keys, 0, head.saturating_sub(shape.window), &shape)?
                     .unwrap_or_else(View::empty)
@@ -425,6 +425,13 @@ pub fn read_for_write<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys)
         while let Some(next) = read_view(env.store, keys, view.slot() + 1, &shape)? {
             view = next;
             moved = true;
+        }
+        // `v(view + 1)` was absent just now. As in `read_once` (C): if `P:seq`, read after that,
+        // is still below `view + W`, `v(view + 1)` cannot have been written and deleted (R1), so
+        // no view after `view` had been written, and `view` was the state at that instant. So a
+        // look costs two calls, not a scan of the window's absent views.
+        if seq(env.store, keys)? < view.slot() + shape.window {
+            return Ok(Current { view, validated: true });
         }
         let now = env.clock.monotonic_ms();
         if moved {
