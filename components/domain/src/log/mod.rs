@@ -158,7 +158,7 @@
 //!   from it on; a retry reads first and sees whether it applied.
 //!
 //! What a pause or death costs is liveness only: writes queued behind a stalled slot wait one
-//! lease, then every stalled slot before them is decided at once (a takeover needs no further
+//! lease (and at most a sixteenth more, the longest `Pace` sleeps), then every stalled slot before them is decided at once (a takeover needs no further
 //! waiting once one lease has passed without progress). Reads never wait for writers unless more
 //! than `W - 1` writes are in flight at once on one tenant and the log keeps moving; behind `W` or
 //! more stalled slots (dead writers) a read answers the last applied view (`last_applied`).
@@ -294,19 +294,25 @@ impl Backoff {
 
 /// How a writer waiting for the view before its slot paces its looks at the store (liveness only:
 /// what it finds is checked as before, whenever it looks). A writer `d` slots behind the newest view
-/// it knows has about `d - 1` slots to wait for: it sleeps about that many slot-times (the log's pace
-/// as it has watched it) and then looks first where the log should have got to. Only the writer
-/// right behind the newest view polls often. Without this, `n` writers queued on one tenant each
-/// polled every 25 ms, two whole views a look: a 64-way race on moto's DynamoDB spent 38,909 of
-/// its 44,910 calls on those looks, and the writers applying slots waited behind them (2 s a slot).
-/// A sleep covers at most half a window of slots, so that the views behind it are still there when
-/// it wakes, and at most an eighth of a lease, so that a stalled slot is still noticed in time.
+/// it knows waits for `d` slots to be applied before its own: it sleeps about `d - 2` slot-times, so
+/// as to wake a slot early, and then looks first where the log should have got to. Only the two
+/// writers nearest the newest view poll often (1 ms doubling to 25 ms). Without this, `n` writers
+/// queued on one tenant each looked every 1 to 25 ms, two whole views a look: a 64-way race on
+/// moto's DynamoDB spent 38,909 of its 44,910 calls on those looks, and the writers applying slots
+/// waited behind them (2 s a slot).
+///
+/// The slot-time is optimistic, because a writer that wakes early costs one read and one that
+/// wakes late delays everyone behind it: the lower of the pace it has watched and three times what
+/// its own first calls took (`increment`, its record, its intent, the ballot counter; applying a
+/// slot takes about a dozen), and the watch starts again after a gap far longer than the pace (a
+/// stall, then a takeover, says nothing of the pace after it). A sleep covers at most half a window
+/// of slots, so that where the writer looks first is still in the window, and at most a sixteenth
+/// of a lease, so that a stall is noticed at most that long after a lease.
 struct Pace {
-    /// When the writer began to wait, and how many slots it has seen applied since.
+    /// When the writer began to watch the log's pace, and how many slots it has seen applied since.
     began: u64,
     advanced: u64,
-    /// A slot's time before any is seen: three times what this writer's own first calls took
-    /// (`increment`, its record, its intent, the ballot counter; applying a slot takes about a dozen).
+    /// Three times what the writer's own first calls took.
     prior: u64,
     /// When the writer last saw the log move (or began to wait).
     moved: u64,
@@ -315,20 +321,26 @@ struct Pace {
 
 impl Pace {
     fn new(now: u64, started: u64) -> Pace {
-        Pace { began: now, advanced: 0, prior: 3 * now.saturating_sub(started), moved: now, backoff: Backoff::new() }
+        let prior = now.saturating_sub(started).saturating_mul(3);
+        Pace { began: now, advanced: 0, prior, moved: now, backoff: Backoff::new() }
     }
 
     fn slot_ms(&self, now: u64) -> u64 {
-        match self.advanced {
+        let watched = match self.advanced {
             0 => self.prior,
             n => now.saturating_sub(self.began) / n,
-        }
-        .max(1)
+        };
+        watched.min(self.prior).max(1)
     }
 
     /// The log moved `slots` ahead.
     fn saw(&mut self, slots: u64, now: u64) {
-        self.advanced += slots;
+        let gap = now.saturating_sub(self.moved);
+        if gap > slots.saturating_mul(self.slot_ms(now)).saturating_mul(4) {
+            (self.began, self.advanced) = (now, 0);
+        } else {
+            self.advanced += slots;
+        }
         self.moved = now;
         self.backoff = Backoff::new();
     }
@@ -339,11 +351,11 @@ impl Pace {
     }
 
     fn pause<C: Clock>(&mut self, clock: &C, distance: u64, shape: &Shape, lease: u64) {
-        if distance <= 1 {
+        if distance <= 2 {
             return self.backoff.pause(clock);
         }
-        let slots = (distance - 1).min((shape.window / 2).max(1));
-        let ms = (self.slot_ms(clock.monotonic_ms()) * slots).clamp(1, (lease / 8).max(1));
+        let slots = (distance - 2).min((shape.window / 2).max(1));
+        let ms = self.slot_ms(clock.monotonic_ms()).saturating_mul(slots).clamp(1, (lease / 16).max(1));
         clock.sleep(Duration::from_millis(ms));
     }
 }
@@ -753,7 +765,7 @@ fn previous_view<S: KeyValue, C: Clock>(
         }
         if let Some(view) = found {
             let now = env.clock.monotonic_ms();
-            pace.saw(view.slot() - floor.slot(), now);
+            pace.saw(view.slot().saturating_sub(floor.slot()), now);
             (floor, clean) = (view, false);
             since = now;
             recovering = false;
