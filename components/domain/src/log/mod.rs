@@ -158,10 +158,11 @@
 //!   from it on; a retry reads first and sees whether it applied.
 //!
 //! What a pause or death costs is liveness only: writes queued behind a stalled slot wait one
-//! lease (and at most a sixteenth more, the longest `Pace` sleeps), then every stalled slot before them is decided at once (a takeover needs no further
-//! waiting once one lease has passed without progress). Reads never wait for writers unless more
-//! than `W - 1` writes are in flight at once on one tenant and the log keeps moving; behind `W` or
-//! more stalled slots (dead writers) a read answers the last applied view (`last_applied`).
+//! lease (and at most a sixteenth more, the longest `Pace` sleeps), then every stalled slot before
+//! them is decided at once (a takeover needs no further waiting once one lease has passed without
+//! progress). Reads never wait for writers unless more than `W - 1` writes are in flight at once
+//! on one tenant and the log keeps moving; behind `W` or more stalled slots (dead writers) a read
+//! answers the last applied view (`last_applied`).
 
 pub mod op;
 pub mod slot;
@@ -304,10 +305,12 @@ impl Backoff {
 /// The slot-time is optimistic, because a writer that wakes early costs one read and one that
 /// wakes late delays everyone behind it: the lower of the pace it has watched and three times what
 /// its own first calls took (`increment`, its record, its intent, the ballot counter; applying a
-/// slot takes about a dozen), and the watch starts again after a gap far longer than the pace (a
-/// stall, then a takeover, says nothing of the pace after it). A sleep covers at most half a window
-/// of slots, so that where the writer looks first is still in the window, and at most a sixteenth
-/// of a lease, so that a stall is noticed at most that long after a lease.
+/// slot takes about a dozen), but not below half the pace watched (a fast node's own calls may
+/// round to nothing while others apply slots more slowly); and the watch starts again after a gap
+/// far longer than the pace (a stall, then a takeover, says nothing of the pace after it). A sleep
+/// covers at most half a window of slots, so that where the writer looks first is still in the
+/// window, and at most a sixteenth of a lease, so that a stall is noticed at most that long after
+/// a lease.
 struct Pace {
     /// When the writer began to watch the log's pace, and how many slots it has seen applied since.
     began: u64,
@@ -330,7 +333,7 @@ impl Pace {
             0 => self.prior,
             n => now.saturating_sub(self.began) / n,
         };
-        watched.min(self.prior).max(1)
+        watched.min(self.prior.max(watched / 2)).max(1)
     }
 
     /// The log moved `slots` ahead.
@@ -438,20 +441,26 @@ pub fn read_for_write<S: KeyValue, C: Clock>(env: &Env<S, C>, keys: &TenantKeys)
             view = next;
             moved = true;
         }
-        // `v(view + 1)` was absent just now. As in `read_once` (C): if `P:seq`, read after that,
-        // is still below `view + W`, `v(view + 1)` cannot have been written and deleted (R1), so
-        // no view after `view` had been written, and `view` was the state at that instant. So a
-        // look costs two calls, not a scan of the window's absent views.
-        if seq(env.store, keys)? < view.slot() + shape.window {
-            return Ok(Current { view, validated: true });
-        }
-        let now = env.clock.monotonic_ms();
         if moved {
+            // `v(view + 1)` was absent just now. As in `read_once` (C): if `P:seq`, read after
+            // that, is still below `view + W`, `v(view + 1)` cannot have been written and deleted
+            // (R1), so no view after `view` had been written, and `view` was the state at that
+            // instant. So a look that sees the log move costs two calls, not a scan of the window.
+            if seq(env.store, keys)? < view.slot() + shape.window {
+                return Ok(Current { view, validated: true });
+            }
+        }
+        // No progress seen: the log may have gone more than a window past the view followed
+        // (its successor written and deleted while this writer looked away, R1), which the
+        // fence (`applied`) tells exactly; then the newest view is found again, as at first.
+        let behind = !moved && applied(env.store, keys, view.slot() + 1, &shape)?;
+        let now = env.clock.monotonic_ms();
+        if moved || behind {
             since = now;
         } else if now.saturating_sub(since) >= env.policy.lease.as_millis() as u64 {
             return Ok(Current { view, validated: false });
         }
-        newest = Some(view);
+        newest = (!behind).then_some(view);
         if now.saturating_sub(started) > env.policy.max_wait.as_millis() as u64 {
             return Err(env.policy.busy());
         }

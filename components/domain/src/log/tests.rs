@@ -533,7 +533,7 @@ fn writers_queued_on_one_tenant_look_at_the_views_by_their_place_in_the_queue() 
 
 /// A queue that waited on a dead slot drains, once the slot is taken over, about as fast as one
 /// that never waited: the stall is not taken for the log's pace (`Pace`). Measured here: 20 writers
-/// took 197 ms without the dead slot and 1,318 ms with it (a lease of 1,000, then the drain); when
+/// took 197 ms without the dead slot and 1,326 ms with it (a lease of 1,000, then the drain); when
 /// the pace was averaged over the stall, the writers slept an eighth of a lease between looks and
 /// took 1,980 ms; polling every 1 to 25 ms took 1,361. The bound: a lease and three times the time
 /// without.
@@ -564,7 +564,7 @@ fn a_queue_behind_a_dead_slot_drains_at_the_log_s_pace_once_it_is_taken_over() {
 
 /// Writers that arrive while `W` or more writes are in flight (the window holds no view) follow
 /// the newest view up and check `P:seq` once a look, instead of scanning the window's absent
-/// views at every look: 8 writers arriving behind 24 in flight make 79 store calls each while the
+/// views at every look: 8 writers arriving behind 24 in flight make 84 store calls each while the
 /// queue drains, where a scan at every look made 138.
 #[test]
 fn writers_arriving_at_a_full_window_follow_the_newest_view_instead_of_scanning_the_window() {
@@ -589,6 +589,43 @@ fn writers_arriving_at_a_full_window_follow_the_newest_view_instead_of_scanning_
     check(&f);
     // Scanning the window at every look made 138 calls a write here.
     assert!(calls / 8 <= 90, "{} store calls a write", calls / 8);
+}
+
+/// A writer following the newest view while the window holds none, held between two looks while
+/// the log goes more than a window past the view it follows (its successor written and deleted),
+/// finds the newest view again at its next look, and refuses a taken name up front (no slot
+/// taken), instead of watching the deleted view for a lease and then joining the queue unchecked.
+#[test]
+fn a_writer_left_more_than_a_window_behind_while_following_finds_the_newest_view_again() {
+    let mut run = Run::seeded(SMALL, &["seed"]);
+    for i in 0..5 {
+        run.op(Kind::Create, &format!("w-{i}"));
+    }
+    let joiner = run.op(Kind::Create, "w-0");
+    let (mut arrived, mut slept, mut held) = (false, false, false);
+    run.drive(100_000, &mut |sim: &Sim, id, actor: &Actor| {
+        if id != joiner {
+            return;
+        }
+        if !arrived {
+            // Arrives once the five are in flight (more than the window of two).
+            arrived = true;
+            sim.hold(id, sim.now() + 5);
+        } else if actor.step == Step::Sleep {
+            slept = true;
+        } else if slept && !held && is_call(actor, "get", "v:") {
+            // Between two looks of its watch: the five finish meanwhile.
+            held = true;
+            sim.hold(id, sim.now() + LEASE / 2);
+        }
+    });
+    let actors = run.sim.actors();
+    let f = run.finish();
+    assert!(held, "the joiner never watched the log");
+    let answer = &f.answers.last().unwrap().answer;
+    assert!(matches!(answer, Some(Err(Error::SecretNameExists))), "{answer:?}");
+    assert_eq!(actors[joiner].slot, None, "refused at a slot, not up front: {:?}", f.answers);
+    check(&f);
 }
 
 /// clock_back: the wall clock steps back an hour while a writer waits for a dead slot; waiting
