@@ -25,6 +25,8 @@
 //! per poll) and checks `exists P:v:<k>` once more at its fence; one that finds a slot stalled for a
 //! lease takes it over (see `log`).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
@@ -37,7 +39,7 @@ use crate::log::op::{admit_change, admit_create, managed_guard as guard, Actor, 
 use crate::log::{self, Committed};
 use crate::name::{SecretName, TenantId};
 use crate::paging::{ListQuery, Page};
-use crate::store::{KeyValue, TenantKeys};
+use crate::store::{jitter_below, KeyValue, Retrying, TenantKeys, CONTENDED};
 use crate::view::View;
 
 pub use crate::log::Env;
@@ -100,20 +102,37 @@ pub(crate) fn current<S: KeyValue, C: Clock>(env: &Env<S, C>, tenant: &TenantId)
 }
 
 /// Writes `op` after checking it against the current state with `admit` (a refusal there
-/// writes nothing).
+/// writes nothing). When the slot could not be taken because another writer took one at the same
+/// moment (a contended `increment`, nothing written), the operation is checked again against the
+/// state before the next try, after a jittered pause: many writers racing for the last places of
+/// a quota then drop out with the refusal as the places fill, instead of all retrying the counter
+/// and each taking a slot only to be refused there.
 pub(crate) fn commit<S: KeyValue, C: Clock>(
     env: &Env<S, C>,
     tenant: &TenantId,
     op: Op,
     record: Option<Vec<u8>>,
-    admit: impl FnOnce(&View) -> Result<(), Refusal>,
+    admit: impl Fn(&View) -> Result<(), Refusal>,
 ) -> Result<Committed, Error> {
     let keys = TenantKeys::new(tenant);
-    let now = log::read_for_write(env, &keys)?;
-    if now.validated {
-        admit(&now.view).map_err(Refusal::into_error)?;
+    let started = env.clock.monotonic_ms();
+    let mut ceiling = Retrying::<()>::CONTENTION_FIRST_MS;
+    loop {
+        let now = log::read_for_write(env, &keys)?;
+        if now.validated {
+            admit(&now.view).map_err(Refusal::into_error)?;
+        }
+        match log::write(env, &keys, &op, record.as_deref(), now) {
+            Err(Error::StoreUnavailable(kind))
+                if kind == CONTENDED
+                    && env.clock.monotonic_ms().saturating_sub(started) < env.policy.max_wait.as_millis() as u64 =>
+            {
+                env.clock.sleep(Duration::from_millis(jitter_below(ceiling)));
+                ceiling = (ceiling * 2).min(Retrying::<()>::CONTENTION_CAP_MS);
+            }
+            answer => return answer,
+        }
     }
-    log::write(env, &keys, &op, record.as_deref(), now)
 }
 
 pub fn create<S: KeyValue, C: Clock>(

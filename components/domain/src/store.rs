@@ -25,6 +25,12 @@ pub trait KeyValue {
     fn exists(&self, key: &Key) -> StoreResult<bool>;
     /// Atomically adds `delta` and returns the new value; an absent key counts as 0.
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64>;
+    /// As `increment`, except that a wrapper that retries contention ([`Retrying`]) answers it at
+    /// once ([`CONTENDED`], nothing written) instead: for a caller with something better to do
+    /// first than try again (the write log's writer, which checks its operation again).
+    fn increment_or_contended(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+        self.increment(key, delta)
+    }
     /// Every key of the store (all tenants'): a scan of the whole store on every Spin backend, so
     /// only the write log's sweep calls it, and rarely (see `log::sweep`).
     fn keys(&self) -> StoreResult<Vec<String>>;
@@ -327,6 +333,9 @@ impl<S: KeyValue + ?Sized> KeyValue for &S {
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
         (**self).increment(key, delta)
     }
+    fn increment_or_contended(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+        (**self).increment_or_contended(key, delta)
+    }
     fn keys(&self) -> StoreResult<Vec<String>> {
         (**self).keys()
     }
@@ -360,8 +369,8 @@ impl<S> Retrying<S> {
     /// high enough that 64 contenders thin out to a few attempts per round trip instead of a herd
     /// that costs every win dozens of calls (measured on moto: a 64-way quota race took ~19,000
     /// store calls with a 100 ms cap).
-    const CONTENTION_FIRST_MS: u64 = 8;
-    const CONTENTION_CAP_MS: u64 = 1000;
+    pub(crate) const CONTENTION_FIRST_MS: u64 = 8;
+    pub(crate) const CONTENTION_CAP_MS: u64 = 1000;
 
     /// Contention is retried until `budget` from now.
     pub fn within(inner: S, budget: std::time::Duration) -> Retrying<S> {
@@ -409,7 +418,7 @@ impl<S> Retrying<S> {
 }
 
 /// A pause in `[1, ceiling]` ms, drawn at random (the ceiling itself when no randomness is to be had).
-fn jitter_below(ceiling: u64) -> u64 {
+pub(crate) fn jitter_below(ceiling: u64) -> u64 {
     let mut bytes = [0u8; 8];
     match getrandom::fill(&mut bytes) {
         Ok(()) => 1 + u64::from_le_bytes(bytes) % ceiling.max(1),
@@ -441,6 +450,18 @@ impl<S: KeyValue> KeyValue for Retrying<S> {
     }
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
         self.retry(|s| s.increment(key, delta))
+    }
+    /// Backend errors are retried as by `increment`; contention is answered at once.
+    fn increment_or_contended(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+        let mut outcome = self.inner.increment_or_contended(key, delta);
+        for pause in Self::PAUSES_MS {
+            if !matches!(&outcome, Err(Internal::Store(kind)) if kind == BACKEND_ERROR) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(pause));
+            outcome = self.inner.increment_or_contended(key, delta);
+        }
+        outcome
     }
     fn keys(&self) -> StoreResult<Vec<String>> {
         self.retry(|s| s.keys())

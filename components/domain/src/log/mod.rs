@@ -522,7 +522,10 @@ pub fn write<S: KeyValue, C: Clock>(
     if current.view.format() > env.shape().known_format {
         return Err(Error::LogFormatUnknown);
     }
-    let k = u64::try_from(store.increment(&keys.seq(), 1)?).map_err(|_| Internal::CorruptRecord)?;
+    // Contention (another writer moved `P:seq` between the backend's read and its conditional
+    // write: Spin's DynamoDB) comes back at once, nothing written: the caller checks its
+    // operation against the state again before it tries again (`secrets::commit`).
+    let k = u64::try_from(store.increment_or_contended(&keys.seq(), 1)?).map_err(|_| Internal::CorruptRecord)?;
     if let Some(bytes) = record {
         // A failure here proposes nothing: the slot is voided by the next writer, and the record
         // is that void's garbage.
