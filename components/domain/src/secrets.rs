@@ -39,7 +39,7 @@ use crate::log::op::{admit_change, admit_create, managed_guard as guard, Actor, 
 use crate::log::{self, Committed};
 use crate::name::{SecretName, TenantId};
 use crate::paging::{ListQuery, Page};
-use crate::store::{jitter_below, KeyValue, Retrying, TenantKeys, CONTENDED};
+use crate::store::{ContentionBackoff, KeyValue, TenantKeys, CONTENDED};
 use crate::view::View;
 
 pub use crate::log::Env;
@@ -116,7 +116,7 @@ pub(crate) fn commit<S: KeyValue, C: Clock>(
 ) -> Result<Committed, Error> {
     let keys = TenantKeys::new(tenant);
     let started = env.clock.monotonic_ms();
-    let mut ceiling = Retrying::<()>::CONTENTION_FIRST_MS;
+    let mut contention = ContentionBackoff::new();
     loop {
         let now = log::read_for_write(env, &keys)?;
         if now.validated {
@@ -127,8 +127,7 @@ pub(crate) fn commit<S: KeyValue, C: Clock>(
                 if kind == CONTENDED
                     && env.clock.monotonic_ms().saturating_sub(started) < env.policy.max_wait.as_millis() as u64 =>
             {
-                env.clock.sleep(Duration::from_millis(jitter_below(ceiling)));
-                ceiling = (ceiling * 2).min(Retrying::<()>::CONTENTION_CAP_MS);
+                env.clock.sleep(Duration::from_millis(contention.next_ms()));
             }
             answer => return answer,
         }

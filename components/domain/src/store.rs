@@ -363,15 +363,6 @@ pub struct Retrying<S> {
 impl<S> Retrying<S> {
     /// Pauses before the second and third attempt.
     const PAUSES_MS: [u64; 2] = [5, 40];
-    /// The first backoff after contention; it doubles up to the cap, and each pause is drawn
-    /// uniformly below it ("full jitter"), so writers that collided once spread out. One
-    /// `increment` attempt is two round trips and only one contender can win each, so the cap is
-    /// high enough that 64 contenders thin out to a few attempts per round trip instead of a herd
-    /// that costs every win dozens of calls (measured on moto: a 64-way quota race took ~19,000
-    /// store calls with a 100 ms cap).
-    pub(crate) const CONTENTION_FIRST_MS: u64 = 8;
-    pub(crate) const CONTENTION_CAP_MS: u64 = 1000;
-
     /// Contention is retried until `budget` from now.
     pub fn within(inner: S, budget: std::time::Duration) -> Retrying<S> {
         Retrying { inner, deadline: Some(std::time::Instant::now() + budget) }
@@ -380,7 +371,7 @@ impl<S> Retrying<S> {
     fn retry<T>(&self, call: impl Fn(&S) -> StoreResult<T>) -> StoreResult<T> {
         let mut outcome = call(&self.inner);
         let mut backend_errors = 0;
-        let mut ceiling = Self::CONTENTION_FIRST_MS;
+        let mut contention = ContentionBackoff::new();
         loop {
             let pause = match &outcome {
                 Err(Internal::Store(kind)) if kind == BACKEND_ERROR => match Self::PAUSES_MS.get(backend_errors) {
@@ -391,8 +382,7 @@ impl<S> Retrying<S> {
                     None => return outcome,
                 },
                 Err(Internal::Store(kind)) if kind == CONTENDED => {
-                    let pause = jitter_below(ceiling);
-                    ceiling = (ceiling * 2).min(Self::CONTENTION_CAP_MS);
+                    let pause = contention.next_ms();
                     match self.deadline {
                         Some(deadline)
                             if std::time::Instant::now() + std::time::Duration::from_millis(pause) < deadline =>
@@ -417,8 +407,35 @@ impl<S> Retrying<S> {
     }
 }
 
+/// Pauses after contention (another writer won the same `increment`): each drawn uniformly below
+/// a ceiling ("full jitter") that starts at 8 ms and doubles up to 1 s, so writers that collided
+/// once spread out. One `increment` attempt is two round trips and only one contender can win
+/// each, so the cap is high enough that 64 contenders thin out to a few attempts per round trip
+/// instead of a herd that costs every win dozens of calls (measured on moto: a 64-way quota race
+/// took ~19,000 store calls with a 100 ms cap). Used by [`Retrying`] and by the write's own
+/// retry of its slot (`secrets::commit`).
+pub(crate) struct ContentionBackoff {
+    ceiling: u64,
+}
+
+impl ContentionBackoff {
+    const FIRST_MS: u64 = 8;
+    const CAP_MS: u64 = 1000;
+
+    pub(crate) fn new() -> ContentionBackoff {
+        ContentionBackoff { ceiling: Self::FIRST_MS }
+    }
+
+    /// The next pause, in ms.
+    pub(crate) fn next_ms(&mut self) -> u64 {
+        let pause = jitter_below(self.ceiling);
+        self.ceiling = (self.ceiling * 2).min(Self::CAP_MS);
+        pause
+    }
+}
+
 /// A pause in `[1, ceiling]` ms, drawn at random (the ceiling itself when no randomness is to be had).
-pub(crate) fn jitter_below(ceiling: u64) -> u64 {
+fn jitter_below(ceiling: u64) -> u64 {
     let mut bytes = [0u8; 8];
     match getrandom::fill(&mut bytes) {
         Ok(()) => 1 + u64::from_le_bytes(bytes) % ceiling.max(1),
