@@ -106,7 +106,8 @@ pub(crate) fn current<S: KeyValue, C: Clock>(env: &Env<S, C>, tenant: &TenantId)
 /// moment (a contended `increment`, nothing written), the operation is checked again against the
 /// state before the next try, after a jittered pause: many writers racing for the last places of
 /// a quota then drop out with the refusal as the places fill, instead of all retrying the counter
-/// and each taking a slot only to be refused there.
+/// and each taking a slot only to be refused there. Contention that lasts the policy's `max_wait`
+/// is answered 503 `TenantBusy`, as any writer that could not join the log in that time.
 pub(crate) fn commit<S: KeyValue, C: Clock>(
     env: &Env<S, C>,
     tenant: &TenantId,
@@ -123,10 +124,12 @@ pub(crate) fn commit<S: KeyValue, C: Clock>(
             admit(&now.view).map_err(Refusal::into_error)?;
         }
         match log::write(env, &keys, &op, record.as_deref(), now) {
-            Err(Error::StoreUnavailable(kind))
-                if kind == CONTENDED
-                    && env.clock.monotonic_ms().saturating_sub(started) < env.policy.max_wait.as_millis() as u64 =>
-            {
+            Err(Error::StoreUnavailable(kind)) if kind == CONTENDED => {
+                // Nothing was written. Past the wait a writer is allowed to join the log, the
+                // answer is the log's own: too busy to join, retry later (the store is up).
+                if env.elapsed_since(started) >= env.policy.max_wait.as_millis() as u64 {
+                    return Err(env.policy.busy());
+                }
                 env.clock.sleep(Duration::from_millis(contention.next_ms()));
             }
             answer => return answer,

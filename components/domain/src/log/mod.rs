@@ -253,7 +253,7 @@ impl<S: KeyValue, C: Clock> Env<'_, S, C> {
         self.policy.shape
     }
 
-    fn elapsed_since(&self, ms: u64) -> u64 {
+    pub(crate) fn elapsed_since(&self, ms: u64) -> u64 {
         self.clock.monotonic_ms().saturating_sub(ms)
     }
 }
@@ -565,9 +565,10 @@ impl Taker<'_> {
         };
         while decided.is_none() {
             counted = true;
-            let (ballot, value) = slot::ballot(store, keys, k, own.clone(), shape.known_format)?;
-            own_ballots.push(ballot);
-            decided = value;
+            if let slot::Ballot::Ran(ballot, value) = slot::ballot(store, keys, k, own.clone(), shape.known_format)? {
+                own_ballots.push(ballot);
+                decided = value;
+            }
             if decided.is_none() {
                 if applied(store, keys, k, &shape)? {
                     return self.answer_from_views(env, keys, &own_ballots);
@@ -863,8 +864,10 @@ fn take_over<S: KeyValue, C: Clock>(
 ) -> Result<TakeOver, Error> {
     let (store, shape) = (env.store, env.shape());
     let m = previous.slot() + 1;
-    let (ballot, value) = slot::ballot(store, keys, m, Value::void(), shape.known_format)?;
-    let Some(value) = value else { return Ok(TakeOver::Contended) };
+    let slot::Ballot::Ran(ballot, Some(value)) = slot::ballot(store, keys, m, Value::void(), shape.known_format)?
+    else {
+        return Ok(TakeOver::Contended);
+    };
     if applied(store, keys, m, &shape)? {
         // Too late: whatever we wrote for the slot has no reader; clear it as the applier did.
         slot::clear(store, keys, m, &[ballot], true)?;

@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Internal};
 use crate::log::op::Op;
-use crate::store::{KeyValue, TenantKeys};
+use crate::store::{KeyValue, TenantKeys, CONTENDED};
 
 /// What a slot may decide: the taker's operation, or nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,21 +172,41 @@ pub fn propose_own<S: KeyValue>(
     Ok((None, handed_out))
 }
 
+/// What one attempt at a ballot came to.
+#[derive(Debug)]
+pub enum Ballot {
+    /// Ballot `b` ran: `Some(value)`, `value` is decided; `None`, a higher ballot is under way, try
+    /// again later. The caller removes `b`'s registers once the slot is applied.
+    Ran(u64, Option<Value>),
+    /// No ballot was handed out: another writer moved the ballot counter between the backend's
+    /// read and its conditional write (Spin's DynamoDB), and nothing was written. Another writer
+    /// is running a ballot; try again later, as after `Ran(_, None)`.
+    Contended,
+}
+
 /// Runs one ballot for `slot`, proposing `own` unless a value may already be decided.
-/// `Some(value)`: `value` is decided. `None`: a higher ballot is under way; try again later.
-/// Returns the ballot too, so that the caller can remove its registers once the slot is applied.
+///
+/// A contended counter is answered at once, not retried until the request's deadline: the writers
+/// that run ballots hold slots of their own and wait for the slot's outcome much longer than a
+/// request waits to join the log, and to them contention means what a higher ballot means.
+/// (Answered as a failure once the deadline had passed, it ended writes that held a slot with 503
+/// `WriteOutcomeUnknown` while the log was busy and well.) Safe either way: a contended `increment`
+/// wrote nothing, and one that took effect after all hands out a ballot nobody runs.
 pub fn ballot<S: KeyValue>(
     store: &S,
     keys: &TenantKeys,
     slot: u64,
     own: Value,
     known_format: u32,
-) -> Result<(u64, Option<Value>), Error> {
-    let b = u64::try_from(store.increment(&keys.ballots(slot), 1)?).map_err(|_| Internal::CorruptRecord)?;
+) -> Result<Ballot, Error> {
+    let b = match store.increment_or_contended(&keys.ballots(slot), 1) {
+        Err(Internal::Store(kind)) if kind == CONTENDED => return Ok(Ballot::Contended),
+        counter => u64::try_from(counter?).map_err(|_| Internal::CorruptRecord)?,
+    };
     store.set(&keys.promise(slot, b), b"p")?;
     let handed_out = ballots(store, keys, slot)?;
     if any_above(store, keys, slot, b, handed_out)? {
-        return Ok((b, None));
+        return Ok(Ballot::Ran(b, None));
     }
     let mut best: Option<Value> = None;
     for other in (0..b).rev() {
@@ -199,9 +219,9 @@ pub fn ballot<S: KeyValue>(
     store.set(&keys.accepted(slot, b), &encode(b, &value)?)?;
     let handed_out = ballots(store, keys, slot)?;
     if any_above(store, keys, slot, b, handed_out)? {
-        return Ok((b, None));
+        return Ok(Ballot::Ran(b, None));
     }
-    Ok((b, Some(value)))
+    Ok(Ballot::Ran(b, Some(value)))
 }
 
 /// Removes the slot's registers once it is applied: the intent, and when ballots were handed out
@@ -230,6 +250,20 @@ mod tests {
     use crate::name::TenantId;
     use crate::store::MemoryStore;
 
+    /// A ballot that ran (the stores here are never contended).
+    fn ran(
+        store: &MemoryStore,
+        keys: &TenantKeys,
+        slot: u64,
+        own: Value,
+        known: u32,
+    ) -> Result<(u64, Option<Value>), Error> {
+        match ballot(store, keys, slot, own, known)? {
+            Ballot::Ran(b, value) => Ok((b, value)),
+            Ballot::Contended => panic!("a memory store is never contended"),
+        }
+    }
+
     fn keys() -> TenantKeys {
         TenantKeys::new(&TenantId::parse("acme").unwrap())
     }
@@ -253,11 +287,11 @@ mod tests {
     fn a_takeover_adopts_a_written_intent_and_voids_an_empty_slot() {
         let store = MemoryStore::new();
         propose_own(&store, &keys(), 1, &intent()).unwrap();
-        assert_eq!(ballot(&store, &keys(), 1, Value::void(), 1).unwrap().1, Some(intent()));
-        assert_eq!(ballot(&store, &keys(), 2, Value::void(), 1).unwrap().1, Some(Value::void()));
+        assert_eq!(ran(&store, &keys(), 1, Value::void(), 1).unwrap().1, Some(intent()));
+        assert_eq!(ran(&store, &keys(), 2, Value::void(), 1).unwrap().1, Some(Value::void()));
         // The taker of slot 2 comes back: its own proposal can no longer win.
         assert_eq!(propose_own(&store, &keys(), 2, &intent()).unwrap().0, None);
-        assert_eq!(ballot(&store, &keys(), 2, intent(), 1).unwrap().1, Some(Value::void()));
+        assert_eq!(ran(&store, &keys(), 2, intent(), 1).unwrap().1, Some(Value::void()));
     }
 
     #[test]
@@ -268,7 +302,7 @@ mod tests {
         store.increment(&keys().ballots(3), 1).unwrap();
         store.set(&keys().promise(3, 2), b"p").unwrap();
         // Ballot 3 (the next) sees ballot 2 below it and goes ahead; an owner now must learn.
-        assert_eq!(ballot(&store, &keys(), 3, Value::void(), 1).unwrap(), (3, Some(Value::void())));
+        assert_eq!(ran(&store, &keys(), 3, Value::void(), 1).unwrap(), (3, Some(Value::void())));
         assert_eq!(propose_own(&store, &keys(), 3, &intent()).unwrap().0, None);
         clear(&store, &keys(), 3, &[], true).unwrap();
         assert!(store.dump().is_empty(), "{:?}", store.dump().keys());
@@ -283,13 +317,13 @@ mod tests {
         let store = MemoryStore::new();
         propose_own(&store, &keys(), 4, &intent()).unwrap();
         // A takeover that ran ballot 1 through: decided the intent.
-        assert_eq!(ballot(&store, &keys(), 4, Value::void(), 1).unwrap(), (1, Some(intent())));
+        assert_eq!(ran(&store, &keys(), 4, Value::void(), 1).unwrap(), (1, Some(intent())));
         // Its first promise write, delayed on the wire, lands now.
         store.set(&keys().promise(4, 1), b"p").unwrap();
         // Someone deletes the intent early would be a bug elsewhere; here ballot 2 must find
         // ballot 1's value even without the intent.
         store.delete(&keys().intent(4)).unwrap();
-        assert_eq!(ballot(&store, &keys(), 4, Value::void(), 1).unwrap(), (2, Some(intent())));
+        assert_eq!(ran(&store, &keys(), 4, Value::void(), 1).unwrap(), (2, Some(intent())));
     }
 
     /// An intent left in flight by a node of the release before log formats, stopped for the
@@ -299,14 +333,14 @@ mod tests {
         let store = MemoryStore::new();
         let old = serde_json::json!({"b": 0, "accepted": [0, Proposal::Intent(op())]});
         store.set(&keys().intent(6), &serde_json::to_vec(&old).unwrap()).unwrap();
-        assert_eq!(ballot(&store, &keys(), 6, Value::void(), 1).unwrap(), (1, Some(intent())));
+        assert_eq!(ran(&store, &keys(), 6, Value::void(), 1).unwrap(), (1, Some(intent())));
     }
 
     #[test]
     fn a_value_of_an_unknown_format_is_never_adopted() {
         let store = MemoryStore::new();
         propose_own(&store, &keys(), 5, &Value { format: 2, ..intent() }).unwrap();
-        assert_eq!(ballot(&store, &keys(), 5, Value::void(), 1).unwrap_err(), Error::LogFormatUnknown);
-        assert_eq!(ballot(&store, &keys(), 5, Value::void(), 2).unwrap().1, Some(Value { format: 2, ..intent() }));
+        assert_eq!(ran(&store, &keys(), 5, Value::void(), 1).unwrap_err(), Error::LogFormatUnknown);
+        assert_eq!(ran(&store, &keys(), 5, Value::void(), 2).unwrap().1, Some(Value { format: 2, ..intent() }));
     }
 }
