@@ -14,6 +14,20 @@ pub trait Clock {
     /// Milliseconds on a clock that never goes backwards (since an arbitrary origin): for durations.
     fn monotonic_ms(&self) -> u64;
     fn sleep(&self, duration: Duration);
+    /// A pause in `[1, ceiling]` ms drawn at random, to spread writers that collided ("full
+    /// jitter"). The schedule tests' clock draws deterministically, so that a schedule replays.
+    fn jitter_ms(&self, ceiling: u64) -> u64 {
+        jitter_below(ceiling)
+    }
+}
+
+/// A pause in `[1, ceiling]` ms, drawn at random (the ceiling itself when no randomness is to be had).
+pub fn jitter_below(ceiling: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => 1 + u64::from_le_bytes(bytes) % ceiling.max(1),
+        Err(_) => ceiling,
+    }
 }
 
 /// A clock set by hand, for tests that step time themselves: both readings are the time last set,

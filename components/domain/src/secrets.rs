@@ -130,7 +130,7 @@ pub(crate) fn commit<S: KeyValue, C: Clock>(
                 if env.elapsed_since(started) >= env.policy.max_wait.as_millis() as u64 {
                     return Err(env.policy.busy());
                 }
-                env.clock.sleep(Duration::from_millis(contention.next_ms()));
+                env.clock.sleep(Duration::from_millis(contention.next_ms(|ceiling| env.clock.jitter_ms(ceiling))));
             }
             answer => return answer,
         }

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
+use crate::clock::jitter_below;
 use crate::error::Internal;
 use crate::name::TenantId;
 
@@ -341,6 +342,71 @@ impl<S: KeyValue + ?Sized> KeyValue for &S {
     }
 }
 
+/// A store that passes calls on to another and changes a few: it names its inner store and
+/// overrides only the calls it changes (the test stores that contend, pause, count or play another
+/// request between two calls). Wrapped in [`Forwarding`], it is a [`KeyValue`].
+pub trait Forward {
+    type Inner: KeyValue;
+    fn inner(&self) -> &Self::Inner;
+    fn get(&self, key: &Key) -> StoreResult<Option<Vec<u8>>> {
+        self.inner().get(key)
+    }
+    fn set(&self, key: &Key, value: &[u8]) -> StoreResult<()> {
+        self.inner().set(key, value)
+    }
+    fn delete(&self, key: &Key) -> StoreResult<()> {
+        self.inner().delete(key)
+    }
+    fn exists(&self, key: &Key) -> StoreResult<bool> {
+        self.inner().exists(key)
+    }
+    fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+        self.inner().increment(key, delta)
+    }
+    /// As [`KeyValue`]'s: through this store's own `increment` (so that a hook on `increment`
+    /// sees the write log's counters too).
+    fn increment_or_contended(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+        self.increment(key, delta)
+    }
+    fn keys(&self) -> StoreResult<Vec<String>> {
+        self.inner().keys()
+    }
+}
+
+/// A [`Forward`] as a store.
+pub struct Forwarding<F>(pub F);
+
+impl<F: Forward> KeyValue for Forwarding<F> {
+    fn get(&self, key: &Key) -> StoreResult<Option<Vec<u8>>> {
+        self.0.get(key)
+    }
+    fn set(&self, key: &Key, value: &[u8]) -> StoreResult<()> {
+        self.0.set(key, value)
+    }
+    fn delete(&self, key: &Key) -> StoreResult<()> {
+        self.0.delete(key)
+    }
+    fn exists(&self, key: &Key) -> StoreResult<bool> {
+        self.0.exists(key)
+    }
+    fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+        self.0.increment(key, delta)
+    }
+    fn increment_or_contended(&self, key: &Key, delta: i64) -> StoreResult<i64> {
+        self.0.increment_or_contended(key, delta)
+    }
+    fn keys(&self) -> StoreResult<Vec<String>> {
+        self.0.keys()
+    }
+}
+
+impl<F> std::ops::Deref for Forwarding<F> {
+    type Target = F;
+    fn deref(&self) -> &F {
+        &self.0
+    }
+}
+
 /// Retries a call that failed with a backend error, after short pauses, before giving up; and an
 /// `increment` refused because another writer moved the counter first, with jittered backoff until
 /// the request's deadline.
@@ -382,7 +448,7 @@ impl<S> Retrying<S> {
                     None => return outcome,
                 },
                 Err(Internal::Store(kind)) if kind == CONTENDED => {
-                    let pause = contention.next_ms();
+                    let pause = contention.next_ms(jitter_below);
                     match self.deadline {
                         Some(deadline)
                             if std::time::Instant::now() + std::time::Duration::from_millis(pause) < deadline =>
@@ -426,20 +492,12 @@ impl ContentionBackoff {
         ContentionBackoff { ceiling: Self::FIRST_MS }
     }
 
-    /// The next pause, in ms.
-    pub(crate) fn next_ms(&mut self) -> u64 {
-        let pause = jitter_below(self.ceiling);
+    /// The next pause, in ms, drawn by `draw` in `[1, ceiling]` (`clock::jitter_below`, or a
+    /// clock's own draw: `Clock::jitter_ms`).
+    pub(crate) fn next_ms(&mut self, draw: impl FnOnce(u64) -> u64) -> u64 {
+        let pause = draw(self.ceiling);
         self.ceiling = (self.ceiling * 2).min(Self::CAP_MS);
         pause
-    }
-}
-
-/// A pause in `[1, ceiling]` ms, drawn at random (the ceiling itself when no randomness is to be had).
-fn jitter_below(ceiling: u64) -> u64 {
-    let mut bytes = [0u8; 8];
-    match getrandom::fill(&mut bytes) {
-        Ok(()) => 1 + u64::from_le_bytes(bytes) % ceiling.max(1),
-        Err(_) => ceiling,
     }
 }
 

@@ -4,11 +4,13 @@
 //!   per writer (none, a pause at any store call, a death at any store call, a pause then a death,
 //!   a pause then another pause), every single failed call whose effect lands at once, a window
 //!   later or never, and every single preemption of the earliest-ready order; it prints how many
-//!   schedules ran;
+//!   schedules ran; and the same again with Spin's DynamoDB `increment` (a read, then a write
+//!   conditioned on it), where writers contend for `P:seq` and for a stalled slot's ballots;
 //! - a random explorer (proptest, which shrinks a failing schedule to a minimal one): up to 30
 //!   writers on four names, logs longer than the window and the outcome memory, up to two faults
 //!   per writer (pauses of up to six leases, writers held while a hundred leases pass, deaths,
-//!   failed calls that land later or never), wall-clock steps, and shapes from 1 to 8 outcomes.
+//!   failed calls that land later or never), wall-clock steps, and shapes from 1 to 8 outcomes;
+//!   three in ten with Spin's DynamoDB `increment`, which contention can refuse.
 //!   `REGSECRETS_SCHEDULES=N` sets how many (default 200); the soak, `cargo test --release -p
 //!   domain soak -- --ignored` with `REGSECRETS_SOAK=1000000`, runs as many and prints the count
 //!   and the fault classes met at each kind of store call.
@@ -30,6 +32,9 @@ use super::Shape;
 enum Hit {
     /// Held for this many tenths of a lease.
     Pause(u64),
+    /// Held for this many milliseconds: a stall inside a call (between the read and the
+    /// conditional write of DynamoDB's `increment`, say).
+    Hold(u64),
     Death,
     /// The call fails on the writer's side; its effect lands this many tenths of a lease later
     /// (`None`: never).
@@ -53,6 +58,9 @@ struct Schedule {
     faults: Vec<Planned>,
     preempt: Option<(usize, usize)>,
     wall_step: Option<(u64, i64)>,
+    /// Increments as Spin's DynamoDB makes them: a read, then a conditional write that another
+    /// writer's increment in between refuses as contention (`Sim::dynamo`).
+    dynamo: bool,
 }
 
 /// What each fault class met, by the kind of store call it met it at (`set v`, `get s`, …).
@@ -63,6 +71,7 @@ fn class(hit: Hit, second: bool) -> &'static str {
         (Hit::Pause(t), _) if t >= 100 => "held across many slots",
         (Hit::Pause(_), false) => "pause",
         (Hit::Pause(_), true) => "second pause",
+        (Hit::Hold(_), _) => "short stall",
         (Hit::Death, false) => "death",
         (Hit::Death, true) => "death after a pause",
         (Hit::Fail(Some(_)), _) => "failed call, effect later",
@@ -90,6 +99,8 @@ struct Met {
     left_for_the_sweep: usize,
     swept_keys: usize,
     landed_late: usize,
+    /// Increments refused for contention (DynamoDB schedules): of `P:seq`, of ballot counters.
+    contended: (usize, usize),
 }
 
 impl Met {
@@ -100,12 +111,17 @@ impl Met {
         self.left_for_the_sweep += other.left_for_the_sweep;
         self.swept_keys += other.swept_keys;
         self.landed_late += other.landed_late;
+        self.contended.0 += other.contended.0;
+        self.contended.1 += other.contended.1;
     }
 }
 
 /// Runs one schedule and checks it.
 fn run(schedule: &Schedule, coverage: Option<&Mutex<Coverage>>) -> Met {
     let mut run = Run::seeded(schedule.shape, &["n0", "n1"]);
+    if schedule.dynamo {
+        run.sim.dynamo();
+    }
     let ids: Vec<usize> = schedule.writers.iter().map(|(kind, name)| run.op(*kind, &format!("n{name}"))).collect();
     let mut pending: Vec<(Planned, bool)> = Vec::new();
     for (i, fault) in schedule.faults.iter().enumerate() {
@@ -142,6 +158,7 @@ fn run(schedule: &Schedule, coverage: Option<&Mutex<Coverage>>) -> Met {
         }
         match planned.hit {
             Hit::Pause(tenths) => sim.hold(id, sim.now() + LEASE * tenths / 10),
+            Hit::Hold(ms) => sim.hold(id, sim.now() + ms),
             Hit::Death => sim.kill(id),
             Hit::Fail(lands) => sim.fail_next(id, lands.map(|t| sim.now() + LEASE * t / 10)),
         }
@@ -157,6 +174,7 @@ fn run(schedule: &Schedule, coverage: Option<&Mutex<Coverage>>) -> Met {
         left_for_the_sweep: usize::from(checked.swept > 0),
         swept_keys: checked.swept,
         landed_late: finished.sim.landed(),
+        contended: finished.sim.contended(),
         ..Met::default()
     };
     tally(&finished.answers, &mut met.answers);
@@ -164,8 +182,11 @@ fn run(schedule: &Schedule, coverage: Option<&Mutex<Coverage>>) -> Met {
 }
 
 /// The store calls a writer makes in a fault-free run of this configuration, at most.
-fn calls_made(shape: Shape, writers: &[(Kind, usize)]) -> usize {
+fn calls_made(shape: Shape, writers: &[(Kind, usize)], dynamo: bool) -> usize {
     let mut run = Run::seeded(shape, &["n0", "n1"]);
+    if dynamo {
+        run.sim.dynamo();
+    }
     for (kind, name) in writers {
         run.op(*kind, &format!("n{name}"));
     }
@@ -196,8 +217,7 @@ fn faults_of(writer: usize, calls: usize, pairs: bool) -> Vec<Vec<Planned>> {
 /// most, at its first eight calls, and three writers one each at their first four;
 /// `REGSECRETS_EXHAUSTIVE=full` gives the second writer every pair too, and three writers their
 /// first six calls (about 100,000 schedules, ten minutes on two cores).
-#[test]
-fn every_small_schedule_within_the_bounds_keeps_every_invariant() {
+fn exhaustive(dynamo: bool) -> (usize, Met) {
     let full = std::env::var("REGSECRETS_EXHAUSTIVE").is_ok_and(|v| v == "full");
     let configurations: [&[(Kind, usize)]; 3] = [
         &[(Kind::Modify, 0), (Kind::Create, 2)],
@@ -208,14 +228,21 @@ fn every_small_schedule_within_the_bounds_keeps_every_invariant() {
     let mut met = Met::default();
     let mut add = |m: Met| met.add(m);
     for writers in configurations {
-        let calls = calls_made(SMALL, writers);
+        let calls = calls_made(SMALL, writers, dynamo);
         // Faults of both writers, every combination (pauses are at most 2.5 leases, so the
         // writers meet each other's stalls and takeovers).
         for a in faults_of(0, calls, true) {
             for b in faults_of(1, calls.min(8), full) {
                 let faults = a.iter().chain(&b).copied().collect();
                 add(run(
-                    &Schedule { shape: SMALL, writers: writers.to_vec(), faults, preempt: None, wall_step: None },
+                    &Schedule {
+                        shape: SMALL,
+                        writers: writers.to_vec(),
+                        faults,
+                        preempt: None,
+                        wall_step: None,
+                        dynamo,
+                    },
                     None,
                 ));
                 schedules += 1;
@@ -229,7 +256,14 @@ fn every_small_schedule_within_the_bounds_keeps_every_invariant() {
                     for preempt in std::iter::once(None).chain((0..12).map(|t| Some((t, 1)))) {
                         let faults = vec![Planned { writer, at, hit: Hit::Fail(lands) }];
                         add(run(
-                            &Schedule { shape: SMALL, writers: writers.to_vec(), faults, preempt, wall_step: None },
+                            &Schedule {
+                                shape: SMALL,
+                                writers: writers.to_vec(),
+                                faults,
+                                preempt,
+                                wall_step: None,
+                                dynamo,
+                            },
                             None,
                         ));
                         schedules += 1;
@@ -253,14 +287,61 @@ fn every_small_schedule_within_the_bounds_keeps_every_invariant() {
             for c in single(2) {
                 let faults = a.iter().chain(&b).chain(&c).copied().collect();
                 add(run(
-                    &Schedule { shape: SMALL, writers: writers.to_vec(), faults, preempt: None, wall_step: None },
+                    &Schedule {
+                        shape: SMALL,
+                        writers: writers.to_vec(),
+                        faults,
+                        preempt: None,
+                        wall_step: None,
+                        dynamo,
+                    },
                     None,
                 ));
                 schedules += 1;
             }
         }
     }
+    if dynamo {
+        // Takeovers racing: writer 0 dies at any of its calls; writers 1 and 2, behind it in a
+        // window of 4, are each stalled a few milliseconds at any of their calls, so that both
+        // take a stalled slot over at once and one loses the slot's ballot counter to the other.
+        let shape = Shape { window: 4, ..SMALL };
+        let writers = [(Kind::Create, 2), (Kind::Create, 3), (Kind::Modify, 0)];
+        let calls = calls_made(shape, &writers, true);
+        for death in 1..=calls {
+            for (writer, at, ms) in (1..=2).flat_map(|w| (1..=calls).flat_map(move |c| [2, 5].map(|ms| (w, c, ms)))) {
+                let faults =
+                    vec![Planned { writer: 0, at: death, hit: Hit::Death }, Planned { writer, at, hit: Hit::Hold(ms) }];
+                let schedule =
+                    Schedule { shape, writers: writers.to_vec(), faults, preempt: None, wall_step: None, dynamo };
+                let met = run(&schedule, None);
+                // No call fails here and nobody waits long: every write that took a slot learns
+                // its outcome (a lost ballot counter is no failure).
+                assert!(!met.answers.contains_key("503 WriteOutcomeUnknown"), "{schedule:?}: {met:?}");
+                add(met);
+                schedules += 1;
+            }
+        }
+    }
+    (schedules, met)
+}
+
+#[test]
+fn every_small_schedule_within_the_bounds_keeps_every_invariant() {
+    let (schedules, met) = exhaustive(false);
     eprintln!("exhaustive bounded search: {schedules} schedules, every invariant held; {met:?}");
+}
+
+/// The same search with Spin's DynamoDB `increment` (a read, then a conditional write): writers
+/// that take slots together contend for `P:seq`, and writers that take a stalled slot over
+/// together contend for its ballot counter; a contended writer goes back to the admission check
+/// (`secrets::commit`) or watches the other ballot (`log::take_over`), and may answer 503
+/// `TenantBusy` only with nothing written.
+#[test]
+fn every_small_schedule_with_dynamodb_increments_keeps_every_invariant() {
+    let (schedules, met) = exhaustive(true);
+    assert!(met.contended.0 > 0 && met.contended.1 > 0, "contention for P:seq and for a ballot counter: {met:?}");
+    eprintln!("exhaustive bounded search, DynamoDB increments: {schedules} schedules, every invariant held; {met:?}");
 }
 
 fn hit() -> impl Strategy<Value = Hit> {
@@ -300,9 +381,16 @@ fn schedule() -> impl Strategy<Value = Schedule> {
                 kept
             });
             let wall = prop::option::of((0u64..3 * LEASE, prop_oneof![Just(-7_200_000i64), Just(7_200_000)]));
-            (Just(shape), Just(writers), faults, wall)
+            (Just(shape), Just(writers), faults, wall, prop::bool::weighted(0.3))
         })
-        .prop_map(|(shape, writers, faults, wall_step)| Schedule { shape, writers, faults, preempt: None, wall_step })
+        .prop_map(|(shape, writers, faults, wall_step, dynamo)| Schedule {
+            shape,
+            writers,
+            faults,
+            preempt: None,
+            wall_step,
+            dynamo,
+        })
 }
 
 fn explore(cases: u32, coverage: Option<&Mutex<Coverage>>) -> Met {

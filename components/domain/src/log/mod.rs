@@ -20,7 +20,14 @@
 //!   connection), and the store wrapper repeats failed calls (`store::Retrying`), so a call may
 //!   take effect twice;
 //! - **T2, pauses and deaths**: any writer may pause for any time or die between any two calls,
-//!   and carry on afterwards as if nothing happened; clocks may step.
+//!   and carry on afterwards as if nothing happened; clocks may step;
+//! - **T3, refused increments**: Spin's DynamoDB makes `increment` a read and then a write
+//!   conditioned on the value read, and refuses it (contention, nothing written) when another
+//!   writer moved the counter in between. M3 holds for the increments that answer. A writer refused
+//!   on `P:seq` holds no slot and goes back to its admission check (`secrets::commit`); one refused
+//!   on a slot's ballot counter holds no ballot and watches the other writer's takeover as it would
+//!   a higher ballot (`slot::Ballot::Contended`). Neither is a failure, and neither ends a write
+//!   that holds a slot. The schedule tests model it (`sim::Sim::dynamo`).
 //!
 //! Three rules make T1 harmless: **every register is written with one value only** (a slot's
 //! intent, each ballot's promise and accepted value have keys of their own, `slot.rs`; a record is

@@ -3,7 +3,9 @@
 //! sleeps. The test decides who goes next, on a virtual clock: so any interleaving of store calls
 //! can be replayed exactly, with pauses of any length, deaths (an actor that is never resumed),
 //! steps of the wall clock, and store calls that fail on the actor's side while their effect
-//! reaches the store later (or never): [`Sim::fail_next`].
+//! reaches the store later (or never): [`Sim::fail_next`]. With [`Sim::dynamo`], `increment` is
+//! Spin's on DynamoDB: a read, and in a later turn a write conditioned on the value read, refused
+//! as contention (nothing written) when another actor moved the counter in between.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::error::Internal;
-use crate::store::{Key, KeyValue, MemoryStore, StoreResult, BACKEND_ERROR};
+use crate::store::{Key, KeyValue, MemoryStore, StoreResult, BACKEND_ERROR, CONTENDED};
 
 /// What an actor is about to do when it waits for its turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,8 @@ enum Effect {
     Set(Key, Vec<u8>),
     Delete(Key),
     Increment(Key, i64),
+    /// DynamoDB's conditional write of a counter: `delta` is added only if it still holds `read`.
+    IncrementFrom(Key, Option<u64>, i64),
 }
 
 struct State {
@@ -68,6 +72,10 @@ struct State {
     landed: usize,
     /// Every view written, by whom: (actor, slot, bytes).
     views: Vec<(usize, u64, Vec<u8>)>,
+    /// `increment` as Spin's DynamoDB backend makes it (see the module doc).
+    dynamo: bool,
+    /// How many increments were refused for contention: of `P:seq`, and of ballot counters.
+    contended: (usize, usize),
 }
 
 pub struct Sim {
@@ -95,6 +103,8 @@ impl Sim {
                 delayed: Vec::new(),
                 landed: 0,
                 views: Vec::new(),
+                dynamo: false,
+                contended: (0, 0),
             }),
             wake: Condvar::new(),
             store: MemoryStore::new(),
@@ -103,6 +113,16 @@ impl Sim {
 
     pub fn now(&self) -> u64 {
         self.state.lock().unwrap().now
+    }
+
+    /// Makes every `increment` from now on Spin's DynamoDB one (see the module doc).
+    pub fn dynamo(&self) {
+        self.state.lock().unwrap().dynamo = true;
+    }
+
+    /// How many increments were refused for contention so far: of `P:seq`, of ballot counters.
+    pub fn contended(&self) -> (usize, usize) {
+        self.state.lock().unwrap().contended
     }
 
     /// Steps the wall clock by `ms` (negative: backwards). Durations do not see it.
@@ -212,6 +232,10 @@ impl Sim {
                 Effect::Set(key, value) => self.store.set(&key, &value),
                 Effect::Delete(key) => self.store.delete(&key),
                 Effect::Increment(key, delta) => self.store.increment(&key, delta).map(|_| ()),
+                Effect::IncrementFrom(key, read, delta) => match self.store.counter(&key) {
+                    Ok(now) if now == read => self.store.increment(&key, delta).map(|_| ()),
+                    _ => Ok(()),
+                },
             };
         }
     }
@@ -306,8 +330,25 @@ impl KeyValue for SimStore {
         self.sim.store.exists(key)
     }
     fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
-        self.turn("increment", key, Some(Effect::Increment(key.clone(), delta)))?;
-        let value = self.sim.store.increment(key, delta)?;
+        let value = if self.sim.state.lock().unwrap().dynamo {
+            // A consistent read, then (another turn) a transaction conditioned on the value read.
+            self.turn("increment (read)", key, None)?;
+            let read = self.sim.store.counter(key)?;
+            self.turn("increment", key, Some(Effect::IncrementFrom(key.clone(), read, delta)))?;
+            if self.sim.store.counter(key)? != read {
+                let mut state = self.sim.state.lock().unwrap();
+                if key.as_str().ends_with(":seq") {
+                    state.contended.0 += 1;
+                } else {
+                    state.contended.1 += 1;
+                }
+                return Err(Internal::Store(CONTENDED.into()));
+            }
+            self.sim.store.increment(key, delta)?
+        } else {
+            self.turn("increment", key, Some(Effect::Increment(key.clone(), delta)))?;
+            self.sim.store.increment(key, delta)?
+        };
         if key.as_str().ends_with(":seq") {
             let mut state = self.sim.state.lock().unwrap();
             let actor = &mut state.actors[self.id];
@@ -340,5 +381,10 @@ impl Clock for SimClock {
     }
     fn sleep(&self, duration: Duration) {
         self.sim.yield_turn(self.id, duration.as_millis() as u64, Step::Sleep);
+    }
+    /// Deterministic, so that a schedule replays: from the actor and the virtual time.
+    fn jitter_ms(&self, ceiling: u64) -> u64 {
+        let seed = (self.id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.sim.now();
+        1 + seed.wrapping_mul(0xD1B5_4A32_D192_ED03).rotate_right(29) % ceiling.max(1)
     }
 }
