@@ -17,7 +17,7 @@ use crate::log::WritePolicy;
 use crate::name::TenantId;
 use crate::resolve::{ImageRef, Selector};
 use crate::secrets::{self, Env};
-use crate::store::{Key, KeyValue, MemoryStore, StoreResult};
+use crate::store::{Forward, Forwarding, Key, KeyValue, MemoryStore, StoreResult};
 
 /// A clock that records the pauses asked of it.
 #[derive(Default)]
@@ -76,7 +76,11 @@ struct Reader<'a> {
     gone: &'a AtomicUsize,
 }
 
-impl KeyValue for Reader<'_> {
+impl Forward for Reader<'_> {
+    type Inner = MemoryStore;
+    fn inner(&self) -> &MemoryStore {
+        self.inner
+    }
     fn get(&self, key: &Key) -> StoreResult<Option<Vec<u8>>> {
         let value = self.inner.get(key)?;
         if let (true, Some(written)) = (key.as_str().contains(":v:"), self.dawdle_behind) {
@@ -89,21 +93,6 @@ impl KeyValue for Reader<'_> {
             self.gone.fetch_add(1, Ordering::Relaxed);
         }
         Ok(value)
-    }
-    fn set(&self, key: &Key, value: &[u8]) -> StoreResult<()> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &Key) -> StoreResult<()> {
-        self.inner.delete(key)
-    }
-    fn exists(&self, key: &Key) -> StoreResult<bool> {
-        self.inner.exists(key)
-    }
-    fn increment(&self, key: &Key, delta: i64) -> StoreResult<i64> {
-        self.inner.increment(key, delta)
-    }
-    fn keys(&self) -> StoreResult<Vec<String>> {
-        self.inner.keys()
     }
 }
 
@@ -171,7 +160,7 @@ fn export_and_lookup_under_a_writer_that_never_stops_answer_a_version_or_503_nev
                 let (ring, store, written, deleting, done, gone, selector) =
                     (&ring, &store, &written, &deleting, &done, &gone, &selector);
                 scope.spawn(move || {
-                    let reader = Reader { inner: store, dawdle_behind: dawdles.then_some(written), gone };
+                    let reader = Forwarding(Reader { inner: store, dawdle_behind: dawdles.then_some(written), gone });
                     let env = Env { store: &reader, clock: &SystemClock, policy: WritePolicy::default() };
                     let mut tally = Tally::default();
                     while !done.load(Ordering::SeqCst) {

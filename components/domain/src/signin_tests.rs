@@ -14,7 +14,7 @@ use crate::clock::{Clock, ManualClock};
 use crate::identity::session::caller;
 use crate::jwks::encode_member;
 use crate::net::{FetchError, Fetched};
-use crate::store::MemoryStore;
+use crate::store::{Forward, Forwarding, MemoryStore};
 
 const ISSUER: &str = "https://idp.test";
 const CLIENT: &str = "console-client";
@@ -220,21 +220,10 @@ impl TestStore {
     }
 }
 
-impl KeyValue for TestStore {
-    fn get(&self, key: &crate::store::Key) -> crate::store::StoreResult<Option<Vec<u8>>> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &crate::store::Key, value: &[u8]) -> crate::store::StoreResult<()> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &crate::store::Key) -> crate::store::StoreResult<()> {
-        self.inner.delete(key)
-    }
-    fn exists(&self, key: &crate::store::Key) -> crate::store::StoreResult<bool> {
-        self.inner.exists(key)
-    }
-    fn increment(&self, key: &crate::store::Key, delta: i64) -> crate::store::StoreResult<i64> {
-        self.inner.increment(key, delta)
+impl Forward for TestStore {
+    type Inner = MemoryStore;
+    fn inner(&self) -> &MemoryStore {
+        &self.inner
     }
     fn keys(&self) -> crate::store::StoreResult<Vec<String>> {
         *self.listings.lock().unwrap() += 1;
@@ -243,7 +232,7 @@ impl KeyValue for TestStore {
 }
 
 struct World {
-    store: TestStore,
+    store: Forwarding<TestStore>,
     provider: Provider,
     clock: ManualClock,
     keyring: Result<Keyring, Error>,
@@ -280,7 +269,7 @@ impl Answer {
 impl World {
     fn new() -> World {
         World {
-            store: TestStore::default(),
+            store: Forwarding(TestStore::default()),
             provider: Provider::new(),
             clock: ManualClock::at(T0),
             keyring: Keyring::parse("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
@@ -738,23 +727,15 @@ fn a_sign_out_during_a_refresh_is_not_undone_by_the_refresh() {
 /// The world's store, with a hook run right after the first `increment` of one key once armed:
 /// another request's steps, played between two steps of this one.
 struct Interleaved<'w> {
-    inner: &'w TestStore,
+    inner: &'w Forwarding<TestStore>,
     key: crate::store::Key,
     hook: Mutex<Option<Box<dyn FnOnce() + 'w>>>,
 }
 
-impl KeyValue for Interleaved<'_> {
-    fn get(&self, key: &crate::store::Key) -> crate::store::StoreResult<Option<Vec<u8>>> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &crate::store::Key, value: &[u8]) -> crate::store::StoreResult<()> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &crate::store::Key) -> crate::store::StoreResult<()> {
-        self.inner.delete(key)
-    }
-    fn exists(&self, key: &crate::store::Key) -> crate::store::StoreResult<bool> {
-        self.inner.exists(key)
+impl Forward for Interleaved<'_> {
+    type Inner = Forwarding<TestStore>;
+    fn inner(&self) -> &Forwarding<TestStore> {
+        self.inner
     }
     fn increment(&self, key: &crate::store::Key, delta: i64) -> crate::store::StoreResult<i64> {
         let value = self.inner.increment(key, delta)?;
@@ -764,9 +745,6 @@ impl KeyValue for Interleaved<'_> {
             }
         }
         Ok(value)
-    }
-    fn keys(&self) -> crate::store::StoreResult<Vec<String>> {
-        self.inner.keys()
     }
 }
 
@@ -783,7 +761,7 @@ fn a_callback_does_not_delete_a_later_login_that_took_its_slot_meanwhile() {
     let (state_a, code_a) = world.login();
     let slot = console_login_slot(&state_a);
     let later: Mutex<Option<(String, String)>> = Mutex::new(None);
-    let store = Interleaved {
+    let store = Forwarding(Interleaved {
         inner: &world.store,
         key: console_login_counter(slot),
         hook: Mutex::new(Some(Box::new(|| loop {
@@ -794,7 +772,7 @@ fn a_callback_does_not_delete_a_later_login_that_took_its_slot_meanwhile() {
                 break;
             }
         }))),
-    };
+    });
     let cookie = format!("{LOGIN_COOKIE}={state_a}");
     let first =
         world.call_on(&store, "GET", &format!("{CALLBACK}?code={code_a}&state={state_a}"), &[("cookie", &cookie)]);
