@@ -87,7 +87,7 @@ fn assert_consistent(store: &MemoryStore, tenant: &str) {
     referenced.sort();
     assert_eq!(stored, referenced, "records in the store vs. records the view references");
     assert_eq!(under("s"), Vec::<String>::new(), "slot registers left behind");
-    // The log keeps the last `W + 1` views once quiet (`log`, "The keys").
+    // The log keeps the last `W + 1` views once quiet (`log`, "Layout").
     assert!(under("v").len() as u64 <= crate::store::WINDOW + 1, "views kept: {:?}", under("v"));
 }
 
@@ -501,5 +501,27 @@ fn a_takeover_that_loses_the_ballot_counter_late_in_the_request_waits_for_the_sl
     let written = create(&env(&late, 50), &admin("acme"), &ring, request("after", "pw")).unwrap();
     assert_eq!(written.version, 3, "slot 2 was voided, ours is 3");
     assert_eq!(contending.times.load(Ordering::SeqCst), 0, "the ballot counter was contended once");
+    assert_eq!(names(&store, &admin("acme")), vec!["after".to_owned(), "before".to_owned()]);
+}
+
+/// The taker of a slot that finds a takeover of it begun (a ballot handed out and promised: it
+/// was slow after taking the slot) runs a ballot for its own slot; when that ballot's counter is
+/// contended (DynamoDB: nothing written) after its request's wait to join the log has passed, it
+/// waits and tries again, as for a higher ballot, and its write applies: not 503
+/// `WriteOutcomeUnknown`.
+#[test]
+fn a_taker_that_loses_its_own_slot_s_ballot_counter_late_in_the_request_tries_again_and_applies() {
+    let store = MemoryStore::default();
+    let ring = keyring(&[("k1", 1)]);
+    create(&env(&store, 10_000), &admin("acme"), &ring, request("before", "pw")).unwrap();
+    let keys = TenantKeys::new(&TenantId::parse("acme").unwrap());
+    // A takeover of slot 2 has begun: ballot 1 handed out and promised, nothing accepted.
+    store.increment(&keys.ballots(2), 1).unwrap();
+    store.set(&keys.promise(2, 1), b"p").unwrap();
+    let contending = Contended::new(&store, ":n", None, 1);
+    let late = crate::store::Retrying::within(&contending, Duration::ZERO);
+    let written = create(&env(&late, 50), &admin("acme"), &ring, request("after", "pw")).unwrap();
+    assert_eq!(written.version, 2, "the taker's own slot decided its operation");
+    assert_eq!(contending.times.load(Ordering::SeqCst), 0, "its ballot counter was contended once");
     assert_eq!(names(&store, &admin("acme")), vec!["after".to_owned(), "before".to_owned()]);
 }

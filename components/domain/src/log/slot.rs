@@ -178,9 +178,10 @@ pub enum Ballot {
     /// Ballot `b` ran: `Some(value)`, `value` is decided; `None`, a higher ballot is under way, try
     /// again later. The caller removes `b`'s registers once the slot is applied.
     Ran(u64, Option<Value>),
-    /// No ballot was handed out: another writer moved the ballot counter between the backend's
-    /// read and its conditional write (Spin's DynamoDB), and nothing was written. Another writer
-    /// is running a ballot; try again later, as after `Ran(_, None)`.
+    /// No ballot was handed out and nothing was written: Spin's DynamoDB refused the counter's
+    /// conditional write, most often because another writer moved it in between (that writer is
+    /// running a ballot), else for a conflict with another transaction on the item. Either way try
+    /// again later, as after `Ran(_, None)`; a writer that stalls is taken over after a lease.
     Contended,
 }
 
