@@ -344,8 +344,9 @@ impl<S: KeyValue + ?Sized> KeyValue for &S {
 
 /// A store that passes calls on to another and changes a few: it names its inner store and
 /// overrides only the calls it changes (the test stores that contend, pause, count or play another
-/// request between two calls). Wrapped in [`Forwarding`], it is a [`KeyValue`].
-pub trait Forward {
+/// request between two calls). Wrapped in [`Forwarding`], it is a [`KeyValue`]. Tests only.
+#[cfg(test)]
+pub(crate) trait Forward {
     type Inner: KeyValue;
     fn inner(&self) -> &Self::Inner;
     fn get(&self, key: &Key) -> StoreResult<Option<Vec<u8>>> {
@@ -364,7 +365,8 @@ pub trait Forward {
         self.inner().increment(key, delta)
     }
     /// As [`KeyValue`]'s: through this store's own `increment` (so that a hook on `increment`
-    /// sees the write log's counters too).
+    /// sees the write log's counters too). So wrap a plain store, not a [`Retrying`], whose
+    /// `increment` retries the contention this call must answer at once.
     fn increment_or_contended(&self, key: &Key, delta: i64) -> StoreResult<i64> {
         self.increment(key, delta)
     }
@@ -374,8 +376,10 @@ pub trait Forward {
 }
 
 /// A [`Forward`] as a store.
-pub struct Forwarding<F>(pub F);
+#[cfg(test)]
+pub(crate) struct Forwarding<F>(pub F);
 
+#[cfg(test)]
 impl<F: Forward> KeyValue for Forwarding<F> {
     fn get(&self, key: &Key) -> StoreResult<Option<Vec<u8>>> {
         self.0.get(key)
@@ -400,6 +404,7 @@ impl<F: Forward> KeyValue for Forwarding<F> {
     }
 }
 
+#[cfg(test)]
 impl<F> std::ops::Deref for Forwarding<F> {
     type Target = F;
     fn deref(&self) -> &F {
